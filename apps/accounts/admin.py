@@ -1,0 +1,12 @@
+from django.contrib import admin
+
+from .models import ApiToken
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["user", "name", "prefix", "digest", "created_at", "last_used_at", "revoked_at"]
+
+    def has_add_permission(self, request):
+        return False  # tokens are created on the 'API tokens' page or with `manage.py api_token`, which show the secret once

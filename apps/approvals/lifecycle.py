@@ -1,0 +1,41 @@
+"""The lifecycle state machine: the one table of allowed stage transitions.
+
+Only `apps.approvals.services.version_transition` applies a transition; every other code path
+(forms, API, admin) calls it. Approval and quality gates hook into that function, not into this table.
+"""
+
+from django.db import models
+
+
+class Stage(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    STAGING = "staging", "Staging"
+    PRODUCTION = "production", "Production"
+    ARCHIVED = "archived", "Archived"
+
+
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    Stage.DRAFT: frozenset({Stage.STAGING, Stage.ARCHIVED}),
+    Stage.STAGING: frozenset({Stage.PRODUCTION, Stage.DRAFT, Stage.ARCHIVED}),
+    Stage.PRODUCTION: frozenset({Stage.ARCHIVED}),
+    Stage.ARCHIVED: frozenset({Stage.STAGING}),
+}
+
+
+class IllegalTransition(Exception):
+    def __init__(self, from_stage: str, to_stage: str):
+        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS.get(from_stage, ()))) or "none"
+        super().__init__(f"A {from_stage} version cannot move to {to_stage}; from {from_stage} it may move to: {allowed}.")
+        self.from_stage = from_stage
+        self.to_stage = to_stage
+
+
+def check_transition(from_stage: str, to_stage: str) -> None:
+    if to_stage not in Stage.values:
+        raise IllegalTransition(from_stage, to_stage)
+    if to_stage not in ALLOWED_TRANSITIONS[from_stage]:
+        raise IllegalTransition(from_stage, to_stage)
+
+
+def allowed_targets(from_stage: str) -> list[str]:
+    return [stage for stage in Stage.values if stage in ALLOWED_TRANSITIONS[from_stage]]

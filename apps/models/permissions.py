@@ -1,0 +1,63 @@
+"""The one permission choke point. Views, API, admin and services all ask here.
+
+Not allowed to view -> 404 (the model's existence is not revealed); allowed to view but not to act -> 403.
+"""
+
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.http import Http404
+from guardian.core import ObjectPermissionChecker
+from guardian.shortcuts import get_objects_for_user
+
+from .models import RegisteredModel
+
+
+class Action(models.TextChoices):
+    VIEW = "view_registeredmodel", "View"
+    REGISTER = "register_version", "Register versions"
+    REQUEST_TRANSITION = "request_transition", "Request transitions"
+    APPROVE_TRANSITION = "approve_transition", "Approve transitions"
+    MANAGE = "manage_model", "Manage"
+
+
+def _perm(action: str) -> str:
+    return f"models.{Action(action).value}"
+
+
+def visible_models(user) -> models.QuerySet[RegisteredModel]:
+    """Every registered model the user may view (directly or through a group)."""
+    if user is None or isinstance(user, AnonymousUser) or not user.is_active:
+        return RegisteredModel.objects.none()
+    return get_objects_for_user(user, _perm(Action.VIEW), klass=RegisteredModel, accept_global_perms=False)
+
+
+def can(user, action: str, model: RegisteredModel) -> bool:
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return user.has_perm(_perm(action), model)
+
+
+def require(user, action: str, model: RegisteredModel) -> None:
+    """Raise Http404 when the user may not see the model, PermissionDenied when they may see it but not act."""
+    if not can(user, Action.VIEW, model):
+        raise Http404("No such model.")
+    if action != Action.VIEW and not can(user, action, model):
+        raise PermissionDenied(f"You need the '{Action(action).label}' permission on model '{model.name}'.")
+
+
+def get_model_for(user, name: str, action: str = Action.VIEW, queryset=None) -> RegisteredModel:
+    """Load a model by name for a user and action, or raise 404/403 as above."""
+    queryset = queryset if queryset is not None else RegisteredModel.objects.all()
+    model = queryset.filter(name=name).first()
+    if model is None:
+        raise Http404("No such model.")
+    require(user, action, model)
+    return model
+
+
+def actions_for(user, model: RegisteredModel) -> set[str]:
+    """All actions the user may take on the model (one checker, two queries), for showing only buttons that work."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return set()
+    return set(ObjectPermissionChecker(user).get_perms(model)) & set(Action.values)

@@ -1,0 +1,111 @@
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+from guardian.shortcuts import get_groups_with_perms, get_users_with_perms
+
+from apps.versions.selectors import production_history, production_version, versions_for_model_table
+
+from .filters import RegisteredModelFilter
+from .forms import PermissionGrantForm, add_validation_errors, RegisteredModelEditForm, RegisteredModelForm
+from .permissions import Action, actions_for, get_model_for, visible_models
+from .services import model_create, model_permission_grant, model_permission_revoke, model_update
+
+PAGE_SIZE = 25
+
+
+def model_list(request: HttpRequest) -> HttpResponse:
+    queryset = visible_models(request.user).with_pointers().select_related("team").prefetch_related("tags").order_by("name")
+    filterset = RegisteredModelFilter(request.GET, queryset=queryset)
+    page = Paginator(filterset.qs.distinct(), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "models/model_list.html", {"filter": filterset, "page": page})
+
+
+@require_http_methods(["GET", "POST"])
+def model_create_view(request: HttpRequest) -> HttpResponse:
+    form = RegisteredModelForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            model = model_create(actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            add_validation_errors(form, exc)
+        else:
+            messages.success(request, f"Model '{model.name}' created. Upload its first version next.")
+            return redirect("models:detail", name=model.name)
+    return render(request, "models/model_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def model_detail(request: HttpRequest, name: str) -> HttpResponse:
+    model = get_model_for(request.user, name)
+    stage = request.GET.get("stage", "")
+    versions = Paginator(versions_for_model_table(model, stage=stage), PAGE_SIZE).get_page(request.GET.get("page"))
+    history = production_history(model)[:10]
+    production = production_version(model)
+    return render(
+        request,
+        "models/model_detail.html",
+        {"model": model, "versions": versions, "history": history, "production": production, "actions": actions_for(request.user, model), "stage": stage},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def model_edit(request: HttpRequest, name: str) -> HttpResponse:
+    model = get_model_for(request.user, name, Action.MANAGE)
+    initial = {"description": model.description, "team": model.team, "tags": ", ".join(sorted(model.tags.names()))}
+    form = RegisteredModelEditForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            model_update(model=model, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            add_validation_errors(form, exc)
+        else:
+            messages.success(request, "Model updated.")
+            return redirect("models:detail", name=model.name)
+    return render(request, "models/model_edit.html", {"form": form, "model": model}, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def model_permissions(request: HttpRequest, name: str) -> HttpResponse:
+    model = get_model_for(request.user, name, Action.MANAGE)
+    form = PermissionGrantForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        model_permission_grant(
+            model=model, actor=request.user, action=form.cleaned_data["action"],
+            user=form.cleaned_data.get("user"), group=form.cleaned_data.get("group"),
+        )
+        messages.success(request, "Permission granted.")
+        return redirect("models:permissions", name=model.name)
+    users = get_users_with_perms(model, attach_perms=True, with_group_users=False)
+    groups = get_groups_with_perms(model, attach_perms=True)
+    return render(
+        request,
+        "models/model_permissions.html",
+        {"model": model, "form": form, "users": sorted(users.items(), key=lambda i: i[0].username),
+         "groups": sorted(groups.items(), key=lambda i: i[0].name), "labels": dict(Action.choices)},
+        status=400 if form.errors else 200,
+    )
+
+
+@require_POST
+def model_permission_revoke_view(request: HttpRequest, name: str) -> HttpResponse:
+    model = get_model_for(request.user, name, Action.MANAGE)
+    action = request.POST.get("action", "")
+    if action not in Action.values:
+        messages.error(request, "Unknown permission; reload the page and try again.")
+        return redirect("models:permissions", name=model.name)
+    user = group = None
+    if request.POST.get("user"):
+        user = get_object_or_404(get_user_model(), pk=request.POST["user"])
+    else:
+        group = get_object_or_404(Group, pk=request.POST.get("group") or 0)
+    try:
+        model_permission_revoke(model=model, actor=request.user, action=action, user=user, group=group)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Permission revoked.")
+    return redirect("models:permissions", name=model.name)

@@ -1,0 +1,94 @@
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from rest_framework import status
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+
+from apps.approvals.lifecycle import Stage
+from apps.approvals.services import version_transition
+from apps.models.api import Pages
+from apps.models.permissions import Action, get_model_for
+
+from .metadata import metadata_from_json
+from .downloads import artifact_response
+from .models import ModelVersion
+from .selectors import artifact_or_404, version_by_number, version_in_stage, versions_with_details
+from .serializers import version_to_dict
+from .services import incoming_from_upload, version_register
+
+
+def _metadata_text(request) -> str:
+    if "metadata" in request.FILES:
+        upload = request.FILES["metadata"]
+        return upload.read(upload.size if upload.size is not None else -1)
+    return request.data.get("metadata") or "{}"
+
+
+@api_view(["GET", "POST"])
+def versions_collection(request, name: str):
+    if request.method == "GET":
+        model = get_model_for(request.user, name)
+        paginator = Pages()
+        queryset = versions_with_details(ModelVersion.objects.filter(model=model).order_by("-number"))
+        stage = request.query_params.get("stage")
+        if stage:
+            queryset = queryset.filter(stage=stage)
+        page = paginator.paginate_queryset(queryset, request)
+        return paginator.get_paginated_response([version_to_dict(v, request) for v in page])
+
+    model = get_model_for(request.user, name, Action.REGISTER)
+    if not hasattr(request.data, "getlist"):
+        raise ValidationError({"files": ["Send multipart/form-data with 'files' parts and a 'metadata' JSON part."]})
+    metadata = metadata_from_json(_metadata_text(request))
+    uploads = request.FILES.getlist("files")
+    if len(metadata.artifacts) > len(uploads):
+        raise ValidationError({"artifacts": [f"metadata.artifacts lists {len(metadata.artifacts)} files but {len(uploads)} were uploaded."]})
+    incoming = []
+    for index, upload in enumerate(uploads):
+        declared = metadata.artifacts[index] if index < len(metadata.artifacts) else None
+        incoming.append(
+            incoming_from_upload(upload, path=declared.path if declared else None, declared_sha256=declared.sha256 if declared else None)
+        )
+    version = version_register(model=model, files=incoming, metadata=metadata, actor=request.user)
+    version = versions_with_details(ModelVersion.objects.filter(pk=version.pk)).get()
+    return Response(version_to_dict(version, request), status=status.HTTP_201_CREATED)
+
+
+@api_view(["GET"])
+def version_detail(request, name: str, number: int):
+    model = get_model_for(request.user, name)
+    version = version_by_number(model, number)
+    if version is None:
+        raise Http404(f"Model '{name}' has no version {number}.")
+    return Response(version_to_dict(version, request))
+
+
+@api_view(["GET"])
+def version_by_stage(request, name: str, stage: str):
+    if stage not in Stage.values:
+        raise Http404(f"Unknown stage '{stage}'; use one of {', '.join(Stage.values)}.")
+    model = get_model_for(request.user, name)
+    version = version_in_stage(model, stage)
+    if version is None:
+        raise Http404(f"Model '{name}' has no version in {stage}.")
+    return Response(version_to_dict(version, request))
+
+
+@api_view(["GET"])
+def artifact_download(request, name: str, number: int, path: str):
+    model = get_model_for(request.user, name)
+    return artifact_response(artifact_or_404(model, number, path))
+
+
+@api_view(["POST"])
+def version_transition_create(request, name: str, number: int):
+    model = get_model_for(request.user, name)
+    version = ModelVersion.objects.filter(model=model, number=number).first()
+    if version is None:
+        raise Http404(f"Model '{name}' has no version {number}.")
+    to_stage = request.data.get("to_stage") if isinstance(request.data, dict) else None
+    if not isinstance(to_stage, str):
+        raise ValidationError({"to_stage": [f"Give 'to_stage', one of {', '.join(Stage.values)}."]})
+    transition = version_transition(version=version, to_stage=to_stage, actor=request.user, reason=str(request.data.get("comment") or ""))
+    version = version_by_number(model, number)
+    return Response({"from_stage": transition.from_stage, "to_stage": transition.to_stage, "version": version_to_dict(version, request)}, status=201)

@@ -1,0 +1,159 @@
+import json
+
+from django import forms
+from django.conf import settings
+
+from apps.approvals.lifecycle import Stage
+from apps.lineage.models import DatasetRole
+from apps.models.forms import TagsField
+
+from .models import Flavor
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"multiple": True}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, (list, tuple)) else ([data] if data else [])
+        return [super(MultipleFileField, self).clean(item, initial) for item in files]
+
+
+def _json_upload(upload, label: str) -> dict:
+    if upload.size > settings.METADATA_MAX_BYTES:
+        raise forms.ValidationError(f"The {label} file is larger than {settings.METADATA_MAX_BYTES} bytes.")
+    try:
+        value = json.loads(upload.read().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise forms.ValidationError(f"The {label} file is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise forms.ValidationError(f"The {label} file must hold a JSON object.")
+    return value
+
+
+def _hyperparameter_value(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class VersionUploadForm(forms.Form):
+    """The browser's registration form. Repeated rows (metrics, hyperparameters, datasets) come as parallel lists."""
+
+    files = MultipleFileField(required=False, help_text="Weights, config, tokenizer: any files. Or pick a whole folder below.")
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    flavor = forms.ChoiceField(choices=Flavor.choices, initial=Flavor.CUSTOM)
+    tags = TagsField(required=False, help_text="Comma-separated.")
+    metrics_file = forms.FileField(required=False, help_text="Or a JSON file of name → number.")
+    hyperparameters_file = forms.FileField(required=False, help_text="Or a JSON file of name → value.")
+    code_repository = forms.CharField(required=False, max_length=500, label="Repository URL")
+    code_commit = forms.CharField(required=False, max_length=64, label="Commit SHA")
+    code_branch = forms.CharField(required=False, max_length=255, label="Branch")
+    code_dirty = forms.NullBooleanField(required=False, label="Uncommitted changes", widget=forms.NullBooleanSelect)
+    requirements_file = forms.FileField(required=False, label="Requirements / lock file")
+    python_version = forms.CharField(required=False, max_length=32)
+    framework = forms.CharField(required=False, max_length=64)
+    framework_version = forms.CharField(required=False, max_length=64)
+    environment_image = forms.CharField(required=False, max_length=300, label="Container image (digest)")
+
+    ROW_FIELDS = {
+        "metrics": ("metric_name", "metric_value"),
+        "hyperparameters": ("param_name", "param_value"),
+        "datasets": ("dataset_name", "dataset_uri", "dataset_digest", "dataset_role"),
+    }
+
+    def __init__(self, data=None, files=None, *args, **kwargs):
+        super().__init__(data, files, *args, **kwargs)
+        self.rows = {key: self._rows(data, names) for key, names in self.ROW_FIELDS.items()}
+
+    @staticmethod
+    def _rows(data, names) -> list[dict]:
+        if data is None:
+            return []
+        columns = [data.getlist(name) for name in names]
+        width = max((len(column) for column in columns), default=0)
+        rows = []
+        for index in range(width):
+            row = {name: (column[index] if index < len(column) else "").strip() for name, column in zip(names, columns)}
+            if any(row.values()) and not (len(row) == 4 and not any(v for k, v in row.items() if k != "dataset_role")):
+                rows.append(row)
+        return rows
+
+    def clean(self):
+        cleaned = super().clean()
+        metrics: dict = {}
+        if cleaned.get("metrics_file"):
+            try:
+                metrics.update(_json_upload(cleaned["metrics_file"], "metrics"))
+            except forms.ValidationError as exc:
+                self.add_error("metrics_file", exc)
+        for row in self.rows["metrics"]:
+            if not row["metric_name"]:
+                self.add_error(None, f"A metric row has the value {row['metric_value']!r} but no name.")
+                continue
+            try:
+                metrics[row["metric_name"]] = float(row["metric_value"])
+            except ValueError:
+                self.add_error(None, f"Metric '{row['metric_name']}' must be a number, got {row['metric_value']!r}.")
+        hyperparameters: dict = {}
+        if cleaned.get("hyperparameters_file"):
+            try:
+                hyperparameters.update(_json_upload(cleaned["hyperparameters_file"], "hyperparameters"))
+            except forms.ValidationError as exc:
+                self.add_error("hyperparameters_file", exc)
+        for row in self.rows["hyperparameters"]:
+            if not row["param_name"]:
+                self.add_error(None, f"A hyperparameter row has the value {row['param_value']!r} but no name.")
+                continue
+            hyperparameters[row["param_name"]] = _hyperparameter_value(row["param_value"])
+        requirements = ""
+        if cleaned.get("requirements_file"):
+            upload = cleaned["requirements_file"]
+            if upload.size > 100_000:
+                self.add_error("requirements_file", "The requirements file is larger than 100 kB; upload it as an artifact instead.")
+            else:
+                try:
+                    requirements = upload.read().decode("utf-8")
+                except UnicodeDecodeError:
+                    self.add_error("requirements_file", "The requirements file must be UTF-8 text.")
+        cleaned["metadata_document"] = {
+            "description": cleaned.get("description", ""),
+            "flavor": cleaned.get("flavor") or Flavor.CUSTOM,
+            "tags": cleaned.get("tags") or [],
+            "metrics": metrics,
+            "hyperparameters": hyperparameters,
+            "datasets": [
+                {"name": r["dataset_name"], "uri": r["dataset_uri"], "digest": r["dataset_digest"], "role": r["dataset_role"] or DatasetRole.TRAINING}
+                for r in self.rows["datasets"]
+            ],
+            "code": {
+                "repository": cleaned.get("code_repository", ""),
+                "commit": cleaned.get("code_commit", ""),
+                "branch": cleaned.get("code_branch", ""),
+                "dirty": cleaned.get("code_dirty"),
+            },
+            "dependencies": {
+                "requirements": requirements,
+                "python_version": cleaned.get("python_version", ""),
+                "framework": cleaned.get("framework", ""),
+                "framework_version": cleaned.get("framework_version", ""),
+            },
+            "environment": {"image": cleaned["environment_image"]} if cleaned.get("environment_image") else {},
+        }
+        return cleaned
+
+
+class VersionEditForm(forms.Form):
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    tags = TagsField(required=False, help_text="Comma-separated.")
+
+
+class TransitionForm(forms.Form):
+    to_stage = forms.ChoiceField(choices=Stage.choices)
+    reason = forms.CharField(required=False, max_length=5000, widget=forms.TextInput(attrs={"placeholder": "Why (kept in the history)"}))

@@ -1,0 +1,143 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from taggit.managers import TaggableManager
+
+from apps.approvals.lifecycle import Stage
+from apps.models.models import RegisteredModel
+
+
+class Flavor(models.TextChoices):
+    HUGGINGFACE = "huggingface", "Hugging Face"
+    PYTORCH = "pytorch", "PyTorch"
+    ONNX = "onnx", "ONNX"
+    SKLEARN = "sklearn", "scikit-learn"
+    TENSORFLOW = "tensorflow", "TensorFlow"
+    XGBOOST = "xgboost", "XGBoost"
+    CUSTOM = "custom", "Custom"
+
+
+class ModelVersionQuerySet(models.QuerySet):
+    def for_model(self, model: RegisteredModel):
+        return self.filter(model=model)
+
+    def in_stage(self, stage: str):
+        return self.filter(stage=stage)
+
+    def visible_to(self, user):
+        from apps.models.permissions import visible_models
+
+        return self.filter(model__in=visible_models(user))
+
+
+class ModelVersion(models.Model):
+    """An immutable snapshot: artifacts and training metadata never change; description, tags and stage may."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.DRAFT, db_index=True)
+    description = models.TextField(blank=True)
+    tags = TaggableManager(blank=True)
+    flavor = models.CharField(max_length=32, choices=Flavor.choices, default=Flavor.CUSTOM)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    code_repository = models.CharField(max_length=500, blank=True)
+    code_commit = models.CharField(max_length=64, blank=True)
+    code_branch = models.CharField(max_length=255, blank=True)
+    code_dirty = models.BooleanField(null=True, blank=True)
+    requirements = models.TextField(blank=True, help_text="requirements.txt or lock file contents.")
+    python_version = models.CharField(max_length=32, blank=True)
+    framework = models.CharField(max_length=64, blank=True)
+    framework_version = models.CharField(max_length=64, blank=True)
+    environment_image = models.CharField(max_length=300, blank=True, help_text="Container image reference or digest.")
+    environment = models.JSONField(default=dict, blank=True, help_text="Other environment facts (OS, CUDA, hardware).")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    stage_changed_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ModelVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["model", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "number"], name="version_number_unique_per_model"),
+            models.UniqueConstraint(
+                fields=["model"], condition=models.Q(stage=Stage.PRODUCTION), name="one_production_version_per_model"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} v{self.number}"
+
+
+class Metric(models.Model):
+    """One evaluation metric as its own row so versions can be filtered and compared by value."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="metrics")
+    name = models.CharField(max_length=128)
+    value = models.FloatField()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["version", "name"], name="metric_name_unique_per_version")]
+        indexes = [models.Index(fields=["name", "value"])]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
+
+
+class Artifact(models.Model):
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="artifacts")
+    path = models.CharField(max_length=1024, help_text="Canonical relative path inside the version.")
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64, db_index=True)
+    content_type = models.CharField(max_length=128, default="application/octet-stream")
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [models.UniqueConstraint(fields=["version", "path"], name="artifact_path_unique_per_version")]
+
+    def __str__(self) -> str:
+        return self.path
+
+    @property
+    def blob_key(self) -> str:
+        from .blobs import blob_key
+
+        return blob_key(self.sha256)
+
+
+class StageTransition(models.Model):
+    """One applied stage change: the version's stage history."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="transitions")
+    from_stage = models.CharField(max_length=16, choices=Stage.choices)
+    to_stage = models.CharField(max_length=16, choices=Stage.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.version}: {self.from_stage} -> {self.to_stage}"
+
+
+class ProductionPointerChange(models.Model):
+    """The production pointer's history: from `changed_at` on, `version` (None: nothing) served production."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="pointer_changes")
+    version = models.ForeignKey(ModelVersion, null=True, on_delete=models.PROTECT, related_name="+")
+    previous_version = models.ForeignKey(ModelVersion, null=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.TextField(blank=True)
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["model", "changed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.model}: production -> {self.version or 'none'}"

@@ -1,0 +1,65 @@
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+
+from apps.approvals.lifecycle import Stage
+from apps.lineage.models import VersionDataset
+from apps.models.models import RegisteredModel
+
+from .models import Artifact, ModelVersion, ProductionPointerChange
+from .paths import canonical_artifact_path
+
+
+def versions_with_details(queryset: QuerySet[ModelVersion] | None = None) -> QuerySet[ModelVersion]:
+    """Versions with everything their page or JSON shows, in a fixed number of queries."""
+    queryset = queryset if queryset is not None else ModelVersion.objects.all()
+    return queryset.select_related("model", "created_by").prefetch_related(
+        "artifacts",
+        "metrics",
+        "tags",
+        Prefetch("dataset_links", queryset=VersionDataset.objects.select_related("dataset")),
+    )
+
+
+def version_by_number(model: RegisteredModel, number: int) -> ModelVersion | None:
+    return versions_with_details(ModelVersion.objects.filter(model=model, number=number)).first()
+
+
+def version_in_stage(model: RegisteredModel, stage: str) -> ModelVersion | None:
+    """The production version, or the newest version in another stage (what MLflow's 'latest in stage' gives)."""
+    return versions_with_details(ModelVersion.objects.filter(model=model, stage=stage).order_by("-number")).first()
+
+
+def versions_for_model_table(model: RegisteredModel, *, stage: str = "") -> QuerySet[ModelVersion]:
+    queryset = ModelVersion.objects.filter(model=model).select_related("created_by").prefetch_related("metrics").order_by("-number")
+    if stage:
+        queryset = queryset.filter(stage=stage)
+    return queryset
+
+
+def production_history(model: RegisteredModel) -> QuerySet[ProductionPointerChange]:
+    return ProductionPointerChange.objects.filter(model=model).select_related("version", "previous_version", "actor")
+
+
+def production_at(model: RegisteredModel, when: datetime) -> ModelVersion | None:
+    """The version that served production at instant `when` (None if none did)."""
+    change = ProductionPointerChange.objects.filter(model=model, changed_at__lte=when).order_by("-changed_at", "-id").first()
+    return change.version if change else None
+
+
+def artifact_or_404(model: RegisteredModel, number: int, raw_path: str) -> Artifact:
+    """Look an artifact up by the canonical form of the requested path: the same string that was validated and stored."""
+    try:
+        path = canonical_artifact_path(raw_path)
+    except ValidationError as exc:
+        raise Http404(exc.messages[0]) from exc
+    artifact = Artifact.objects.filter(version__model=model, version__number=number, path=path).first()
+    if artifact is None:
+        raise Http404(f"Version {number} of '{model.name}' has no artifact '{path}'.")
+    return artifact
+
+
+def production_version(model: RegisteredModel) -> ModelVersion | None:
+    return ModelVersion.objects.filter(model=model, stage=Stage.PRODUCTION).first()

@@ -1,0 +1,166 @@
+import hashlib
+import logging
+import mimetypes
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from apps.audit import services as audit
+from apps.lineage.services import datasets_attach
+from apps.models.models import RegisteredModel
+from apps.models.permissions import Action, require
+
+from .blobs import blob_delete_if_unreferenced, blob_put
+from .metadata import VersionMetadata
+from .models import Artifact, Metric, ModelVersion
+from .paths import canonical_artifact_path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class IncomingFile:
+    """One file to register: its relative path, content, and the digest computed while it was received."""
+
+    path: str
+    content: File
+    sha256: str
+    size: int
+    oversized: bool = False
+    declared_sha256: str | None = None
+
+
+def incoming_from_upload(uploaded, *, path: str | None = None, declared_sha256: str | None = None) -> IncomingFile:
+    """Wrap a file received through `HashingUploadHandler` (digest already computed on the fly)."""
+    return IncomingFile(
+        path=path or uploaded.name,
+        content=uploaded,
+        sha256=uploaded.sha256,
+        size=uploaded.received_bytes,
+        oversized=uploaded.oversized,
+        declared_sha256=declared_sha256,
+    )
+
+
+def incoming_from_bytes(path: str, data: bytes) -> IncomingFile:
+    return IncomingFile(path=path, content=ContentFile(data), sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+
+def _checked_files(files: list[IncomingFile]) -> list[tuple[str, IncomingFile]]:
+    if not files:
+        raise ValidationError({"files": ["Upload at least one file (weights, config, ...)."]})
+    errors: list[str] = []
+    checked: list[tuple[str, IncomingFile]] = []
+    seen: set[str] = set()
+    for item in files:
+        try:
+            path = canonical_artifact_path(item.path)
+        except ValidationError as exc:
+            errors.extend(exc.messages)
+            continue
+        if path in seen:
+            errors.append(f"Two files have the path {path!r}; each path may appear once per version.")
+        seen.add(path)
+        if item.oversized:
+            errors.append(f"{path} is larger than the limit of {settings.ARTIFACT_MAX_FILE_BYTES} bytes.")
+        elif item.declared_sha256 and item.declared_sha256 != item.sha256:
+            errors.append(f"{path}: declared SHA-256 {item.declared_sha256} does not match the received bytes ({item.sha256}); upload it again.")
+        checked.append((path, item))
+    if errors:
+        raise ValidationError({"files": errors})
+    return checked
+
+
+def version_register(*, model: RegisteredModel, files: list[IncomingFile], metadata: VersionMetadata, actor) -> ModelVersion:
+    """Register a new version atomically: all artifacts stored and checksummed, or no version at all.
+
+    Blobs are written first (outside the transaction, as storage is not transactional); if anything
+    fails afterwards, blobs this call created and nothing references are deleted again.
+    """
+    require(actor, Action.REGISTER, model)
+    checked = _checked_files(files)
+    created_blobs: list[str] = []
+    try:
+        for _, item in checked:
+            item.content.seek(0)
+            if blob_put(sha256=item.sha256, content=item.content):
+                created_blobs.append(item.sha256)
+        return _version_create(model=model, checked=checked, metadata=metadata, actor=actor)
+    except BaseException:
+        for sha256 in created_blobs:
+            try:
+                blob_delete_if_unreferenced(sha256)
+            except Exception:  # the cleanup command removes what this could not
+                logger.exception("Could not remove blob %s after a failed registration", sha256)
+        raise
+
+
+@transaction.atomic
+def _version_create(*, model, checked, metadata: VersionMetadata, actor) -> ModelVersion:
+    locked = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    locked.last_version_number += 1
+    locked.save(update_fields=["last_version_number"])
+    code, deps = metadata.code, metadata.dependencies
+    version = ModelVersion.objects.create(
+        model=locked,
+        number=locked.last_version_number,
+        description=metadata.description,
+        flavor=metadata.flavor,
+        hyperparameters=metadata.hyperparameters,
+        code_repository=code.get("repository", ""),
+        code_commit=code.get("commit", ""),
+        code_branch=code.get("branch", ""),
+        code_dirty=code.get("dirty"),
+        requirements=deps.get("requirements", ""),
+        python_version=deps.get("python_version", ""),
+        framework=deps.get("framework", ""),
+        framework_version=deps.get("framework_version", ""),
+        environment_image=str(metadata.environment.get("image", ""))[:300],
+        environment=metadata.environment,
+        created_by=actor,
+    )
+    if metadata.tags:
+        version.tags.set(metadata.tags)
+    Artifact.objects.bulk_create(
+        Artifact(
+            version=version,
+            path=path,
+            size=item.size,
+            sha256=item.sha256,
+            content_type=mimetypes.guess_type(path)[0] or "application/octet-stream",
+        )
+        for path, item in checked
+    )
+    Metric.objects.bulk_create(Metric(version=version, name=name, value=value) for name, value in metadata.metrics.items())
+    datasets_attach(version=version, datasets=metadata.datasets)
+    audit.record(
+        actor=actor,
+        obj=version,
+        action="version.registered",
+        after={
+            "number": version.number,
+            "artifacts": {path: item.sha256 for path, item in checked},
+            "metrics": metadata.metrics,
+        },
+        registered_model_id=locked.pk,
+    )
+    return version
+
+
+@transaction.atomic
+def version_update(*, version: ModelVersion, actor, description: str, tags: list[str]) -> ModelVersion:
+    """Change what may change after registration: description and tags. Everything else is immutable."""
+    require(actor, Action.REGISTER, version.model)
+    before = {"description": version.description, "tags": sorted(version.tags.names())}
+    version.description = description
+    version.save(update_fields=["description"])
+    version.tags.set(tags)
+    audit.record(
+        actor=actor, obj=version, action="version.updated", before=before,
+        after={"description": description, "tags": sorted(tags)}, registered_model_id=version.model_id,
+    )
+    return version

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "versions"
+
+urlpatterns = [
+    path("new/", views.version_upload, name="upload"),
+    path("<int:number>/", views.version_detail, name="detail"),
+    path("<int:number>/edit/", views.version_edit, name="edit"),
+    path("<int:number>/transition/", views.version_transition_view, name="transition"),
+    path("<int:number>/artifacts/<path:path>", views.artifact_download, name="artifact"),
+]

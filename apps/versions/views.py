@@ -1,0 +1,98 @@
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.approvals.lifecycle import allowed_targets
+from apps.approvals.services import version_transition
+from apps.models.permissions import Action, actions_for, get_model_for
+from apps.models.forms import add_validation_errors
+
+from .downloads import artifact_response
+from .forms import TransitionForm, VersionEditForm, VersionUploadForm
+from .metadata import metadata_from_dict
+from .models import ModelVersion
+from .selectors import artifact_or_404, version_by_number
+from .services import incoming_from_upload, version_register
+
+
+def _version_or_404(model, number: int) -> ModelVersion:
+    version = version_by_number(model, number)
+    if version is None:
+        raise Http404(f"Model '{model.name}' has no version {number}.")
+    return version
+
+
+@require_http_methods(["GET", "POST"])
+def version_upload(request: HttpRequest, name: str) -> HttpResponse:
+    model = get_model_for(request.user, name, Action.REGISTER)
+    form = VersionUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        uploads = form.cleaned_data["files"]
+        paths = request.POST.getlist("paths")  # relative paths the page's script sends for folder uploads
+        try:
+            metadata = metadata_from_dict(form.cleaned_data["metadata_document"])
+            incoming = [incoming_from_upload(f, path=paths[i] if i < len(paths) and paths[i] else None) for i, f in enumerate(uploads)]
+            version = version_register(model=model, files=incoming, metadata=metadata, actor=request.user)
+        except ValidationError as exc:
+            add_validation_errors(form, exc)
+        else:
+            messages.success(request, f"Registered {model.name} v{version.number} with {len(incoming)} file(s).")
+            return redirect("versions:detail", name=model.name, number=version.number)
+    return render(request, "versions/version_upload.html", {"model": model, "form": form}, status=400 if form.errors else 200)
+
+
+def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    model = get_model_for(request.user, name)
+    version = _version_or_404(model, number)
+    transitions = version.transitions.select_related("actor")
+    return render(
+        request,
+        "versions/version_detail.html",
+        {
+            "model": model,
+            "version": version,
+            "transitions": transitions,
+            "actions": actions_for(request.user, model),
+            "transition_form": TransitionForm(),
+            "targets": allowed_targets(version.stage),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def version_edit(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    from .services import version_update
+
+    model = get_model_for(request.user, name, Action.REGISTER)
+    version = _version_or_404(model, number)
+    initial = {"description": version.description, "tags": ", ".join(sorted(t.name for t in version.tags.all()))}
+    form = VersionEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        version_update(version=version, actor=request.user, **form.cleaned_data)
+        messages.success(request, "Version updated.")
+        return redirect("versions:detail", name=model.name, number=version.number)
+    return render(request, "versions/version_edit.html", {"model": model, "version": version, "form": form})
+
+
+@require_POST
+def version_transition_view(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    model = get_model_for(request.user, name)
+    version = _version_or_404(model, number)
+    form = TransitionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a stage to move to.")
+    else:
+        try:
+            version_transition(version=version, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, f"v{version.number} moved to {form.cleaned_data['to_stage']}.")
+    return redirect("versions:detail", name=model.name, number=version.number)
+
+
+def artifact_download(request: HttpRequest, name: str, number: int, path: str) -> HttpResponse:
+    model = get_model_for(request.user, name)
+    return artifact_response(artifact_or_404(model, number, path))

@@ -1,0 +1,35 @@
+"""Tests run on PostgreSQL when it answers (always in CI), else on SQLite with the PostgreSQL-only tests skipped."""
+
+import socket
+import tempfile
+
+from .base import *  # noqa: F403
+from .base import env
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+TEST_POSTGRES_URL = env.str("TEST_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/registry")
+TEST_REDIS_URL = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
+POSTGRES_AVAILABLE = _reachable("127.0.0.1", 5432) if "127.0.0.1:5432" in TEST_POSTGRES_URL else True
+if POSTGRES_AVAILABLE:
+    DATABASES = {"default": env.db_url_config(TEST_POSTGRES_URL)}
+else:
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+ARTIFACT_ROOT = tempfile.mkdtemp(prefix="registry-test-artifacts-")
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "artifacts": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": ARTIFACT_ROOT, "base_url": None},
+    },
+}
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]

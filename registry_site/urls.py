@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from apps.accounts.views import health
+
+urlpatterns = [
+    path("", include("apps.models.urls")),
+    path("models/<str:name>/versions/", include("apps.versions.urls")),
+    path("accounts/", include("apps.accounts.urls")),
+    path("api/v1/", include("registry_site.api_urls")),
+    path("admin/", admin.site.urls),
+    path("healthz", health, name="health"),
+]
