@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from taggit.managers import TaggableManager
+from taggit.models import TaggedItemBase
 
 from .names import validate_model_name
 
@@ -30,7 +31,7 @@ class RegisteredModel(models.Model):
     name = models.CharField(max_length=128, unique=True, validators=[validate_model_name])
     description = models.TextField(blank=True, help_text="Model card in Markdown. Raw HTML is shown as text.")
     team = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="registered_models")
-    tags = TaggableManager(blank=True)
+    tags = TaggableManager(blank=True, through="ModelTag")
     last_version_number = models.PositiveIntegerField(
         default=0, help_text="Counter behind version numbers; bumped under a row lock so numbers never repeat or skip."
     )
@@ -52,6 +53,10 @@ class RegisteredModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ModelTag(TaggedItemBase):
+    content_object = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE)
 
 
 class RegisteredModelUserObjectPermission(UserObjectPermissionBase):

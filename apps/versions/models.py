@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from taggit.managers import TaggableManager
+from taggit.models import TaggedItemBase
 
 from apps.approvals.lifecycle import Stage
 from apps.models.models import RegisteredModel
@@ -39,7 +40,7 @@ class ModelVersion(models.Model):
     number = models.PositiveIntegerField()
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.DRAFT, db_index=True)
     description = models.TextField(blank=True)
-    tags = TaggableManager(blank=True)
+    tags = TaggableManager(blank=True, through="VersionTag")
     flavor = models.CharField(max_length=32, choices=Flavor.choices, default=Flavor.CUSTOM)
     hyperparameters = models.JSONField(default=dict, blank=True)
     code_repository = models.CharField(max_length=500, blank=True)
@@ -69,6 +70,10 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.name} v{self.number}"
+
+
+class VersionTag(TaggedItemBase):
+    content_object = models.ForeignKey(ModelVersion, on_delete=models.CASCADE)
 
 
 class Metric(models.Model):

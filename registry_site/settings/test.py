@@ -33,3 +33,5 @@ STORAGES = {
     },
 }
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+STATIC_ROOT = tempfile.mkdtemp(prefix="registry-test-static-")
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,89 @@
+"""Standing fixtures: an owner (manager of `model`), a reviewer (may view and approve), an outsider (no access).
+
+Tests marked `postgres` need the PostgreSQL server; outside CI they skip with the reason when it is absent,
+in CI (CI=true) its absence fails the run.
+"""
+
+import os
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from apps.accounts.services import api_token_create
+from apps.models.permissions import Action
+from apps.models.services import model_create, model_permission_grant
+
+from .factories import register_version
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_collection_modifyitems(config, items):
+    if settings.POSTGRES_AVAILABLE:
+        return
+    reason = "PostgreSQL is not reachable on 127.0.0.1:5432 (start it to run this test)"
+    if IN_CI:
+        raise pytest.UsageError(f"CI=true but {reason}.")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username: str, **extra):
+        user = get_user_model().objects.create_user(username=username, password="pw-" + username, **extra)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user("owner")
+
+
+@pytest.fixture
+def reviewer(make_user):
+    return make_user("reviewer")
+
+
+@pytest.fixture
+def outsider(make_user):
+    return make_user("outsider")
+
+
+@pytest.fixture
+def model(owner, reviewer):
+    registered = model_create(name="sentiment", actor=owner, description="A **model** card.")
+    model_permission_grant(model=registered, actor=owner, action=Action.VIEW, user=reviewer)
+    model_permission_grant(model=registered, actor=owner, action=Action.APPROVE_TRANSITION, user=reviewer)
+    return registered
+
+
+@pytest.fixture
+def version(model, owner):
+    return register_version(model, owner)
+
+
+def _client_for(user) -> APIClient:
+    client = APIClient()
+    _, secret = api_token_create(user=user, name="test")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+@pytest.fixture
+def api_for(db):
+    return _client_for
+
+
+@pytest.fixture
+def web_for(client):
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login
