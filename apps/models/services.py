@@ -27,7 +27,7 @@ def model_create(*, name: str, actor, description: str = "", team: Group | None 
     if not actor.is_active:
         raise ValidationError("Inactive users cannot create models.")
     model = RegisteredModel(name=canonical_model_name(name), description=description, team=team, created_by=actor)
-    model.full_clean(exclude=["last_version_number"], validate_unique=False)
+    model.full_clean(exclude=["last_version_number"], validate_unique=False, validate_constraints=False)
     if RegisteredModel.objects.filter(name__iexact=model.name).exists():
         raise ValidationError({"name": [f"A model named '{model.name}' already exists (names are case-insensitive); pick another name."]})
     try:

@@ -1,5 +1,6 @@
 """Tests run on PostgreSQL when it answers (always in CI), else on SQLite with the PostgreSQL-only tests skipped."""
 
+import os
 import socket
 import tempfile
 
@@ -20,6 +21,8 @@ TEST_REDIS_URL = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
 POSTGRES_AVAILABLE = _reachable("127.0.0.1", 5432) if "127.0.0.1:5432" in TEST_POSTGRES_URL else True
 if POSTGRES_AVAILABLE:
     DATABASES = {"default": env.db_url_config(TEST_POSTGRES_URL)}
+    # One test database per run, so runs started side by side (a developer's and a helper's) never share one.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_registry_{os.getpid()}"}
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 
