@@ -70,11 +70,18 @@
     });
     request.upload.addEventListener("load", function () { status.textContent = "Upload complete; storing and checksumming…"; });
     request.addEventListener("load", function () {
-      if (request.status < 400 && request.responseURL && request.responseURL !== window.location.href) {
-        window.location.assign(request.responseURL);
-        return;
+      // Show the page the request ended on: the new version's page after the server's redirect, or the form
+      // with its errors. Do not load the version page again: the request already fetched it, and that fetch
+      // used up the one-time "Registered … v1" message, so a second load would show the page without it.
+      if (request.responseURL && request.responseURL !== window.location.href) {
+        try {
+          // Before writing, so the address bar (and a reload) shows the version page and relative URLs resolve there.
+          window.history.replaceState(null, "", request.responseURL);
+        } catch (error) {
+          window.location.assign(request.responseURL);
+          return;
+        }
       }
-      // The server answered with the form and its errors: show that page.
       document.open();
       document.write(request.responseText);
       document.close();

@@ -8,15 +8,7 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API drives its asyncio loop from a greenlet, and the loop stays registered as the
-# thread's *running* loop while the test's own code runs. Django's async_unsafe guard sees that running
-# loop and raises SynchronousOnlyOperation for every ORM call the test makes (creating the user, looking
-# rows up). No coroutine ever touches the database here: the test code is plain synchronous code, and the
-# live server answers requests in its own thread. So the guard is a false positive and is switched off.
-# It must be set before any ORM call, hence at import time rather than inside a fixture.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-from ..conftest import IN_CI  # noqa: E402
+from ..conftest import IN_CI
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -44,10 +36,25 @@ def browser():
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield launched
-        launched.close()
+    # Playwright's sync API runs its asyncio loop in a greenlet, and from start() to stop() that loop stays
+    # registered as this thread's *running* loop, even while plain test code runs. Django's async_unsafe
+    # guard sees it and raises SynchronousOnlyOperation on every ORM call in the main thread: the test's
+    # own create_user, the transactional_db flush, and every later test in the session, browser or not,
+    # since this fixture lives until the session ends. No coroutine touches the database (test code is
+    # synchronous; the live server answers in its own thread), so the guard is a false positive here.
+    # It is switched off exactly while Playwright is running and restored afterwards.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            yield launched
+            launched.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture

@@ -1,0 +1,173 @@
+import json
+
+import pytest
+
+from apps.accounts.services import api_token_revoke
+from apps.accounts.models import ApiToken
+from apps.approvals.services import version_transition
+from apps.models.models import RegisteredModel
+from apps.versions.models import ModelVersion
+from tests.factories import register_version, sha256, streamed, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def _register(api, name, files, metadata=None):
+    return api.post(
+        f"/api/v1/models/{name}/versions/",
+        {"files": [upload(n, d) for n, d in files.items()], "metadata": json.dumps(metadata or {})},
+        format="multipart",
+    )
+
+
+def test_creating_a_model_makes_the_creator_its_manager(api_for, owner):
+    response = api_for(owner).post("/api/v1/models/", {"name": "churn", "description": "card"}, format="json")
+    assert response.status_code == 201 and response.json()["name"] == "churn"
+    assert owner.has_perm("models.manage_model", RegisteredModel.objects.get(name="churn"))
+
+
+def test_a_duplicate_model_name_is_a_400_with_a_json_error(api_for, owner, model):
+    response = api_for(owner).post("/api/v1/models/", {"name": "Sentiment"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid" and "already exists" in response.json()["error"]["message"]
+
+
+def test_json_endpoints_refuse_text_plain_bodies(api_for, owner):
+    response = api_for(owner).post("/api/v1/models/", data='{"name": "x"}', content_type="text/plain")
+    assert response.status_code == 415 and response.json()["error"]["code"] == "unsupported_media_type"
+    assert not RegisteredModel.objects.exists()
+
+
+def test_a_foreign_host_header_is_refused(api_for, owner):
+    response = api_for(owner).get("/api/v1/models/", HTTP_HOST="evil.example.com")
+    assert response.status_code == 400
+
+
+def test_requests_without_a_token_get_401_json(client, model):
+    response = client.get(f"/api/v1/models/{model.name}/stages/production/")
+    assert response.status_code == 401 and response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_a_revoked_or_made_up_token_is_refused(api_for, owner, model):
+    api = api_for(owner)
+    api_token_revoke(token=ApiToken.objects.get(user=owner), actor=owner)
+    assert api.get("/api/v1/models/").status_code == 401
+    api.credentials(HTTP_AUTHORIZATION="Bearer mr_made_up")
+    assert api.get("/api/v1/models/").status_code == 401
+
+
+def test_tokens_are_stored_hashed(api_for, owner):
+    api_for(owner)
+    token = ApiToken.objects.get(user=owner)
+    assert len(token.digest) == 64 and not token.digest.startswith("mr_")
+
+
+def test_register_then_fetch_by_number_and_by_stage(api_for, owner, reviewer, model):
+    response = _register(api_for(owner), model.name, {"model.onnx": b"onnx"}, {"flavor": "onnx", "metrics": {"auc": 0.8}})
+    assert response.status_code == 201
+    version = ModelVersion.objects.get()
+    reader = api_for(reviewer)
+    detail = reader.get(f"/api/v1/models/{model.name}/versions/1/").json()
+    assert detail["id"] == str(version.id) and detail["metrics"] == {"auc": 0.8} and detail["artifacts"][0]["sha256"] == sha256(b"onnx")
+    assert reader.get(f"/api/v1/models/{model.name}/stages/production/").status_code == 404
+    version_transition(version=version, to_stage="staging", actor=owner)
+    version_transition(version=version, to_stage="production", actor=owner)
+    production = reader.get(f"/api/v1/models/{model.name}/stages/production/").json()
+    assert production["number"] == 1 and production["stage"] == "production"
+    download = reader.get(production["artifacts"][0]["download_url"])
+    assert download.status_code == 200 and streamed(download) == b"onnx"
+    assert download["X-Content-Type-Options"] == "nosniff" and "attachment" in download["Content-Disposition"]
+
+
+def test_a_checksum_mismatch_is_a_400_and_stores_nothing(api_for, owner, model):
+    response = _register(api_for(owner), model.name, {"a.bin": b"abc"}, {"artifacts": [{"path": "a.bin", "sha256": "0" * 64}]})
+    assert response.status_code == 400 and "does not match" in response.json()["error"]["message"]
+    assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.parametrize("metadata", ['{"metrics": {"acc": "x"}}', "{broken", '{"metrics": {"acc": 1e400}}'])
+def test_malformed_metadata_is_a_400(api_for, owner, model, metadata):
+    api = api_for(owner)
+    response = api.post(f"/api/v1/models/{model.name}/versions/", {"files": [upload("a", b"a")], "metadata": metadata}, format="multipart")
+    assert response.status_code == 400 and response.json()["error"]["message"]
+    assert not ModelVersion.objects.exists()
+
+
+def test_an_empty_upload_is_a_400(api_for, owner, model):
+    response = api_for(owner).post(f"/api/v1/models/{model.name}/versions/", {"metadata": "{}"}, format="multipart")
+    assert response.status_code == 400 and "at least one file" in response.json()["error"]["message"]
+
+
+def test_oversized_metadata_is_a_400(api_for, owner, model, settings):
+    settings.METADATA_MAX_BYTES = 500
+    response = _register(api_for(owner), model.name, {"a": b"a"}, {"description": "x" * 1000})
+    assert response.status_code == 400 and "larger than 500 bytes" in response.json()["error"]["message"]
+
+
+def test_an_oversized_file_is_a_400(api_for, owner, model, settings):
+    settings.ARTIFACT_MAX_FILE_BYTES = 10
+    response = _register(api_for(owner), model.name, {"big.bin": b"x" * 100})
+    assert response.status_code == 400 and "larger than the limit" in response.json()["error"]["message"]
+    assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../../etc/passwd", "..%2f..%2fetc%2fpasswd", "%252e%252e/x", "a\\..\\b", "/abs", "a/../../b", "x%00y", "a#frag", "a?q=1"],
+)
+def test_traversal_forms_in_artifact_paths_are_refused(api_for, owner, model, path):
+    response = _register(api_for(owner), model.name, {"f": b"data"}, {"artifacts": [{"path": path}]})
+    assert response.status_code == 400, path
+    assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["..%2f..%2fsettings.py", "%2e%2e/%2e%2e/x", "..\\x", "sub/../config.json"])
+def test_traversal_forms_in_download_paths_find_nothing(api_for, owner, model, path):
+    register_version(model, owner, files={"config.json": b"{}"})
+    response = api_for(owner).get(f"/api/v1/models/{model.name}/versions/1/artifacts/{path}")
+    assert response.status_code == 404 and "error" in response.json()
+
+
+def test_an_outsider_cannot_tell_a_model_exists(api_for, outsider, model, version):
+    api = api_for(outsider)
+    for url in [
+        f"/api/v1/models/{model.name}/",
+        f"/api/v1/models/{model.name}/versions/",
+        f"/api/v1/models/{model.name}/versions/1/",
+        f"/api/v1/models/{model.name}/stages/draft/",
+        f"/api/v1/models/{model.name}/versions/1/artifacts/config.json",
+        "/api/v1/models/no-such-model/",
+    ]:
+        response = api.get(url)
+        assert response.status_code == 404, url
+        assert response.json()["error"]["code"] == "not_found"
+    assert api.get("/api/v1/models/").json()["results"] == []
+    assert _register(api, model.name, {"a": b"a"}).status_code == 404
+
+
+def test_a_viewer_cannot_register_or_promote(api_for, reviewer, model, version):
+    api = api_for(reviewer)
+    assert _register(api, model.name, {"a": b"a"}).status_code == 403
+    response = api.post(f"/api/v1/models/{model.name}/versions/1/transitions/", {"to_stage": "staging"}, format="json")
+    assert response.status_code == 403 and "permission" in response.json()["error"]["message"]
+
+
+def test_an_illegal_transition_is_a_400_naming_the_allowed_ones(api_for, owner, model, version):
+    response = api_for(owner).post(f"/api/v1/models/{model.name}/versions/1/transitions/", {"to_stage": "production"}, format="json")
+    assert response.status_code == 400 and "may move to: archived, staging" in response.json()["error"]["message"]
+
+
+def test_the_list_is_paginated_and_searchable(api_for, owner):
+    from apps.models.services import model_create
+
+    for index in range(60):
+        model_create(name=f"model-{index:02d}", actor=owner)
+    api = api_for(owner)
+    first = api.get("/api/v1/models/").json()
+    assert first["count"] == 60 and len(first["results"]) == 50 and first["next"]
+    assert [m["name"] for m in api.get("/api/v1/models/?search=model-07").json()["results"]] == ["model-07"]
+
+
+def test_unknown_api_paths_answer_json_404(api_for, owner):
+    response = api_for(owner).get("/api/v1/nothing/here/")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
