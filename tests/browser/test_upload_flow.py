@@ -69,6 +69,8 @@ def test_upload_files_and_folder_then_download(live_server, transactional_db, pa
 
     page.get_by_role("button", name="Register version").click()
     page.wait_for_url(re.compile(rf"/models/{name}/versions/1/$"))
+    # The upload script shows the page its request landed on, so the one-time success message survives.
+    assert page.locator(".messages").inner_text() == f"Registered {name} v1 with 2 file(s)."
     assert sorted(artifact_paths(page)) == ["config.json", "weights.bin"]
     metric_rows = page.locator("section.card", has=page.get_by_role("heading", name="Metrics", exact=True)).locator("tbody tr")
     assert metric_rows.count() == 1
@@ -110,6 +112,7 @@ def test_upload_files_and_folder_then_download(live_server, transactional_db, pa
     assert sorted(text.split(" (")[0] for text in listed.all_inner_texts()) == ["config.json", "tokenizer/vocab.txt"]
     page.get_by_role("button", name="Register version").click()
     page.wait_for_url(re.compile(rf"/models/{name}/versions/2/$"))
+    assert page.locator(".messages").inner_text() == f"Registered {name} v2 with 2 file(s)."
     assert sorted(artifact_paths(page)) == ["config.json", "tokenizer/vocab.txt"]
     with page.expect_download() as download_info:
         page.get_by_role("link", name="tokenizer/vocab.txt", exact=True).click()
