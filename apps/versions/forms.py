@@ -17,6 +17,7 @@ class MultipleFileInput(forms.ClearableFileInput):
 class MultipleFileField(forms.FileField):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("widget", MultipleFileInput(attrs={"multiple": True}))
+        kwargs.setdefault("allow_empty_file", True)  # folders hold empty files (__init__.py, .gitkeep)
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):

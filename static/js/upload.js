@@ -52,14 +52,13 @@
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     const data = new FormData(form);
-    data.delete("files");
+    data.delete("files");  // both inputs post as "files"; re-add each once, with its folder-relative path
     chosenFiles().forEach(function (item) {
       data.append("files", item.file, item.path.split("/").pop());
       data.append("paths", item.path);
     });
     const request = new XMLHttpRequest();
     request.open("POST", form.action || window.location.href);
-    request.setRequestHeader("X-Requested-With", "XMLHttpRequest");
     progress.hidden = false;
     submit.disabled = true;
     request.upload.addEventListener("progress", function (e) {

@@ -1,5 +1,7 @@
-"""Browser fixtures: one Debian chromium per test session (through Playwright's sync API), a fresh context per test.
+"""Browser fixtures: one Debian chromium for all browser tests (through Playwright's sync API), a fresh context per test.
 
+The browser is package-scoped rather than session-scoped: it is launched once and shared by every test in
+tests/browser, then closed before tests of other packages run (see the comment in `browser` for why).
 Without /usr/bin/chromium the browser tests skip with the reason; with CI=true its absence fails them instead.
 """
 
@@ -27,7 +29,7 @@ def chromium_missing_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     reason = chromium_missing_reason()
     if reason:
@@ -38,11 +40,17 @@ def browser():
 
     # Playwright's sync API runs its asyncio loop in a greenlet, and from start() to stop() that loop stays
     # registered as this thread's *running* loop, even while plain test code runs. Django's async_unsafe
-    # guard sees it and raises SynchronousOnlyOperation on every ORM call in the main thread: the test's
-    # own create_user, the transactional_db flush, and every later test in the session, browser or not,
-    # since this fixture lives until the session ends. No coroutine touches the database (test code is
+    # guard sees it and raises SynchronousOnlyOperation on every ORM call in the main thread (the test's
+    # own create_user, the transactional_db flush after it). No coroutine touches the database (test code is
     # synchronous; the live server answers in its own thread), so the guard is a false positive here.
     # It is switched off exactly while Playwright is running and restored afterwards.
+    #
+    # Both the running loop and the variable must end with the browser tests, which is why this fixture is
+    # package-scoped: pytest-django runs transactional tests (these) after the plain database tests, so a
+    # session-scoped browser would stay alive while later tests run. Their ORM calls would then need the
+    # guard off too, and subprocesses they start would inherit the variable (`manage.py check --deploy`
+    # in tests/test_project.py then fails with async.E001, "You should not set the DJANGO_ALLOW_ASYNC_UNSAFE
+    # environment variable in deployment").
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
