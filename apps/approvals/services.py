@@ -5,6 +5,7 @@ from django.utils import timezone
 from apps.audit import services as audit
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require
+from apps.validation.services import unsafe_finding_blocks
 from apps.versions.models import ModelVersion, ProductionPointerChange, StageTransition
 
 from .lifecycle import IllegalTransition, Stage, check_transition
@@ -29,6 +30,8 @@ def version_transition(*, version: ModelVersion, to_stage: str, actor, reason: s
         check_transition(version.stage, to_stage)
     except IllegalTransition as exc:
         raise ValidationError({"to_stage": [str(exc)]}) from exc
+    if version.stage == Stage.DRAFT and unsafe_finding_blocks(version):
+        raise ValidationError({"to_stage": ["Validation found code that would run when this version's files are unpickled; it cannot leave draft. Register a version saved without those objects (e.g. as safetensors)."]})
     if len(reason) > 5000:
         raise ValidationError({"reason": ["Keep the reason under 5000 characters."]})
 

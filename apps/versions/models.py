@@ -53,6 +53,7 @@ class ModelVersion(models.Model):
     framework_version = models.CharField(max_length=64, blank=True)
     environment_image = models.CharField(max_length=300, blank=True, help_text="Container image reference or digest.")
     environment = models.JSONField(default=dict, blank=True, help_text="Other environment facts (OS, CUDA, hardware).")
+    inspection = models.JSONField(default=dict, blank=True, help_text="What validation found in the files (written by the validation job).")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     stage_changed_at = models.DateTimeField(auto_now_add=True)

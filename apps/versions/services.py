@@ -13,6 +13,7 @@ from apps.audit import services as audit
 from apps.lineage.services import datasets_attach
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require
+from apps.validation.services import validation_job_create
 
 from .blobs import blob_delete_if_unreferenced, blob_put
 from .metadata import VersionMetadata
@@ -137,6 +138,7 @@ def _version_create(*, model, checked, metadata: VersionMetadata, actor) -> Mode
     )
     Metric.objects.bulk_create(Metric(version=version, name=name, value=value) for name, value in metadata.metrics.items())
     datasets_attach(version=version, datasets=metadata.datasets)
+    validation_job_create(version=version)
     audit.record(
         actor=actor,
         obj=version,

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apps.versions",
     "apps.lineage",
     "apps.approvals",
+    "apps.validation",
 ]
 
 MIDDLEWARE = [
@@ -178,6 +179,17 @@ REST_FRAMEWORK = {
 }
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="registry")
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BEAT_SCHEDULE = {
+    "sweep-validation-jobs": {"task": "apps.validation.tasks.sweep_validation_jobs", "schedule": env.float("VALIDATION_SWEEP_SECONDS", default=30.0)},
+}
+
+# Validation jobs: a running job whose heartbeat is older than the lease is taken over by the sweep.
+VALIDATION_LEASE_SECONDS = env.int("VALIDATION_LEASE_SECONDS", default=120)
+VALIDATION_RESEND_AFTER_SECONDS = env.int("VALIDATION_RESEND_AFTER_SECONDS", default=60)
+VALIDATION_READ_BYTES_PER_SECOND = env.int("VALIDATION_READ_BYTES_PER_SECOND", default=0) or None  # 0: no limit
+VALIDATION_PICKLE_ALLOWED_MODULES = env.list("VALIDATION_PICKLE_ALLOWED_MODULES", default=["sklearn", "xgboost", "lightgbm"])
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -191,6 +203,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
     }
+    CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 LOGGING = {
     "version": 1,

@@ -27,7 +27,11 @@ else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-ARTIFACT_ROOT = tempfile.mkdtemp(prefix="registry-test-artifacts-")
+ARTIFACT_ROOT = env.str("ARTIFACT_ROOT", default="") or tempfile.mkdtemp(prefix="registry-test-artifacts-")
+REDIS_AVAILABLE = _reachable("127.0.0.1", 6379)
+# Each test run has its own queue, so a worker started by one run never takes another run's jobs.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default=f"test-{os.getpid()}")
 STORAGES = {
     **STORAGES,  # noqa: F405
     "artifacts": {

@@ -1,0 +1,57 @@
+"""The quality gate's arithmetic: each rule compares the candidate's metric with the baseline's."""
+
+from dataclasses import dataclass
+
+EPSILON = 1e-12
+
+
+@dataclass(frozen=True)
+class Rule:
+    metric: str
+    direction: str  # "higher" or "lower" is better
+    allowed_regression: float = 0.0
+    regression_kind: str = "absolute"  # or "relative": a fraction of the baseline value
+    min_value: float | None = None
+    max_value: float | None = None
+
+
+def evaluate_rule(rule: Rule, candidate: dict[str, float], baseline: dict[str, float] | None) -> dict:
+    result = {
+        "metric": rule.metric, "direction": rule.direction, "allowed_regression": rule.allowed_regression,
+        "regression_kind": rule.regression_kind, "min_value": rule.min_value, "max_value": rule.max_value,
+        "candidate": candidate.get(rule.metric), "baseline": None, "delta": None, "regression": None,
+    }
+    value = candidate.get(rule.metric)
+    if value is None:
+        return {**result, "verdict": "fail", "reason": f"the candidate has no metric '{rule.metric}'"}
+    reasons = []
+    if rule.min_value is not None and value < rule.min_value:
+        reasons.append(f"{value} is below the minimum {rule.min_value}")
+    if rule.max_value is not None and value > rule.max_value:
+        reasons.append(f"{value} is above the maximum {rule.max_value}")
+    base = (baseline or {}).get(rule.metric)
+    if baseline is not None and base is None:
+        note = f"the baseline has no metric '{rule.metric}'; only bounds were checked"
+    elif base is not None:
+        delta = value - base
+        worse_by = -delta if rule.direction == "higher" else delta
+        if rule.regression_kind == "relative":
+            regression = worse_by / abs(base) if base else (float("inf") if worse_by > 0 else 0.0)
+        else:
+            regression = worse_by
+        result.update(baseline=base, delta=delta, regression=regression)
+        if regression > rule.allowed_regression + EPSILON:
+            kind = "relative" if rule.regression_kind == "relative" else "absolute"
+            reasons.append(f"{kind} regression {regression:.6g} exceeds the allowed {rule.allowed_regression:.6g}")
+        note = f"delta {delta:+.6g} against the baseline"
+    else:
+        note = "no baseline to compare with; only bounds were checked"
+    if reasons:
+        return {**result, "verdict": "fail", "reason": "; ".join(reasons)}
+    return {**result, "verdict": "pass", "reason": note}
+
+
+def evaluate(rules: list[Rule], candidate: dict[str, float], baseline: dict[str, float] | None) -> tuple[str, list[dict]]:
+    """Return the gate's status ('passed', 'failed', or 'passed' with no rules) and one result per rule."""
+    results = [evaluate_rule(rule, candidate, baseline) for rule in rules]
+    return ("failed" if any(r["verdict"] == "fail" for r in results) else "passed"), results

@@ -1,0 +1,16 @@
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=6)
+def run_validation(self, job_id: int) -> None:
+    try:
+        services.validation_run(job_id=job_id)
+    except services.TransientError as exc:
+        raise self.retry(exc=exc, countdown=min(300, 2 ** (self.request.retries + 1)))
+
+
+@shared_task
+def sweep_validation_jobs() -> dict:
+    return services.validation_sweep()
