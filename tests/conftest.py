@@ -20,15 +20,21 @@ from .factories import register_version
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+SERVICES = {
+    "postgres": ("POSTGRES_AVAILABLE", "PostgreSQL is not reachable on 127.0.0.1:5432 (start it to run this test)"),
+    "redis": ("REDIS_AVAILABLE", "Redis is not reachable on 127.0.0.1:6379 (start it to run this test)"),
+}
+
+
 def pytest_collection_modifyitems(config, items):
-    if settings.POSTGRES_AVAILABLE:
-        return
-    reason = "PostgreSQL is not reachable on 127.0.0.1:5432 (start it to run this test)"
-    if IN_CI:
-        raise pytest.UsageError(f"CI=true but {reason}.")
-    for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(pytest.mark.skip(reason=reason))
+    for marker, (flag, reason) in SERVICES.items():
+        if getattr(settings, flag):
+            continue
+        if IN_CI:
+            raise pytest.UsageError(f"CI=true but {reason}.")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture

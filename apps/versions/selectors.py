@@ -7,6 +7,7 @@ from django.http import Http404
 from apps.approvals.lifecycle import Stage
 from apps.lineage.models import VersionDataset
 from apps.models.models import RegisteredModel
+from apps.validation.models import ValidationJob
 
 from .models import Artifact, ModelVersion, ProductionPointerChange
 from .paths import canonical_artifact_path
@@ -20,6 +21,10 @@ def versions_with_details(queryset: QuerySet[ModelVersion] | None = None) -> Que
         "metrics",
         "tags",
         Prefetch("dataset_links", queryset=VersionDataset.objects.select_related("dataset")),
+        Prefetch(
+            "validation_jobs",
+            queryset=ValidationJob.objects.order_by("-created_at", "-id").select_related("quality_baseline").prefetch_related("checks"),
+        ),
     )
 
 

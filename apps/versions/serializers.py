@@ -9,10 +9,41 @@ def artifact_download_path(version: ModelVersion, path: str) -> str:
     return reverse("api:artifact-download", kwargs={"name": version.model.name, "number": version.number, "path": path})
 
 
+def latest_job(version: ModelVersion):
+    """The newest validation job, from the prefetched list (see `selectors.versions_with_details`)."""
+    jobs = list(version.validation_jobs.all())
+    return jobs[0] if jobs else None
+
+
+def validation_to_dict(job) -> tuple[dict, dict]:
+    if job is None:
+        return {"status": "none", "checks": []}, {"status": "none", "baseline_version": None, "rules": []}
+    validation = {
+        "status": job.status,
+        "job_id": job.pk,
+        "attempts": job.attempts,
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "unsafe_finding": job.unsafe_finding,
+        "checks": [
+            {"name": c.name, "verdict": c.verdict, "summary": c.summary, "details": c.details, "checker_version": c.checker_version}
+            for c in job.checks.all()
+        ],
+    }
+    quality = {
+        "status": job.quality_status or ("pending" if not job.is_finished else "none"),
+        "baseline_version": job.quality_baseline.number if job.quality_baseline else None,
+        "rules": job.quality_rules,
+    }
+    return validation, quality
+
+
 def version_to_dict(version: ModelVersion, request=None) -> dict:
     def absolute(url: str) -> str:
         return request.build_absolute_uri(url) if request is not None else url
 
+    validation, quality = validation_to_dict(latest_job(version))
     return {
         "id": str(version.id),
         "model": version.model.name,
@@ -50,6 +81,9 @@ def version_to_dict(version: ModelVersion, request=None) -> dict:
             }
             for artifact in version.artifacts.all()
         ],
+        "inspection": version.inspection,
+        "validation": validation,
+        "quality": quality,
         "created_by": version.created_by.get_username() if version.created_by else None,
         "created_at": version.created_at.isoformat(),
         "stage_changed_at": version.stage_changed_at.isoformat(),

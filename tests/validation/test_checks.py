@@ -167,6 +167,20 @@ def test_an_import_computed_at_load_time_counts_as_unsafe():
     assert result["unsafe"] == ["<an import whose name is computed at load time>"]
 
 
+def test_binary_weights_that_are_not_a_pickle_are_not_flagged(model, owner):
+    job = _validate(model, owner, {"weights.bin": b"raw float data " + bytes(range(256))})
+    check = _check(job, "unsafe_serialization")
+    assert check.verdict == "pass" and check.details["files"]["weights.bin"]["format"] == "not a pickle"
+
+
+def test_code_that_runs_before_a_parse_error_is_still_flagged(model, owner):
+    # pickle.load would call os.system before reaching the garbage at the end.
+    crafted = b"cos\nsystem\n(S'id'\ntR" + b"\xff\xfe garbage"
+    assert scan_file(io.BytesIO(crafted))["unsafe"] == ["os.system"]
+    job = _validate(model, owner, {"model.pkl": crafted})
+    assert job.unsafe_finding and _check(job, "unsafe_serialization").details["unsafe"] == {"model.pkl": ["os.system"]}
+
+
 def test_a_half_written_pickle_cannot_be_shown_safe(model, owner):
     job = _validate(model, owner, {"model.pkl": pickle.dumps(RunsSystem(), protocol=2)[:-8]})
     assert _check(job, "unsafe_serialization").verdict == "fail"

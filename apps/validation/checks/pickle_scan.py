@@ -17,7 +17,7 @@ name = "unsafe_serialization"
 version = "1.0"
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".bin", ".pt", ".pth", ".ckpt")
-MAX_PICKLES_PER_STREAM = 8  # legacy torch.save writes five pickles, then raw storage bytes
+MAX_PICKLES_PER_STREAM = 5  # legacy torch.load unpickles five objects, then reads raw storage bytes
 MAX_MEMBER_BYTES = 1024 * 1024 * 1024
 
 TORCH_STORAGES = {f"{kind}Storage" for kind in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool", "ComplexFloat", "ComplexDouble", "Untyped")}
@@ -56,54 +56,46 @@ def _allowed(module: str, attribute: str) -> bool:
     return any(module == prefix or module.startswith(prefix + ".") for prefix in settings.VALIDATION_PICKLE_ALLOWED_MODULES) and attribute[:1].isupper()
 
 
-OPCODE_BYTES = {opcode.code.encode("latin-1") for opcode in pickletools.opcodes}
-
-
 class NotAPickle(ValueError):
     pass
 
 
 class PickleScan:
+    """Accumulates the imports of the pickles in a stream, including those seen before a parse error:
+    an unpickler would already have executed them by the time it failed."""
+
     def __init__(self) -> None:
         self.imports: set[tuple[str, str]] = set()
         self.unsafe: set[str] = set()
-        self.pickles = 0
 
     def scan_stream(self, stream) -> None:
-        """Scan the consecutive pickles at the start of a stream.
+        """Scan the pickles at the start of a stream, as many as an unpickler would load (five for legacy torch).
 
-        The first must parse completely (or not look like a pickle at all). Later ones count only when they
-        parse completely: what follows the pickles in legacy torch files is raw tensor data.
+        Raises NotAPickle when the stream fails to parse before any import: such bytes cannot run code when
+        unpickled. Raises ValueError when it fails to parse after an import: its safety cannot be shown.
         """
-        for _ in range(MAX_PICKLES_PER_STREAM):
-            start = stream.tell()
-            head = stream.read(1)
-            if not head:
+        for index in range(MAX_PICKLES_PER_STREAM):
+            if not stream.read(1):
                 return
-            stream.seek(start)
-            if self.pickles == 0 and head not in OPCODE_BYTES:
-                raise NotAPickle("does not start with a pickle opcode")
+            stream.seek(-1, io.SEEK_CUR)
+            seen_before = len(self.imports) + len(self.unsafe)
             try:
-                imports, unsafe = self._scan_one(stream)
-            except ValueError:
-                if self.pickles == 0:
-                    raise
-                return
-            self.pickles += 1
-            self.imports |= imports
-            self.unsafe |= unsafe
+                self._scan_one(stream)
+            except ValueError as exc:
+                if len(self.imports) + len(self.unsafe) == seen_before:
+                    if index == 0:
+                        raise NotAPickle(str(exc)) from exc
+                    return  # raw data after the pickles, as in legacy torch files
+                raise
 
-    @staticmethod
-    def _scan_one(stream) -> tuple[set, set]:
-        imports: set[tuple[str, str]] = set()
-        unsafe: set[str] = set()
+    def _scan_one(self, stream) -> None:
         memo: dict = {}
         recent: list = []  # values pushed lately; strings kept, everything else None
 
         def record(module: str, attribute: str) -> None:
-            imports.add((module, attribute))
+            self.imports.add((module, attribute))
             if not _allowed(module, attribute):
-                unsafe.add(f"{module}.{attribute}")
+                self.unsafe.add(f"{module}.{attribute}")
 
         for opcode, arg, _ in pickletools.genops(stream):
             op = opcode.name
@@ -115,10 +107,10 @@ class PickleScan:
                 if len(recent) >= 2 and isinstance(recent[-2], str) and isinstance(recent[-1], str):
                     record(recent[-2], recent[-1])
                 else:
-                    unsafe.add("<an import whose name is computed at load time>")
+                    self.unsafe.add("<an import whose name is computed at load time>")
                 recent.append(None)
             elif op in ("EXT1", "EXT2", "EXT4"):
-                unsafe.add(f"<copyreg extension code {arg}>")
+                self.unsafe.add(f"<copyreg extension code {arg}>")
             elif op in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"):
                 recent.append(arg if isinstance(arg, str) else None)
             elif op in ("BINPUT", "LONG_BINPUT", "PUT"):
@@ -131,32 +123,38 @@ class PickleScan:
                 recent.append(None)
             if len(recent) > 64:
                 del recent[:32]
-        return imports, unsafe
 
 
 def scan_file(handle) -> dict:
-    """Scan one artifact: a pickle stream, or a zip archive (PyTorch) whose *.pkl members are scanned."""
+    """Scan one artifact: a pickle stream, or a zip archive (PyTorch) whose *.pkl members are scanned.
+
+    Raises ValueError when the file cannot be parsed and nothing unsafe was found before the error.
+    """
     scan = PickleScan()
     members: list[str] = []
-    if handle.read(4) == b"PK\x03\x04":
-        handle.seek(0)
-        with zipfile.ZipFile(handle) as archive:
-            for member in archive.infolist():
-                if member.filename.endswith(".pkl"):
-                    if member.file_size > MAX_MEMBER_BYTES:
-                        raise ValueError(f"{member.filename} is too large to scan")
-                    with archive.open(member) as inner:
-                        scan.scan_stream(io.BytesIO(inner.read()))
-                    scan.pickles = 0
-                    members.append(member.filename)
-        kind = "zip"
-    else:
-        handle.seek(0)
-        try:
+    kind = "pickle"
+    try:
+        if handle.read(4) == b"PK\x03\x04":
+            kind = "zip"
+            handle.seek(0)
+            with zipfile.ZipFile(handle) as archive:
+                for member in archive.infolist():
+                    if member.filename.endswith(".pkl"):
+                        if member.file_size > MAX_MEMBER_BYTES:
+                            raise ValueError(f"{member.filename} is too large to scan")
+                        members.append(member.filename)
+                        with archive.open(member) as inner:
+                            scan.scan_stream(io.BytesIO(inner.read()))
+        else:
+            handle.seek(0)
             scan.scan_stream(handle)
-        except NotAPickle:
+    except NotAPickle:
+        if kind == "pickle":
             return {"format": "not a pickle", "imports": [], "unsafe": []}
-        kind = "pickle"
+        raise
+    except ValueError:
+        if not scan.unsafe:
+            raise
     return {
         "format": kind,
         "members": members,
