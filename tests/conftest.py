@@ -37,6 +37,19 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
+@pytest.fixture(autouse=True)
+def isolated_artifacts(settings, tmp_path):
+    """Each test stores artifacts in a folder of its own, so no test sees another's blobs."""
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    settings.ARTIFACT_ROOT = str(root)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(root), "base_url": None}},
+    }
+    return root
+
+
 @pytest.fixture
 def make_user(db):
     def make(username: str, **extra):

@@ -1,7 +1,7 @@
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.http import Http404
 
 from apps.approvals.lifecycle import Stage
@@ -38,7 +38,14 @@ def version_in_stage(model: RegisteredModel, stage: str) -> ModelVersion | None:
 
 
 def versions_for_model_table(model: RegisteredModel, *, stage: str = "") -> QuerySet[ModelVersion]:
-    queryset = ModelVersion.objects.filter(model=model).select_related("created_by").prefetch_related("metrics").order_by("-number")
+    latest_job = ValidationJob.objects.filter(version=OuterRef("pk")).order_by("-created_at", "-id")
+    queryset = (
+        ModelVersion.objects.filter(model=model)
+        .select_related("created_by")
+        .prefetch_related("metrics")
+        .annotate(validation_status=Subquery(latest_job.values("status")[:1]), quality_status=Subquery(latest_job.values("quality_status")[:1]))
+        .order_by("-number")
+    )
     if stage:
         queryset = queryset.filter(stage=stage)
     return queryset

@@ -14,6 +14,7 @@ from .forms import TransitionForm, VersionEditForm, VersionUploadForm
 from .metadata import metadata_from_dict
 from .models import ModelVersion
 from .selectors import artifact_or_404, version_by_number
+from .serializers import latest_job
 from .services import incoming_from_upload, version_register
 
 
@@ -57,6 +58,7 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
             "actions": actions_for(request.user, model),
             "transition_form": TransitionForm(),
             "targets": allowed_targets(version.stage),
+            "job": latest_job(version),
         },
     )
 
