@@ -4,4 +4,6 @@ from .base import *  # noqa: F403
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)  # noqa: F405
 
-VAR_DIR.mkdir(parents=True, exist_ok=True)  # noqa: F405  (the SQLite file, artifacts and the broker's folders live here)
+# The SQLite file, the artifacts and the embedded broker's folders live under var/.
+for _folder in (VAR_DIR, VAR_DIR / "broker" / "queue", VAR_DIR / "broker" / "processed"):  # noqa: F405
+    _folder.mkdir(parents=True, exist_ok=True)

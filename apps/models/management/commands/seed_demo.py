@@ -13,6 +13,7 @@ from apps.approvals.services import version_transition
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action
 from apps.models.services import model_create, model_permission_grant
+from apps.validation.services import validation_policy_update
 from apps.versions.metadata import metadata_from_dict
 from apps.versions.services import incoming_from_bytes, version_register
 
@@ -93,6 +94,13 @@ class Command(BaseCommand):
             description="# Sentiment classifier\n\nBinary sentiment on movie reviews.\n\n| split | size |\n|---|---|\n| train | 25k |\n| test | 25k |\n",
         )
         model_permission_grant(model=sentiment, actor=lead, action=Action.APPROVE_TRANSITION, user=lead)
+        validation_policy_update(
+            model=sentiment, actor=lead, required_file_patterns=["tokenizer.json"], pinned_baseline=None,
+            rules=[
+                {"metric": "accuracy", "direction": "higher", "allowed_regression": 0.01, "regression_kind": "absolute", "min_value": 0.8, "max_value": None},
+                {"metric": "latency_ms", "direction": "lower", "allowed_regression": 0.2, "regression_kind": "relative", "min_value": None, "max_value": None},
+            ],
+        )
         for seed, accuracy in enumerate([0.86, 0.89, 0.91]):
             version = version_register(
                 model=sentiment,
