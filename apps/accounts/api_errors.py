@@ -1,11 +1,19 @@
 """Every API error is JSON: {"error": {"code": ..., "message": ..., "fields": {...}?}}."""
 
+import logging
+
+from botocore.exceptions import BotoCoreError, ClientError
+
 from django.core.exceptions import PermissionDenied, SuspiciousOperation, ValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+
+logger = logging.getLogger(__name__)
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (OSError, BotoCoreError, ClientError)
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -28,6 +36,12 @@ def json_error_handler(exc, context):
         fields = exc.message_dict if hasattr(exc, "error_dict") else None
         message = _flatten(fields) if fields else " ".join(exc.messages)
         return Response(error_body("invalid", message, fields), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, STORAGE_ERRORS):
+        logger.exception("Artifact storage failed")
+        return Response(
+            error_body("storage_unavailable", "The artifact store did not accept or return the data; nothing was registered. Try again later, or tell an administrator."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
     if isinstance(exc, SuspiciousOperation):
         return Response(error_body("bad_request", str(exc)), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
@@ -50,3 +64,13 @@ def json_error_handler(exc, context):
 @api_view(["GET", "POST", "PUT", "PATCH", "DELETE"])
 def json_not_found(request, *args, **kwargs):
     return Response(error_body("not_found", "No such API endpoint; see the README for the API's paths."), status=404)
+
+
+def server_error(request, *args, **kwargs):
+    """500 handler: JSON under /api/, Django's page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import server_error as page_server_error
+
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("server_error", "The server failed; the error was logged. Try again, or tell an administrator."), status=500)
+    return page_server_error(request, *args, **kwargs)

@@ -32,15 +32,6 @@ def blob_put(*, sha256: str, content: File) -> bool:
     return True
 
 
-def blob_delete_if_unreferenced(sha256: str) -> bool:
-    from .models import Artifact
-
-    if Artifact.objects.filter(sha256=sha256).exists():
-        return False
-    artifact_storage().delete(blob_key(sha256))
-    return True
-
-
 def blob_is_local() -> bool:
     return isinstance(artifact_storage(), FileSystemStorage)
 

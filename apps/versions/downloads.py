@@ -1,6 +1,7 @@
 import posixpath
 
 from django.http import FileResponse, HttpResponseRedirect
+from django.utils.http import content_disposition_header
 
 from .blobs import artifact_storage, blob_is_local
 from .models import Artifact
@@ -18,7 +19,7 @@ def artifact_response(artifact: Artifact):
         url = storage.url(
             artifact.blob_key,
             parameters={
-                "ResponseContentDisposition": f"attachment; filename=\"{filename.replace(chr(34), '')}\"",
+                "ResponseContentDisposition": content_disposition_header(True, filename),
                 "ResponseContentType": artifact.content_type,
             },
         )

@@ -1,5 +1,4 @@
 import hashlib
-import logging
 import mimetypes
 from dataclasses import dataclass
 
@@ -15,12 +14,10 @@ from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require
 from apps.validation.services import validation_job_create
 
-from .blobs import blob_delete_if_unreferenced, blob_put
+from .blobs import blob_put
 from .metadata import VersionMetadata
 from .models import Artifact, Metric, ModelVersion
 from .paths import canonical_artifact_path
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,25 +76,17 @@ def _checked_files(files: list[IncomingFile]) -> list[tuple[str, IncomingFile]]:
 def version_register(*, model: RegisteredModel, files: list[IncomingFile], metadata: VersionMetadata, actor) -> ModelVersion:
     """Register a new version atomically: all artifacts stored and checksummed, or no version at all.
 
-    Blobs are written first (outside the transaction, as storage is not transactional); if anything
-    fails afterwards, blobs this call created and nothing references are deleted again.
+    Blobs are written first (storage is not transactional), then the version and its artifacts in one
+    transaction. Blobs of a registration that fails after storing stay unreferenced and are removed by
+    `manage.py gc_artifact_blobs` after a grace period. They are not deleted on the spot: a concurrent
+    registration of the same bytes may have found this blob already stored and be about to reference it.
     """
     require(actor, Action.REGISTER, model)
     checked = _checked_files(files)
-    created_blobs: list[str] = []
-    try:
-        for _, item in checked:
-            item.content.seek(0)
-            if blob_put(sha256=item.sha256, content=item.content):
-                created_blobs.append(item.sha256)
-        return _version_create(model=model, checked=checked, metadata=metadata, actor=actor)
-    except BaseException:
-        for sha256 in created_blobs:
-            try:
-                blob_delete_if_unreferenced(sha256)
-            except Exception:  # the cleanup command removes what this could not
-                logger.exception("Could not remove blob %s after a failed registration", sha256)
-        raise
+    for _, item in checked:
+        item.content.seek(0)
+        blob_put(sha256=item.sha256, content=item.content)
+    return _version_create(model=model, checked=checked, metadata=metadata, actor=actor)
 
 
 @transaction.atomic

@@ -171,3 +171,13 @@ def test_the_list_is_paginated_and_searchable(api_for, owner):
 def test_unknown_api_paths_answer_json_404(api_for, owner):
     response = api_for(owner).get("/api/v1/nothing/here/")
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_a_huge_metadata_file_part_is_refused_without_reading_it_all(api_for, owner, model, settings):
+    settings.METADATA_MAX_BYTES = 1000
+    response = api_for(owner).post(
+        f"/api/v1/models/{model.name}/versions/",
+        {"files": [upload("a", b"a")], "metadata": upload("metadata.json", b"{" + b" " * 5_000_000 + b"}", "application/json")},
+        format="multipart",
+    )
+    assert response.status_code == 400 and "larger than 1000 bytes" in response.json()["error"]["message"]

@@ -106,7 +106,7 @@ def test_a_declared_checksum_that_does_not_match_stores_nothing(model, owner):
     assert not _stored(sha256(b"real bytes")) and not ModelVersion.objects.exists()
 
 
-def test_a_storage_failure_midway_leaves_no_version_and_no_orphan(model, owner, settings):
+def test_a_storage_failure_midway_leaves_no_version_and_the_cleanup_removes_the_orphan(model, owner):
     # A real storage error: the second blob's directory cannot be created because a file sits where it should be.
     good, bad = b"first file", b"second file"
     blocker = artifact_storage().path(f"sha256/{sha256(bad)[:2]}")
@@ -119,16 +119,19 @@ def test_a_storage_failure_midway_leaves_no_version_and_no_orphan(model, owner, 
     finally:
         os.remove(blocker)
     assert not ModelVersion.objects.exists() and not Artifact.objects.exists()
-    assert not _stored(sha256(good))
     assert RegisteredModel.objects.get().last_version_number == 0
+    assert _stored(sha256(good)), "the first blob was written before the failure"
+    call_command("gc_artifact_blobs", "--grace-minutes", "0")
+    assert not _stored(sha256(good))
 
 
-def test_a_database_failure_after_storing_removes_the_new_blobs(model, owner):
+def test_a_database_failure_after_storing_leaves_no_version_and_shared_blobs_survive_the_cleanup(model, owner):
     register_version(model, owner, files={"shared.bin": b"kept"})
     RegisteredModel.objects.filter(pk=model.pk).update(last_version_number=0)  # the next number now collides
     with pytest.raises(IntegrityError):
         register_version(model, owner, files={"shared.bin": b"kept", "new.bin": b"fresh"})
     assert ModelVersion.objects.count() == 1
+    call_command("gc_artifact_blobs", "--grace-minutes", "0")
     assert _stored(sha256(b"kept")), "a blob another version references must stay"
     assert not _stored(sha256(b"fresh"))
 
