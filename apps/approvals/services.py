@@ -53,7 +53,7 @@ def _apply(version: ModelVersion, to_stage: str, actor, reason: str) -> StageTra
     from_stage = version.stage
     version.stage = to_stage
     version.stage_changed_at = timezone.now()
-    version.save(update_fields=["stage", "stage_changed_at"])
+    version.save(update_fields=["stage", "stage_changed_at", "updated_at"])
     transition = StageTransition.objects.create(version=version, from_stage=from_stage, to_stage=to_stage, actor=actor, reason=reason)
     audit.record(
         actor=actor, obj=version, action="version.stage_changed",

@@ -161,7 +161,7 @@ def _finish(job, outcomes, found: dict, quality_status: str, baseline, rule_resu
     job.finished_at = timezone.now()
     job.save()
     if found:
-        ModelVersion.objects.filter(pk=job.version_id).update(inspection=found)
+        ModelVersion.objects.filter(pk=job.version_id).update(inspection=found, updated_at=timezone.now())
     audit.record(
         actor=None, obj=job, action="validation.finished", registered_model_id=job.version.model_id,
         after={"version": job.version.number, "status": job.status, "quality": quality_status, "unsafe": job.unsafe_finding},

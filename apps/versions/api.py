@@ -1,6 +1,10 @@
+import hashlib
+import json
+
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponse, HttpResponseNotModified
 from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -13,7 +17,7 @@ from apps.models.permissions import Action, get_model_for
 from .metadata import metadata_from_json
 from .downloads import artifact_response
 from .models import ModelVersion
-from .selectors import artifact_or_404, version_by_number, version_in_stage, versions_with_details
+from .selectors import artifact_or_404, stage_fingerprint, version_by_number, versions_with_details
 from .serializers import version_to_dict
 from .services import incoming_from_upload, version_register
 
@@ -66,13 +70,24 @@ def version_detail(request, name: str, number: int):
 
 @api_view(["GET"])
 def version_by_stage(request, name: str, stage: str):
+    """What deployment pipelines poll. One query decides freshness; the JSON itself is cached and sent with an ETag."""
     if stage not in Stage.values:
         raise Http404(f"Unknown stage '{stage}'; use one of {', '.join(Stage.values)}.")
-    model = get_model_for(request.user, name)
-    version = version_in_stage(model, stage)
-    if version is None:
+    fingerprint = stage_fingerprint(request.user, name, stage)
+    if fingerprint is None:
+        get_model_for(request.user, name)  # 404 for a model that does not exist or that the user may not view
         raise Http404(f"Model '{name}' has no version in {stage}.")
-    return Response(version_to_dict(version, request))
+    etag = '"' + hashlib.sha256(repr(sorted(fingerprint.items())).encode()).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if etag in request.headers.get("If-None-Match", ""):
+        return HttpResponseNotModified(headers=headers)
+    cache_key = f"version-json:{fingerprint['pk']}:{etag}:{request.get_host()}:{request.is_secure()}"
+    body = cache.get(cache_key)
+    if body is None:
+        version = versions_with_details(ModelVersion.objects.filter(pk=fingerprint["pk"])).get()
+        body = json.dumps(version_to_dict(version, request))
+        cache.set(cache_key, body, timeout=3600)
+    return HttpResponse(body, content_type="application/json", headers=headers)
 
 
 @api_view(["GET"])

@@ -32,9 +32,22 @@ def version_by_number(model: RegisteredModel, number: int) -> ModelVersion | Non
     return versions_with_details(ModelVersion.objects.filter(model=model, number=number)).first()
 
 
-def version_in_stage(model: RegisteredModel, stage: str) -> ModelVersion | None:
-    """The production version, or the newest version in another stage (what MLflow's 'latest in stage' gives)."""
-    return versions_with_details(ModelVersion.objects.filter(model=model, stage=stage).order_by("-number")).first()
+def stage_fingerprint(user, name: str, stage: str) -> dict | None:
+    """One query: the version a stage points at (for a model the user may view), with what its JSON depends on.
+
+    The version's JSON changes only when the version row or its latest validation job changes, so these
+    values make an ETag and a cache key without loading anything else.
+    """
+    from apps.models.permissions import visible_models
+
+    latest_job = ValidationJob.objects.filter(version=OuterRef("pk")).order_by("-created_at", "-id")
+    return (
+        ModelVersion.objects.filter(model__name=name, model__in=visible_models(user).values("pk"), stage=stage)
+        .order_by("-number")
+        .values("pk", "model_id", "number", "updated_at")
+        .annotate(job_id=Subquery(latest_job.values("pk")[:1]), job_status=Subquery(latest_job.values("status")[:1]))
+        .first()
+    )
 
 
 def versions_for_model_table(model: RegisteredModel, *, stage: str = "") -> QuerySet[ModelVersion]:

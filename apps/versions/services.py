@@ -148,7 +148,7 @@ def version_update(*, version: ModelVersion, actor, description: str, tags: list
     require(actor, Action.REGISTER, version.model)
     before = {"description": version.description, "tags": sorted(version.tags.names())}
     version.description = description
-    version.save(update_fields=["description"])
+    version.save(update_fields=["description", "updated_at"])
     version.tags.set(tags)
     audit.record(
         actor=actor, obj=version, action="version.updated", before=before,

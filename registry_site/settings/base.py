@@ -95,6 +95,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# A per-process cache is enough: cached API bodies are keyed by a fingerprint read from the database on every request.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://registry")}
+
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",

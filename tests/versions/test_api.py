@@ -181,3 +181,27 @@ def test_a_huge_metadata_file_part_is_refused_without_reading_it_all(api_for, ow
         format="multipart",
     )
     assert response.status_code == 400 and "larger than 1000 bytes" in response.json()["error"]["message"]
+
+
+def test_the_stage_endpoint_answers_304_until_the_version_changes(api_for, owner, model):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.validation.services import validation_run
+
+    version = register_version(model, owner, files={"a.onnx": b"x"}, flavor="onnx")
+    version_transition(version=version, to_stage="staging", actor=owner)
+    api = api_for(owner)
+    url = f"/api/v1/models/{model.name}/stages/staging/"
+    first = api.get(url)
+    etag = first["ETag"]
+    assert first.status_code == 200 and first.json()["validation"]["status"] == "queued"
+    with CaptureQueriesContext(connection) as ctx:
+        assert api.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 304
+    assert len(ctx.captured_queries) <= 2  # the token and the fingerprint
+    validation_run(job_id=version.validation_jobs.get().pk)
+    changed = api.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200 and changed["ETag"] != etag and changed.json()["validation"]["status"] == "passed"
+    version_transition(version=version, to_stage="production", actor=owner)
+    assert api.get(url).status_code == 404
+    assert api.get(f"/api/v1/models/{model.name}/stages/production/").json()["number"] == 1
