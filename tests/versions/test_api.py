@@ -205,3 +205,20 @@ def test_the_stage_endpoint_answers_304_until_the_version_changes(api_for, owner
     version_transition(version=version, to_stage="production", actor=owner)
     assert api.get(url).status_code == 404
     assert api.get(f"/api/v1/models/{model.name}/stages/production/").json()["number"] == 1
+
+
+def test_the_stage_endpoint_honours_group_and_superuser_permissions(api_for, owner, model, make_user):
+    from django.contrib.auth.models import Group
+
+    from apps.models.permissions import Action
+    from apps.models.services import model_permission_grant
+
+    register_version(model, owner)
+    team, member, admin, stranger = Group.objects.create(name="team"), make_user("member"), make_user("root", is_superuser=True), make_user("stranger")
+    member.groups.add(team)
+    url = f"/api/v1/models/{model.name}/stages/draft/"
+    assert api_for(member).get(url).status_code == 404
+    model_permission_grant(model=model, actor=owner, action=Action.VIEW, group=team)
+    assert api_for(member).get(url).json()["number"] == 1
+    assert api_for(admin).get(url).json()["number"] == 1
+    assert api_for(stranger).get(url).status_code == 404
