@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.audit import services as audit
@@ -74,8 +74,6 @@ def _claim(job_id: int) -> bool:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.VALIDATION_LEASE_SECONDS)
     claimable = Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale)
-    from django.db.models import F
-
     return bool(
         ValidationJob.objects.filter(claimable, pk=job_id).update(
             status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, finished_at=None, attempts=F("attempts") + 1, error=""
@@ -123,6 +121,8 @@ def validation_run(*, job_id: int) -> ValidationJob | None:
         for check in CHECKS:
             try:
                 outcome = check.run(context)
+            except FileNotFoundError as exc:  # a blob gone from storage will not come back by retrying
+                outcome = Outcome("error", f"an artifact is missing from storage: {exc}"[:480], {})
             except (OSError, OperationalError) as exc:
                 raise TransientError(f"{check.name}: {exc}") from exc
             except Exception as exc:  # a bug or an input no check foresaw: recorded, not hidden
@@ -167,6 +167,13 @@ def _finish(job, outcomes, found: dict, quality_status: str, baseline, rule_resu
         after={"version": job.version.number, "status": job.status, "quality": quality_status, "unsafe": job.unsafe_finding},
     )
     return job
+
+
+def validation_give_up(*, job_id: int, error: str) -> None:
+    """After the last retry: record the job as errored, so it shows and the sweep stops resending it."""
+    ValidationJob.objects.filter(pk=job_id).exclude(status__in=[JobStatus.PASSED, JobStatus.FAILED]).update(
+        status=JobStatus.ERROR, error=error[:2000], finished_at=timezone.now()
+    )
 
 
 @transaction.atomic

@@ -8,6 +8,9 @@ def run_validation(self, job_id: int) -> None:
     try:
         services.validation_run(job_id=job_id)
     except services.TransientError as exc:
+        if self.request.retries >= self.max_retries:
+            services.validation_give_up(job_id=job_id, error=f"Gave up after {self.max_retries} retries: {exc}")
+            return
         raise self.retry(exc=exc, countdown=min(300, 2 ** (self.request.retries + 1)))
 
 

@@ -217,3 +217,34 @@ def test_a_job_is_run_once_even_if_delivered_twice(model, owner):
 def test_registering_creates_a_queued_job_in_the_same_transaction(model, owner):
     version = register_version(model, owner)
     assert list(version.validation_jobs.values_list("status", flat=True)) == ["queued"]
+
+
+def test_a_blob_missing_from_storage_is_an_error_not_a_retry_loop(model, owner):
+    version = register_version(model, owner, files={"model.safetensors": GOOD_WEIGHTS})
+    os.remove(artifact_storage().path(blob_key(version.artifacts.get().sha256)))
+    job = version.validation_jobs.get()
+    validation_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "error"
+    assert _check(job, "integrity").verdict == "fail" and _check(job, "format_inspection").verdict == "error"
+
+
+def test_a_transient_storage_error_puts_the_job_back_in_the_queue(model, owner):
+    from apps.validation.services import TransientError
+
+    version = register_version(model, owner, files={"w.bin": b"abc"})
+    blob = artifact_storage().path(blob_key(version.artifacts.get().sha256))
+    os.rename(blob, blob + ".aside")
+    os.mkdir(blob)  # reading now fails with IsADirectoryError: an OSError of the kind that may pass
+    job = version.validation_jobs.get()
+    try:
+        with pytest.raises(TransientError):
+            validation_run(job_id=job.pk)
+    finally:
+        os.rmdir(blob)
+        os.rename(blob + ".aside", blob)
+    job.refresh_from_db()
+    assert job.status == "queued"
+    validation_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "passed" and job.attempts == 2
