@@ -38,3 +38,23 @@ def test_the_management_command_creates_lists_and_revokes(owner, capsys):
     assert token.revoked_at is not None
     with pytest.raises(CommandError, match="No user named"):
         call_command("api_token", "create", "ghost")
+
+
+def test_using_a_token_records_when_it_was_last_used(api_for, owner):
+    api = api_for(owner)
+    token = ApiToken.objects.get(user=owner)
+    assert token.last_used_at is None
+    assert api.get("/api/v1/models/").status_code == 200
+    token.refresh_from_db()
+    first_use = token.last_used_at
+    assert first_use is not None
+    api.get("/api/v1/models/")
+    token.refresh_from_db()
+    assert token.last_used_at == first_use  # recorded at most every five minutes, not on every request
+
+
+def test_a_deactivated_users_token_is_refused(api_for, owner):
+    api = api_for(owner)
+    owner.is_active = False
+    owner.save()
+    assert api.get("/api/v1/models/").status_code == 401
