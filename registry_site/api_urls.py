@@ -2,6 +2,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path, re_path
 
 from apps.accounts.api_errors import json_not_found
+from apps.approvals import api as approval_api
 from apps.models import api as model_api
 from apps.versions import api as version_api
 
@@ -18,8 +19,15 @@ urlpatterns = [
     path("models/<str:name>/", _open(model_api.model_detail), name="model"),
     path("models/<str:name>/versions/", _open(version_api.versions_collection), name="versions"),
     path("models/<str:name>/versions/<int:number>/", _open(version_api.version_detail), name="version"),
-    path("models/<str:name>/versions/<int:number>/transitions/", _open(version_api.version_transition_create), name="version-transitions"),
+    path("models/<str:name>/versions/<int:number>/transitions/", _open(approval_api.transition_request_collection), name="version-transitions"),
     path("models/<str:name>/versions/<int:number>/artifacts/<path:path>", _open(version_api.artifact_download), name="artifact-download"),
     path("models/<str:name>/stages/<str:stage>/", _open(version_api.version_by_stage), name="stage"),
+    path("models/<str:name>/rollback/", _open(approval_api.rollback), name="rollback"),
+    path("models/<str:name>/history/production/", _open(approval_api.production_pointer_history), name="production-history"),
+    path("models/<str:name>/deployments/<str:environment>/", _open(version_api.deployment_report_view), name="deployment"),
+    path("transition-requests/<int:pk>/", _open(approval_api.transition_request_detail), name="transition-request"),
+    path("transition-requests/<int:pk>/approve/", _open(approval_api.approve), name="transition-request-approve"),
+    path("transition-requests/<int:pk>/reject/", _open(approval_api.reject), name="transition-request-reject"),
+    path("transition-requests/<int:pk>/withdraw/", _open(approval_api.withdraw), name="transition-request-withdraw"),
     re_path(r"^.*$", _open(json_not_found)),
 ]

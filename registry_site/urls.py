@@ -5,8 +5,10 @@ from apps.accounts.views import health
 
 urlpatterns = [
     path("", include("apps.models.urls")),
+    path("", include("apps.approvals.urls")),
     path("models/<str:name>/versions/", include("apps.versions.urls")),
     path("models/<str:name>/", include("apps.validation.urls")),
+    path("models/<str:name>/webhooks/", include("apps.events.urls")),
     path("accounts/", include("apps.accounts.urls")),
     path("api/v1/", include("registry_site.api_urls")),
     path("admin/", admin.site.urls),

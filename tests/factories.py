@@ -32,3 +32,20 @@ def streamed(response) -> bytes:
     for chunk in response.streaming_content:
         buffer.write(chunk)
     return buffer.getvalue()
+
+
+def promote(version, *, requester, approver, justification: str = "Ready for users"):
+    """Take a version to production the way users do: validation, requests, an approval."""
+    from apps.approvals.services import transition_request_approve, transition_request_create
+    from apps.validation.services import validation_run
+
+    job = version.validation_jobs.order_by("-created_at").first()
+    if job is not None and not job.is_finished:
+        validation_run(job_id=job.pk)
+    version.refresh_from_db()
+    if version.stage == "draft":
+        transition_request_create(version=version, to_stage="staging", actor=requester, justification=justification)
+    request = transition_request_create(version=version, to_stage="production", actor=requester, justification=justification)
+    transition_request_approve(request=request, actor=approver, comment="approved")
+    version.refresh_from_db()
+    return request

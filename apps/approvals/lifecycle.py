@@ -30,10 +30,13 @@ class IllegalTransition(Exception):
         self.to_stage = to_stage
 
 
-def check_transition(from_stage: str, to_stage: str) -> None:
-    if to_stage not in Stage.values:
-        raise IllegalTransition(from_stage, to_stage)
-    if to_stage not in ALLOWED_TRANSITIONS[from_stage]:
+# A rollback moves the production pointer back to a version that was in production before (now archived).
+ROLLBACK_TRANSITIONS: dict[str, frozenset[str]] = {Stage.ARCHIVED: frozenset({Stage.PRODUCTION}), Stage.STAGING: frozenset({Stage.PRODUCTION})}
+
+
+def check_transition(from_stage: str, to_stage: str, *, rollback: bool = False) -> None:
+    table = ROLLBACK_TRANSITIONS if rollback else ALLOWED_TRANSITIONS
+    if to_stage not in Stage.values or to_stage not in table.get(from_stage, ()):
         raise IllegalTransition(from_stage, to_stage)
 
 

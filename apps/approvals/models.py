@@ -1,0 +1,94 @@
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+
+from apps.models.models import RegisteredModel
+
+from .lifecycle import Stage
+
+GATED_STAGES = (Stage.STAGING, Stage.PRODUCTION)
+DEFAULT_REQUIRED_APPROVALS = {Stage.STAGING: 0, Stage.PRODUCTION: 1}
+
+
+class ApprovalPolicy(models.Model):
+    """How many distinct approvals a move into a stage needs, and from whom. Absent: the defaults above."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="approval_policies")
+    target_stage = models.CharField(max_length=16, choices=[(s.value, s.label) for s in GATED_STAGES])
+    required_approvals = models.PositiveSmallIntegerField(default=1)
+    approver_group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="If set, only its members' approvals count."
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "target_stage"], name="one_policy_per_model_and_stage")]
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.required_approvals} approval(s) for {self.target_stage}"
+
+
+class RequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPLIED = "applied", "Applied"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class TransitionRequestQuerySet(models.QuerySet):
+    def pending(self):
+        return self.filter(status=RequestStatus.PENDING)
+
+
+class TransitionRequest(models.Model):
+    version = models.ForeignKey("versions.ModelVersion", on_delete=models.CASCADE, related_name="transition_requests")
+    to_stage = models.CharField(max_length=16, choices=Stage.choices)
+    status = models.CharField(max_length=16, choices=RequestStatus.choices, default=RequestStatus.PENDING, db_index=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    justification = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    override_reason = models.TextField(blank=True, help_text="A manager's written reason to promote despite a failed quality gate.")
+    override_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    objects = TransitionRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "to_stage"], condition=models.Q(status="pending"), name="one_pending_request_per_version_and_stage"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} -> {self.to_stage} ({self.status})"
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+
+
+class Approval(models.Model):
+    """One reviewer's decision. An approval given before the production pointer moved is invalidated (stale)."""
+
+    request = models.ForeignKey(TransitionRequest, on_delete=models.CASCADE, related_name="approvals")
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    production_version_at_approval = models.ForeignKey(
+        "versions.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    invalidated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "approver"], condition=models.Q(invalidated_at__isnull=True), name="one_live_decision_per_approver"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.approver} {self.decision} {self.request}"

@@ -1,39 +1,93 @@
-from django.core.exceptions import ValidationError
+"""Stage changes: the one function that applies them (`version_transition`), the requests and approvals that
+gate them, and rollback. Every path (dashboard, API, admin, seeding) goes through here; superusers included."""
+
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from apps.audit import services as audit
 from apps.models.models import RegisteredModel
-from apps.models.permissions import Action, require
+from apps.models.permissions import Action, can, require
+from apps.validation.models import JobStatus, ValidationJob, Verdict
 from apps.validation.services import unsafe_finding_blocks
-from apps.versions.models import ModelVersion, ProductionPointerChange, StageTransition
+from apps.versions.models import ModelVersion, PointerChangeKind, ProductionPointerChange, StageTransition
 
 from .lifecycle import IllegalTransition, Stage, check_transition
+from .models import DEFAULT_REQUIRED_APPROVALS, GATED_STAGES, Approval, ApprovalPolicy, Decision, RequestStatus, TransitionRequest
 
 
-def required_action(to_stage: str) -> str:
-    """Until approval gates arrive, moving into production needs the approve permission; other moves the request one."""
-    return Action.APPROVE_TRANSITION if to_stage == Stage.PRODUCTION else Action.REQUEST_TRANSITION
+def approval_policy(model: RegisteredModel, stage: str) -> tuple[int, object]:
+    """(required distinct approvals, approver group or None) for moving a version of `model` into `stage`."""
+    if stage not in GATED_STAGES:
+        return 0, None
+    policy = ApprovalPolicy.objects.filter(model=model, target_stage=stage).select_related("approver_group").first()
+    if policy is None:
+        return DEFAULT_REQUIRED_APPROVALS[stage], None
+    return policy.required_approvals, policy.approver_group
+
+
+def production_gate_problems(version: ModelVersion, request: TransitionRequest | None = None) -> list[str]:
+    """What stands between a version and production, besides approvals. Empty: nothing."""
+    job = ValidationJob.objects.filter(version=version).order_by("-created_at", "-id").first()
+    if job is None or not job.is_finished:
+        return ["Validation has not finished yet; approve once it has passed."]
+    problems = []
+    if job.unsafe_finding:
+        problems.append("Validation found unsafe serialization; this version can never reach production.")
+    failed = list(job.checks.filter(verdict__in=[Verdict.FAIL, Verdict.ERROR]).values_list("name", flat=True))
+    if failed or job.status == JobStatus.ERROR:
+        problems.append(f"Validation did not pass ({', '.join(failed) or job.error or 'error'}); fix the files and register a new version.")
+    if job.quality_status != "passed" and not (request and request.override_reason):
+        baseline = f" against v{job.quality_baseline.number}" if job.quality_baseline else ""
+        problems.append(f"The quality gate failed{baseline}; a manager may override it with a written reason.")
+    return problems
+
+
+def _live_approvals(request: TransitionRequest, group) -> int:
+    approvals = request.approvals.filter(decision=Decision.APPROVE, invalidated_at__isnull=True)
+    if group is not None:
+        approvals = approvals.filter(approver__groups=group)
+    return approvals.values("approver").distinct().count()
 
 
 @transaction.atomic
-def version_transition(*, version: ModelVersion, to_stage: str, actor, reason: str = "") -> StageTransition:
-    """The only code that changes a version's stage.
+def version_transition(
+    *, version: ModelVersion, to_stage: str, actor, reason: str = "", request: TransitionRequest | None = None, rollback: bool = False
+) -> StageTransition:
+    """The only code that changes a version's stage, and where every gate is enforced.
 
-    Locks the model row so concurrent promotions serialise; promoting to production archives the
-    version that was there and records the pointer move. Illegal moves raise ValidationError.
+    Locks the model row so concurrent promotions, approvals and rollbacks serialise. A gated stage with
+    required approvals is reached only with a `request` holding enough live approvals; production also
+    needs passed validation and quality gate (or an override), unless this is a rollback to a version that
+    passed production review before. Promoting archives the previous production version and records the
+    pointer move.
     """
     model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
-    require(actor, required_action(to_stage), model)
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if rollback:
+        if not (can(actor, Action.APPROVE_TRANSITION, model) or can(actor, Action.MANAGE, model)):
+            require(actor, Action.APPROVE_TRANSITION, model)
+    else:
+        require(actor, Action.APPROVE_TRANSITION if request is not None else Action.REQUEST_TRANSITION, model)
     try:
-        check_transition(version.stage, to_stage)
+        check_transition(version.stage, to_stage, rollback=rollback)
     except IllegalTransition as exc:
         raise ValidationError({"to_stage": [str(exc)]}) from exc
     if version.stage == Stage.DRAFT and unsafe_finding_blocks(version):
         raise ValidationError({"to_stage": ["Validation found code that would run when this version's files are unpickled; it cannot leave draft. Register a version saved without those objects (e.g. as safetensors)."]})
     if len(reason) > 5000:
         raise ValidationError({"reason": ["Keep the reason under 5000 characters."]})
+    if not rollback and to_stage in GATED_STAGES:
+        required, group = approval_policy(model, to_stage)
+        if required:
+            if request is None or request.version_id != version.pk or request.to_stage != to_stage or request.status != RequestStatus.PENDING:
+                raise ValidationError({"to_stage": [f"Moving to {to_stage} needs {required} approval(s); request the transition for review."]})
+            if _live_approvals(request, group) < required:
+                raise ValidationError({"to_stage": [f"Moving to {to_stage} needs {required} approval(s); the request has fewer."]})
+        if to_stage == Stage.PRODUCTION:
+            problems = production_gate_problems(version, request)
+            if problems:
+                raise ValidationError({"to_stage": problems})
 
     previous_production = None
     if to_stage == Stage.PRODUCTION:
@@ -43,9 +97,12 @@ def version_transition(*, version: ModelVersion, to_stage: str, actor, reason: s
     transition = _apply(version, to_stage, actor, reason)
 
     if to_stage == Stage.PRODUCTION:
-        ProductionPointerChange.objects.create(model=model, version=version, previous_version=previous_production, actor=actor, reason=reason)
+        kind = PointerChangeKind.ROLLBACK if rollback else PointerChangeKind.PROMOTION
+        ProductionPointerChange.objects.create(model=model, version=version, previous_version=previous_production, actor=actor, reason=reason, kind=kind)
     elif transition.from_stage == Stage.PRODUCTION:
-        ProductionPointerChange.objects.create(model=model, version=None, previous_version=version, actor=actor, reason=reason)
+        ProductionPointerChange.objects.create(
+            model=model, version=None, previous_version=version, actor=actor, reason=reason, kind=PointerChangeKind.RETIREMENT
+        )
     return transition
 
 
@@ -61,3 +118,167 @@ def _apply(version: ModelVersion, to_stage: str, actor, reason: str) -> StageTra
     )
     return transition
 
+
+def _request_snapshot(request: TransitionRequest) -> dict:
+    return {"version": request.version.number, "to_stage": request.to_stage, "status": request.status}
+
+
+@transaction.atomic
+def transition_request_create(*, version: ModelVersion, to_stage: str, actor, justification: str) -> TransitionRequest:
+    """Ask to move a version. Moves that need no approval (and pass their gates) are applied at once."""
+    model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    require(actor, Action.REQUEST_TRANSITION, model)
+    justification = justification.strip()
+    if not justification:
+        raise ValidationError({"justification": ["Say why this version should move; reviewers read it first."]})
+    try:
+        check_transition(version.stage, to_stage)
+    except IllegalTransition as exc:
+        raise ValidationError({"to_stage": [str(exc)]}) from exc
+    if TransitionRequest.objects.pending().filter(version=version, to_stage=to_stage).exists():
+        raise ValidationError({"to_stage": [f"v{version.number} already has a pending request to move to {to_stage}."]})
+    request = TransitionRequest.objects.create(version=version, to_stage=to_stage, requested_by=actor, justification=justification)
+    audit.record(actor=actor, obj=request, action="request.created", after=_request_snapshot(request), registered_model_id=model.pk)
+    required, _ = approval_policy(model, to_stage)
+    if required == 0:
+        version_transition(version=version, to_stage=to_stage, actor=actor, reason=justification, request=None)
+        _decide(request, RequestStatus.APPLIED, actor)
+    return request
+
+
+def _decide(request: TransitionRequest, status: str, actor) -> None:
+    before = _request_snapshot(request)
+    request.status = status
+    request.decided_at = timezone.now()
+    request.save(update_fields=["status", "decided_at"])
+    audit.record(actor=actor, obj=request, action=f"request.{status}", before=before, after=_request_snapshot(request), registered_model_id=request.version.model_id)
+
+
+def _lock_pending(request: TransitionRequest) -> tuple[RegisteredModel, TransitionRequest]:
+    model = RegisteredModel.objects.select_for_update().get(pk=request.version.model_id)
+    request = TransitionRequest.objects.select_for_update().select_related("version").get(pk=request.pk)
+    if request.status != RequestStatus.PENDING:
+        raise ValidationError(f"This request is already {request.status}; nothing more can be decided on it.")
+    return model, request
+
+
+def request_is_stale(request: TransitionRequest) -> bool:
+    """True when live approvals were given while another version held production: they need renewing."""
+    current = ModelVersion.objects.filter(model_id=request.version.model_id, stage=Stage.PRODUCTION).values_list("pk", flat=True).first()
+    return request.approvals.filter(invalidated_at__isnull=True, decision=Decision.APPROVE).exclude(production_version_at_approval_id=current).exists()
+
+
+def _invalidate_stale_approvals(request: TransitionRequest, actor) -> int:
+    current = ModelVersion.objects.filter(model_id=request.version.model_id, stage=Stage.PRODUCTION).values_list("pk", flat=True).first()
+    stale = request.approvals.filter(invalidated_at__isnull=True).exclude(production_version_at_approval_id=current)
+    count = stale.update(invalidated_at=timezone.now())
+    if count:
+        audit.record(actor=actor, obj=request, action="request.stale", after={"invalidated_approvals": count}, registered_model_id=request.version.model_id)
+    return count
+
+
+@transaction.atomic
+def transition_request_approve(*, request: TransitionRequest, actor, comment: str = "") -> TransitionRequest:
+    """Record an approval; the last required one applies the transition in the same transaction."""
+    model, request = _lock_pending(request)
+    require(actor, Action.APPROVE_TRANSITION, model)
+    if request.requested_by_id == actor.pk:
+        raise PermissionDenied("You requested this transition; someone else must approve it.")
+    required, group = approval_policy(model, request.to_stage)
+    if group is not None and not actor.groups.filter(pk=group.pk).exists():
+        raise PermissionDenied(f"Approvals for {request.to_stage} must come from members of '{group.name}'.")
+    _invalidate_stale_approvals(request, actor)
+    if request.approvals.filter(approver=actor, invalidated_at__isnull=True).exists():
+        raise ValidationError("You have already approved this request.")
+    production = ModelVersion.objects.filter(model=model, stage=Stage.PRODUCTION).first()
+    approval = Approval.objects.create(
+        request=request, approver=actor, decision=Decision.APPROVE, comment=comment.strip(), production_version_at_approval=production
+    )
+    audit.record(actor=actor, obj=request, action="request.approved_by", after={"approval": approval.pk, "comment": approval.comment}, registered_model_id=model.pk)
+    if _live_approvals(request, group) >= required:
+        version_transition(version=request.version, to_stage=request.to_stage, actor=actor, reason=request.justification, request=request)
+        _decide(request, RequestStatus.APPLIED, actor)
+    return request
+
+
+@transaction.atomic
+def transition_request_reject(*, request: TransitionRequest, actor, comment: str) -> TransitionRequest:
+    model, request = _lock_pending(request)
+    require(actor, Action.APPROVE_TRANSITION, model)
+    if request.requested_by_id == actor.pk:
+        raise PermissionDenied("You requested this transition; withdraw it instead of rejecting it.")
+    if not comment.strip():
+        raise ValidationError({"comment": ["Say why you reject it, so the requester knows what to fix."]})
+    Approval.objects.create(request=request, approver=actor, decision=Decision.REJECT, comment=comment.strip())
+    _decide(request, RequestStatus.REJECTED, actor)
+    return request
+
+
+@transaction.atomic
+def transition_request_withdraw(*, request: TransitionRequest, actor) -> TransitionRequest:
+    model, request = _lock_pending(request)
+    require(actor, Action.VIEW, model)
+    if request.requested_by_id != actor.pk:
+        raise PermissionDenied("Only the requester can withdraw a request.")
+    _decide(request, RequestStatus.WITHDRAWN, actor)
+    return request
+
+
+@transaction.atomic
+def transition_request_override_quality(*, request: TransitionRequest, actor, reason: str) -> TransitionRequest:
+    """A manager lets a production request past a failed quality gate, with a written reason (audited)."""
+    model, request = _lock_pending(request)
+    require(actor, Action.MANAGE, model)
+    if request.to_stage != Stage.PRODUCTION:
+        raise ValidationError("Only production requests pass the quality gate.")
+    if len(reason.strip()) < 10:
+        raise ValidationError({"reason": ["Write the reason for overriding the quality gate (at least a sentence)."]})
+    request.override_reason, request.override_by = reason.strip(), actor
+    request.save(update_fields=["override_reason", "override_by"])
+    audit.record(actor=actor, obj=request, action="request.quality_override", after={"reason": request.override_reason}, registered_model_id=model.pk)
+    return request
+
+
+@transaction.atomic
+def production_rollback(*, model: RegisteredModel, actor, reason: str, to_version: ModelVersion | None = None) -> ProductionPointerChange:
+    """Move the production pointer back: no re-upload, no new approval for a version that passed production review."""
+    model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    if not (can(actor, Action.APPROVE_TRANSITION, model) or can(actor, Action.MANAGE, model)):
+        require(actor, Action.APPROVE_TRANSITION, model)
+    if not reason.strip():
+        raise ValidationError({"reason": ["Say why you roll back; it is kept in the pointer history."]})
+    current = ModelVersion.objects.filter(model=model, stage=Stage.PRODUCTION).first()
+    was_production = ProductionPointerChange.objects.filter(model=model, version__isnull=False)
+    if to_version is None:
+        earlier = was_production.exclude(version=current).order_by("-changed_at", "-id").first()
+        if earlier is None:
+            raise ValidationError("No earlier version was ever in production; there is nothing to roll back to.")
+        to_version = earlier.version
+    elif to_version.model_id != model.pk or not was_production.filter(version=to_version).exists():
+        raise ValidationError({"to_version": [f"v{to_version.number} was never in production; only those can be rolled back to."]})
+    elif current is not None and to_version.pk == current.pk:
+        raise ValidationError({"to_version": [f"v{to_version.number} is already in production."]})
+    version_transition(version=to_version, to_stage=Stage.PRODUCTION, actor=actor, reason=reason.strip(), rollback=True)
+    change = ProductionPointerChange.objects.filter(model=model).order_by("-changed_at", "-id").first()
+    audit.record(
+        actor=actor, obj=model, action="production.rolled_back",
+        before={"version": current.number if current else None}, after={"version": to_version.number, "reason": reason.strip()}, registered_model_id=model.pk,
+    )
+    return change
+
+
+@transaction.atomic
+def approval_policy_update(*, model: RegisteredModel, actor, policies: dict[str, tuple[int, object]]) -> None:
+    """Set, per gated stage, the number of distinct approvals required and the group approvers must belong to."""
+    require(actor, Action.MANAGE, model)
+    before = {stage: list(approval_policy(model, stage)) for stage in GATED_STAGES}
+    for stage, (required, group) in policies.items():
+        if stage not in GATED_STAGES:
+            raise ValidationError(f"{stage} has no approval policy.")
+        ApprovalPolicy.objects.update_or_create(model=model, target_stage=stage, defaults={"required_approvals": required, "approver_group": group})
+    audit.record(
+        actor=actor, obj=model, action="approval_policy.updated",
+        before={s: [r, g.name if g else None] for s, (r, g) in before.items()},
+        after={s: [r, g.name if g else None] for s, (r, g) in policies.items()}, registered_model_id=model.pk,
+    )

@@ -26,7 +26,12 @@ def _perm(action: str) -> str:
 
 
 def visible_models(user) -> models.QuerySet[RegisteredModel]:
-    """Every registered model the user may view (directly or through a group), as one query.
+    """Every registered model the user may view (directly or through a group), as one query."""
+    return models_where(user, Action.VIEW)
+
+
+def models_where(user, action: str) -> models.QuerySet[RegisteredModel]:
+    """Every registered model on which the user holds `action` (directly or through a group), as one query.
 
     Reads guardian's direct foreign-key permission tables with two EXISTS subqueries, which is what
     guardian's `get_objects_for_user` does, minus its separate look-up of the permission row.
@@ -35,7 +40,7 @@ def visible_models(user) -> models.QuerySet[RegisteredModel]:
         return RegisteredModel.objects.none()
     if user.is_superuser:
         return RegisteredModel.objects.all()
-    codename = Action.VIEW.value
+    codename = Action(action).value
     direct = RegisteredModelUserObjectPermission.objects.filter(content_object=OuterRef("pk"), user=user, permission__codename=codename)
     through_group = RegisteredModelGroupObjectPermission.objects.filter(
         content_object=OuterRef("pk"), group__user=user, permission__codename=codename

@@ -8,7 +8,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from guardian.shortcuts import get_groups_with_perms, get_users_with_perms
 
-from apps.versions.selectors import production_history, production_version, versions_for_model_table
+from apps.approvals.forms import RollbackForm
+from apps.versions.selectors import deployments_with_drift, production_history, production_version, versions_for_model_table
 
 from .filters import RegisteredModelFilter
 from .forms import PermissionGrantForm, add_validation_errors, RegisteredModelEditForm, RegisteredModelForm
@@ -48,7 +49,12 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     return render(
         request,
         "models/model_detail.html",
-        {"model": model, "versions": versions, "history": history, "production": production, "actions": actions_for(request.user, model), "stage": stage},
+        {
+            "model": model, "versions": versions, "history": history, "production": production, "stage": stage,
+            "actions": actions_for(request.user, model),
+            "deployments": deployments_with_drift(model, production, history[0] if history else None),
+            "rollback_form": RollbackForm(candidates=sorted({c.version.number for c in history if c.version and c.version != production})),
+        },
     )
 
 

@@ -10,7 +10,6 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from apps.approvals.lifecycle import Stage
-from apps.approvals.services import version_transition
 from apps.models.api import Pages
 from apps.models.permissions import Action, get_model_for
 
@@ -19,7 +18,7 @@ from .downloads import artifact_response
 from .models import ModelVersion
 from .selectors import artifact_or_404, stage_fingerprint, version_by_number, versions_with_details
 from .serializers import version_to_dict
-from .services import incoming_from_upload, version_register
+from .services import deployment_report, incoming_from_upload, version_register
 
 
 def _metadata_text(request) -> str:
@@ -96,15 +95,15 @@ def artifact_download(request, name: str, number: int, path: str):
     return artifact_response(artifact_or_404(model, number, path))
 
 
-@api_view(["POST"])
-def version_transition_create(request, name: str, number: int):
+@api_view(["PUT"])
+def deployment_report_view(request, name: str, environment: str):
+    """Deployment targets report which version they serve; the model page flags drift from the pointer."""
     model = get_model_for(request.user, name)
+    number = request.data.get("version") if hasattr(request.data, "get") else None
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise ValidationError({"version": ["Give the version number the environment serves, e.g. {\"version\": 7}."]})
     version = ModelVersion.objects.filter(model=model, number=number).first()
     if version is None:
-        raise Http404(f"Model '{name}' has no version {number}.")
-    to_stage = request.data.get("to_stage") if isinstance(request.data, dict) else None
-    if not isinstance(to_stage, str):
-        raise ValidationError({"to_stage": [f"Give 'to_stage', one of {', '.join(Stage.values)}."]})
-    transition = version_transition(version=version, to_stage=to_stage, actor=request.user, reason=str(request.data.get("comment") or ""))
-    version = version_by_number(model, number)
-    return Response({"from_stage": transition.from_stage, "to_stage": transition.to_stage, "version": version_to_dict(version, request)}, status=201)
+        raise ValidationError({"version": [f"Model '{name}' has no version {number}."]})
+    deployment = deployment_report(model=model, environment=environment, version=version, actor=request.user)
+    return Response({"environment": deployment.environment, "version": version.number, "reported_at": deployment.reported_at.isoformat()})

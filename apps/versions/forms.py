@@ -3,7 +3,6 @@ import json
 from django import forms
 from django.conf import settings
 
-from apps.approvals.lifecycle import Stage
 from apps.lineage.models import DatasetRole
 from apps.models.forms import TagsField
 
@@ -153,8 +152,3 @@ class VersionUploadForm(forms.Form):
 class VersionEditForm(forms.Form):
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
     tags = TagsField(required=False, help_text="Comma-separated.")
-
-
-class TransitionForm(forms.Form):
-    to_stage = forms.ChoiceField(choices=Stage.choices)
-    reason = forms.CharField(required=False, max_length=5000, widget=forms.TextInput(attrs={"placeholder": "Why (kept in the history)"}))

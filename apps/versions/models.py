@@ -132,9 +132,16 @@ class StageTransition(models.Model):
         return f"{self.version}: {self.from_stage} -> {self.to_stage}"
 
 
+class PointerChangeKind(models.TextChoices):
+    PROMOTION = "promotion", "Promotion"
+    ROLLBACK = "rollback", "Rollback"
+    RETIREMENT = "retirement", "Retirement"
+
+
 class ProductionPointerChange(models.Model):
     """The production pointer's history: from `changed_at` on, `version` (None: nothing) served production."""
 
+    kind = models.CharField(max_length=16, choices=PointerChangeKind.choices, default=PointerChangeKind.PROMOTION)
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="pointer_changes")
     version = models.ForeignKey(ModelVersion, null=True, on_delete=models.PROTECT, related_name="+")
     previous_version = models.ForeignKey(ModelVersion, null=True, on_delete=models.PROTECT, related_name="+")
@@ -148,3 +155,20 @@ class ProductionPointerChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model}: production -> {self.version or 'none'}"
+
+
+class Deployment(models.Model):
+    """What a deployment target (a named environment such as prod-eu) last reported serving."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="deployments")
+    environment = models.SlugField(max_length=64)
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="deployments")
+    reported_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    reported_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["environment"]
+        constraints = [models.UniqueConstraint(fields=["model", "environment"], name="one_deployment_per_environment")]
+
+    def __str__(self) -> str:
+        return f"{self.model} in {self.environment}: v{self.version.number}"

@@ -11,7 +11,7 @@ from apps.models.models import RegisteredModel
 from apps.models.permissions import visible_model_sql
 from apps.validation.models import ValidationJob
 
-from .models import Artifact, ModelVersion, ProductionPointerChange
+from .models import Artifact, Deployment, ModelVersion, ProductionPointerChange
 from .paths import canonical_artifact_path
 
 
@@ -96,3 +96,19 @@ def artifact_or_404(model: RegisteredModel, number: int, raw_path: str) -> Artif
 
 def production_version(model: RegisteredModel) -> ModelVersion | None:
     return ModelVersion.objects.filter(model=model, stage=Stage.PRODUCTION).first()
+
+
+def deployments_with_drift(model: RegisteredModel, production: ModelVersion | None, last_change: ProductionPointerChange | None) -> list[dict]:
+    """Each environment's reported version, and how long it has lagged behind the production pointer."""
+    from django.utils import timezone
+
+    rows = []
+    for deployment in Deployment.objects.filter(model=model).select_related("version", "reported_by"):
+        drifting = production is not None and deployment.version_id != production.pk
+        since = last_change.changed_at if drifting and last_change else None
+        rows.append({
+            "deployment": deployment,
+            "drifting": drifting,
+            "behind_for": (timezone.now() - since) if since else None,
+        })
+    return rows

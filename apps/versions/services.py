@@ -16,7 +16,7 @@ from apps.validation.services import validation_job_create
 
 from .blobs import blob_put
 from .metadata import VersionMetadata
-from .models import Artifact, Metric, ModelVersion
+from .models import Artifact, Deployment, Metric, ModelVersion
 from .paths import canonical_artifact_path
 
 
@@ -155,3 +155,25 @@ def version_update(*, version: ModelVersion, actor, description: str, tags: list
         after={"description": description, "tags": sorted(tags)}, registered_model_id=version.model_id,
     )
     return version
+
+
+@transaction.atomic
+def deployment_report(*, model: RegisteredModel, environment: str, version: ModelVersion, actor) -> "Deployment":
+    """Record what a deployment target serves. Reporters hold the register permission (pipeline accounts do)."""
+    from django.utils import timezone
+    from django.utils.text import slugify
+
+    require(actor, Action.REGISTER, model)
+    if slugify(environment) != environment or not environment or len(environment) > 64:
+        raise ValidationError({"environment": ["Name environments with lowercase letters, digits and '-', e.g. prod-eu."]})
+    deployment = Deployment.objects.select_for_update().filter(model=model, environment=environment).first()
+    before = {"version": deployment.version.number} if deployment else None
+    if deployment is None:
+        deployment = Deployment(model=model, environment=environment)
+    deployment.version, deployment.reported_by, deployment.reported_at = version, actor, timezone.now()
+    deployment.save()
+    audit.record(
+        actor=actor, obj=deployment, action="deployment.reported", before=before,
+        after={"environment": environment, "version": version.number}, registered_model_id=model.pk,
+    )
+    return deployment

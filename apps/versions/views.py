@@ -5,12 +5,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.approvals.lifecycle import allowed_targets
-from apps.approvals.services import version_transition
+from apps.approvals.forms import TransitionRequestForm
+from apps.approvals.selectors import requests_for_version
+from apps.approvals.services import transition_request_create
 from apps.models.permissions import Action, actions_for, get_model_for
 from apps.models.forms import add_validation_errors
 
 from .downloads import artifact_response
-from .forms import TransitionForm, VersionEditForm, VersionUploadForm
+from .forms import VersionEditForm, VersionUploadForm
 from .metadata import metadata_from_dict
 from .models import ModelVersion
 from .selectors import artifact_or_404, version_by_number
@@ -56,8 +58,9 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
             "version": version,
             "transitions": transitions,
             "actions": actions_for(request.user, model),
-            "transition_form": TransitionForm(),
+            "transition_form": TransitionRequestForm(targets=allowed_targets(version.stage)),
             "targets": allowed_targets(version.stage),
+            "requests": requests_for_version(version),
             "job": latest_job(version),
         },
     )
@@ -82,17 +85,20 @@ def version_edit(request: HttpRequest, name: str, number: int) -> HttpResponse:
 def version_transition_view(request: HttpRequest, name: str, number: int) -> HttpResponse:
     model = get_model_for(request.user, name)
     version = _version_or_404(model, number)
-    form = TransitionForm(request.POST)
+    form = TransitionRequestForm(request.POST, targets=allowed_targets(version.stage))
     if not form.is_valid():
-        messages.error(request, "Choose a stage to move to.")
-    else:
-        try:
-            version_transition(version=version, actor=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-        else:
-            messages.success(request, f"v{version.number} moved to {form.cleaned_data['to_stage']}.")
-    return redirect("versions:detail", name=model.name, number=version.number)
+        messages.error(request, "Choose a stage and say why the version should move.")
+        return redirect("versions:detail", name=model.name, number=version.number)
+    try:
+        created = transition_request_create(version=version, actor=request.user, **form.cleaned_data)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("versions:detail", name=model.name, number=version.number)
+    if created.status == "applied":
+        messages.success(request, f"v{version.number} moved to {created.to_stage}.")
+        return redirect("versions:detail", name=model.name, number=version.number)
+    messages.success(request, f"Requested: v{version.number} to {created.to_stage}. Approvers see it in their inbox.")
+    return redirect("approvals:review", pk=created.pk)
 
 
 def artifact_download(request: HttpRequest, name: str, number: int, path: str) -> HttpResponse:

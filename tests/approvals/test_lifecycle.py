@@ -1,5 +1,5 @@
 import pytest
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -7,7 +7,7 @@ from apps.approvals.lifecycle import ALLOWED_TRANSITIONS, Stage, check_transitio
 from apps.approvals.services import version_transition
 from apps.versions.models import ModelVersion, ProductionPointerChange, StageTransition
 from apps.versions.selectors import production_at
-from tests.factories import register_version
+from tests.factories import promote, register_version
 
 pytestmark = pytest.mark.django_db
 
@@ -22,12 +22,10 @@ def test_illegal_moves_are_refused(from_stage, to_stage):
         check_transition(from_stage, to_stage)
 
 
-def test_promotion_archives_the_previous_production_version_and_moves_the_pointer(model, owner):
+def test_promotion_archives_the_previous_production_version_and_moves_the_pointer(model, owner, reviewer):
     first, second = register_version(model, owner), register_version(model, owner)
-    for version in (first, second):
-        version_transition(version=version, to_stage=Stage.STAGING, actor=owner)
-    version_transition(version=first, to_stage=Stage.PRODUCTION, actor=owner, reason="first launch")
-    version_transition(version=second, to_stage=Stage.PRODUCTION, actor=owner, reason="better")
+    promote(first, requester=owner, approver=reviewer, justification="first launch")
+    promote(second, requester=owner, approver=reviewer, justification="better")
     first.refresh_from_db(), second.refresh_from_db()
     assert (first.stage, second.stage) == ("archived", "production")
     assert list(ModelVersion.objects.filter(stage="production")) == [second]
@@ -36,14 +34,12 @@ def test_promotion_archives_the_previous_production_version_and_moves_the_pointe
     assert StageTransition.objects.filter(version=first).count() == 3
 
 
-def test_the_pointer_history_answers_what_was_in_production_at_a_time(model, owner):
+def test_the_pointer_history_answers_what_was_in_production_at_a_time(model, owner, reviewer):
     first, second = register_version(model, owner), register_version(model, owner)
     before_anything = timezone.now()
-    for version in (first, second):
-        version_transition(version=version, to_stage=Stage.STAGING, actor=owner)
-    version_transition(version=first, to_stage=Stage.PRODUCTION, actor=owner)
+    promote(first, requester=owner, approver=reviewer)
     while_first = timezone.now()
-    version_transition(version=second, to_stage=Stage.PRODUCTION, actor=owner)
+    promote(second, requester=owner, approver=reviewer)
     while_second = timezone.now()
     version_transition(version=second, to_stage=Stage.ARCHIVED, actor=owner)
     assert production_at(model, before_anything) is None
@@ -52,17 +48,13 @@ def test_the_pointer_history_answers_what_was_in_production_at_a_time(model, own
     assert production_at(model, timezone.now()) is None
 
 
-def test_production_needs_the_approve_permission(model, owner, make_user):
-    from apps.models.permissions import Action
-    from apps.models.services import model_permission_grant
-
-    requester = make_user("requester")
-    for action in (Action.VIEW, Action.REQUEST_TRANSITION):
-        model_permission_grant(model=model, actor=owner, action=action, user=requester)
+def test_no_code_path_reaches_production_without_an_approved_request(model, owner, make_user):
+    admin = make_user("root", is_superuser=True)
     version = register_version(model, owner)
-    version_transition(version=version, to_stage=Stage.STAGING, actor=requester)
-    with pytest.raises(PermissionDenied):
-        version_transition(version=version, to_stage=Stage.PRODUCTION, actor=requester)
+    version_transition(version=version, to_stage=Stage.STAGING, actor=owner)
+    for actor in (owner, admin):
+        with pytest.raises(ValidationError, match="needs 1 approval"):
+            version_transition(version=version, to_stage=Stage.PRODUCTION, actor=actor)
     version.refresh_from_db()
     assert version.stage == "staging"
 
@@ -76,6 +68,8 @@ def test_the_database_refuses_a_second_production_version(model, owner):
 
 def test_an_illegal_move_leaves_no_history(model, owner):
     version = register_version(model, owner)
+    with pytest.raises(ValidationError):
+        version_transition(version=version, to_stage=Stage.ARCHIVED, actor=owner, rollback=True)
     with pytest.raises(ValidationError):
         version_transition(version=version, to_stage=Stage.PRODUCTION, actor=owner)
     assert not StageTransition.objects.exists() and not ProductionPointerChange.objects.exists()

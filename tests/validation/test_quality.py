@@ -1,9 +1,8 @@
 import pytest
 
-from apps.approvals.services import version_transition
 from apps.validation.quality import Rule, evaluate, evaluate_rule
 from apps.validation.services import validation_policy_update, validation_run
-from tests.factories import register_version
+from tests.factories import promote, register_version
 
 pytestmark = pytest.mark.django_db
 
@@ -53,15 +52,14 @@ def _run(version):
     return job
 
 
-def test_the_job_compares_with_the_production_version(model, owner):
+def test_the_job_compares_with_the_production_version(model, owner, reviewer):
     rules = [{"metric": "acc", "direction": "higher", "allowed_regression": 0.01, "regression_kind": "absolute", "min_value": None, "max_value": None}]
     validation_policy_update(model=model, actor=owner, required_file_patterns=[], pinned_baseline=None, rules=rules)
     first = register_version(model, owner, metrics={"acc": 0.9})
     first_job = _run(first)
     assert first_job.quality_status == "passed" and first_job.quality_baseline is None
     assert first_job.quality_rules[0]["reason"].startswith("no baseline")
-    version_transition(version=first, to_stage="staging", actor=owner)
-    version_transition(version=first, to_stage="production", actor=owner)
+    promote(first, requester=owner, approver=reviewer)
     worse = _run(register_version(model, owner, metrics={"acc": 0.85}))
     assert worse.status == "failed" and worse.quality_status == "failed" and worse.quality_baseline == first
     assert worse.quality_rules[0]["baseline"] == 0.9 and worse.quality_rules[0]["candidate"] == 0.85

@@ -7,7 +7,7 @@ from apps.accounts.models import ApiToken
 from apps.approvals.services import version_transition
 from apps.models.models import RegisteredModel
 from apps.versions.models import ModelVersion
-from tests.factories import register_version, sha256, streamed, upload
+from tests.factories import promote, register_version, sha256, streamed, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -70,8 +70,7 @@ def test_register_then_fetch_by_number_and_by_stage(api_for, owner, reviewer, mo
     detail = reader.get(f"/api/v1/models/{model.name}/versions/1/").json()
     assert detail["id"] == str(version.id) and detail["metrics"] == {"auc": 0.8} and detail["artifacts"][0]["sha256"] == sha256(b"onnx")
     assert reader.get(f"/api/v1/models/{model.name}/stages/production/").status_code == 404
-    version_transition(version=version, to_stage="staging", actor=owner)
-    version_transition(version=version, to_stage="production", actor=owner)
+    promote(version, requester=owner, approver=reviewer)
     production = reader.get(f"/api/v1/models/{model.name}/stages/production/").json()
     assert production["number"] == 1 and production["stage"] == "production"
     download = reader.get(production["artifacts"][0]["download_url"])
@@ -145,15 +144,15 @@ def test_an_outsider_cannot_tell_a_model_exists(api_for, outsider, model, versio
     assert _register(api, model.name, {"a": b"a"}).status_code == 404
 
 
-def test_a_viewer_cannot_register_or_promote(api_for, reviewer, model, version):
+def test_a_viewer_cannot_register_or_request(api_for, reviewer, model, version):
     api = api_for(reviewer)
     assert _register(api, model.name, {"a": b"a"}).status_code == 403
-    response = api.post(f"/api/v1/models/{model.name}/versions/1/transitions/", {"to_stage": "staging"}, format="json")
+    response = api.post(f"/api/v1/models/{model.name}/versions/1/transitions/", {"to_stage": "staging", "comment": "go"}, format="json")
     assert response.status_code == 403 and "permission" in response.json()["error"]["message"]
 
 
 def test_an_illegal_transition_is_a_400_naming_the_allowed_ones(api_for, owner, model, version):
-    response = api_for(owner).post(f"/api/v1/models/{model.name}/versions/1/transitions/", {"to_stage": "production"}, format="json")
+    response = api_for(owner).post(f"/api/v1/models/{model.name}/versions/1/transitions/", {"to_stage": "production", "comment": "go"}, format="json")
     assert response.status_code == 400 and "may move to: archived, staging" in response.json()["error"]["message"]
 
 
@@ -183,7 +182,7 @@ def test_a_huge_metadata_file_part_is_refused_without_reading_it_all(api_for, ow
     assert response.status_code == 400 and "larger than 1000 bytes" in response.json()["error"]["message"]
 
 
-def test_the_stage_endpoint_answers_304_until_the_version_changes(api_for, owner, model):
+def test_the_stage_endpoint_answers_304_until_the_version_changes(api_for, owner, reviewer, model):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -202,7 +201,7 @@ def test_the_stage_endpoint_answers_304_until_the_version_changes(api_for, owner
     validation_run(job_id=version.validation_jobs.get().pk)
     changed = api.get(url, HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200 and changed["ETag"] != etag and changed.json()["validation"]["status"] == "passed"
-    version_transition(version=version, to_stage="production", actor=owner)
+    promote(version, requester=owner, approver=reviewer)
     assert api.get(url).status_code == 404
     assert api.get(f"/api/v1/models/{model.name}/stages/production/").json()["number"] == 1
 

@@ -72,18 +72,20 @@ def test_a_viewer_may_read_but_not_move_or_edit(web_for, reviewer, model, versio
     client = web_for(reviewer)
     assert client.get(f"/models/{model.name}/versions/1/").status_code == 200
     assert client.get(f"/models/{model.name}/versions/1/edit/").status_code == 403
-    assert client.post(f"/models/{model.name}/versions/1/transition/", {"to_stage": "staging"}).status_code == 403
+    assert client.post(f"/models/{model.name}/versions/1/transition/", {"to_stage": "staging", "justification": "x"}).status_code == 403
 
 
 def test_moving_a_version_through_the_page(web_for, owner, model, version):
     client = web_for(owner)
-    response = client.post(f"/models/{model.name}/versions/1/transition/", {"to_stage": "staging", "reason": "ready"}, follow=True)
+    response = client.post(f"/models/{model.name}/versions/1/transition/", {"to_stage": "staging", "justification": "ready"}, follow=True)
     assert "v1 moved to staging" in response.content.decode()
-    bad = client.post(f"/models/{model.name}/versions/1/transition/", {"to_stage": "draft"}, follow=True)
+    back = client.post(f"/models/{model.name}/versions/1/transition/", {"to_stage": "draft", "justification": "not yet"}, follow=True)
     version.refresh_from_db()
-    assert version.stage == "draft" and "moved to draft" in bad.content.decode()
-    refused = client.post(f"/models/{model.name}/versions/1/transition/", {"to_stage": "production"}, follow=True)
-    assert "may move to" in refused.content.decode()
+    assert version.stage == "draft" and "moved to draft" in back.content.decode()
+    refused = client.post(f"/models/{model.name}/versions/1/transition/", {"to_stage": "production", "justification": "go"}, follow=True)
+    assert "Choose a stage" in refused.content.decode()  # production is not a move a draft version may request
+    missing_reason = client.post(f"/models/{model.name}/versions/1/transition/", {"to_stage": "staging"}, follow=True)
+    assert "say why" in missing_reason.content.decode()
 
 
 def test_version_page_query_count_does_not_grow_with_artifacts(web_for, owner, model):

@@ -33,3 +33,17 @@ def query_with(context, **changes) -> str:
         else:
             params[key] = value
     return "?" + params.urlencode() if params else "?"
+
+
+@register.filter
+def duration_short(value) -> str:
+    """A timedelta as '12 min', '3 h 5 min' or '2 d 4 h'."""
+    seconds = int(value.total_seconds()) if value else 0
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{max(minutes, 0)} min"

@@ -9,11 +9,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from apps.approvals.lifecycle import Stage
-from apps.approvals.services import version_transition
+from apps.approvals.services import transition_request_approve, transition_request_create
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action
 from apps.models.services import model_create, model_permission_grant
-from apps.validation.services import validation_policy_update
+from apps.validation.services import validation_policy_update, validation_run
 from apps.versions.metadata import metadata_from_dict
 from apps.versions.services import incoming_from_bytes, version_register
 
@@ -122,10 +122,15 @@ class Command(BaseCommand):
                     }
                 ),
             )
+            # Validate now, in-process, so the demo starts with reports; the worker later finds these jobs done.
+            validation_run(job_id=version.validation_jobs.get().pk)
             if seed >= 1:
-                version_transition(version=version, to_stage=Stage.STAGING, actor=scientist, reason="Ready for review")
+                transition_request_create(version=version, to_stage=Stage.STAGING, actor=scientist, justification="Ready for review")
             if seed == 1:
-                version_transition(version=version, to_stage=Stage.PRODUCTION, actor=lead, reason="Beat v1 on accuracy")
+                request = transition_request_create(version=version, to_stage=Stage.PRODUCTION, actor=scientist, justification="Beats v1 on accuracy")
+                transition_request_approve(request=request, actor=lead, comment="Evidence looks good.")
+            if seed == 2:
+                transition_request_create(version=version, to_stage=Stage.PRODUCTION, actor=scientist, justification="Two points better than v2 at lower latency")
         fraud = model_create(name="fraud-detector", actor=lead, team=team, tags=["tabular"], description="Gradient-boosted fraud scores.")
         version_register(
             model=fraud, files=demo_files(7), actor=lead,

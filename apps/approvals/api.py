@@ -1,0 +1,97 @@
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.utils.dateparse import parse_datetime
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+
+from apps.models.permissions import get_model_for
+from apps.versions.models import ModelVersion
+from apps.versions.selectors import production_at, production_history
+
+from .selectors import request_for
+from .serializers import request_to_dict
+from .services import (
+    production_rollback,
+    transition_request_approve,
+    transition_request_create,
+    transition_request_reject,
+    transition_request_withdraw,
+)
+
+
+def _text(request, key: str) -> str:
+    value = request.data.get(key) if hasattr(request.data, "get") else None
+    if value is not None and not isinstance(value, str):
+        raise ValidationError({key: ["Must be a string."]})
+    return value or ""
+
+
+def _version(model, number) -> ModelVersion:
+    version = ModelVersion.objects.filter(model=model, number=number).first()
+    if version is None:
+        raise Http404(f"Model '{model.name}' has no version {number}.")
+    return version
+
+
+@api_view(["POST"])
+def transition_request_collection(request, name: str, number: int):
+    model = get_model_for(request.user, name)
+    version = _version(model, number)
+    created = transition_request_create(
+        version=version, to_stage=_text(request, "to_stage"), actor=request.user, justification=_text(request, "comment") or _text(request, "justification")
+    )
+    return Response(request_to_dict(request_for(request.user, created.pk)), status=201)
+
+
+@api_view(["GET"])
+def transition_request_detail(request, pk: int):
+    return Response(request_to_dict(request_for(request.user, pk)))
+
+
+def _decision(service, **extra):
+    @api_view(["POST"])
+    def view(request, pk: int):
+        target = request_for(request.user, pk)
+        kwargs = {key: _text(request, key) for key in extra}
+        service(request=target, actor=request.user, **kwargs)
+        return Response(request_to_dict(request_for(request.user, pk)))
+
+    return view
+
+
+approve = _decision(transition_request_approve, comment=True)
+reject = _decision(transition_request_reject, comment=True)
+withdraw = _decision(transition_request_withdraw)
+
+
+@api_view(["POST"])
+def rollback(request, name: str):
+    model = get_model_for(request.user, name)
+    number = request.data.get("to_version") if hasattr(request.data, "get") else None
+    target = _version(model, number) if number not in (None, "") else None
+    change = production_rollback(model=model, actor=request.user, reason=_text(request, "reason"), to_version=target)
+    return Response(_change_to_dict(change), status=201)
+
+
+def _change_to_dict(change) -> dict:
+    return {
+        "changed_at": change.changed_at.isoformat(),
+        "kind": change.kind,
+        "version": change.version.number if change.version else None,
+        "previous_version": change.previous_version.number if change.previous_version else None,
+        "actor": change.actor.get_username() if change.actor else None,
+        "reason": change.reason,
+    }
+
+
+@api_view(["GET"])
+def production_pointer_history(request, name: str):
+    model = get_model_for(request.user, name)
+    at = request.query_params.get("at")
+    if at:
+        when = parse_datetime(at)
+        if when is None or when.tzinfo is None:
+            raise ValidationError({"at": ["Give an ISO 8601 instant with a time zone, e.g. 2026-11-27T10:00:00Z."]})
+        version = production_at(model, when)
+        return Response({"at": when.isoformat(), "version": version.number if version else None})
+    return Response({"model": model.name, "history": [_change_to_dict(c) for c in production_history(model)[:500]]})

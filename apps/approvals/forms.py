@@ -1,0 +1,41 @@
+from django import forms
+from django.contrib.auth.models import Group
+
+from .lifecycle import Stage
+
+
+class TransitionRequestForm(forms.Form):
+    to_stage = forms.ChoiceField(choices=Stage.choices, label="Move to")
+    justification = forms.CharField(max_length=5000, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Why this version should move (reviewers read this first)"}))
+
+    def __init__(self, *args, targets: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["to_stage"].choices = [(t, t) for t in targets]
+
+
+class DecisionForm(forms.Form):
+    comment = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class OverrideForm(forms.Form):
+    reason = forms.CharField(max_length=5000, widget=forms.Textarea(attrs={"rows": 2}), help_text="Why production may take this version despite the failed quality gate. Kept in the audit log.")
+
+
+class RollbackForm(forms.Form):
+    reason = forms.CharField(max_length=5000, widget=forms.TextInput(attrs={"placeholder": "Why (kept in the pointer history)"}))
+    to_version = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Back to")
+
+    def __init__(self, *args, candidates: list[int], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["to_version"].choices = [("", "the previous production version")] + [(n, f"v{n}") for n in candidates]
+
+
+class ApprovalPolicyForm(forms.Form):
+    staging_required = forms.IntegerField(min_value=0, max_value=10, label="Approvals needed for staging")
+    staging_group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False, label="Staging approvers must be in")
+    production_required = forms.IntegerField(min_value=0, max_value=10, label="Approvals needed for production")
+    production_group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False, label="Production approvers must be in")
+
+
+class PointInTimeForm(forms.Form):
+    at = forms.DateTimeField(required=False, label="What was in production at", widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}))

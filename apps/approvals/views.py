@@ -1,0 +1,140 @@
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.models.forms import add_validation_errors
+from apps.models.permissions import Action, get_model_for
+from apps.validation.views import job_panel_context
+from apps.versions.models import ModelVersion
+from apps.versions.selectors import production_at, production_history
+
+from .evidence import compare_with_production
+from .forms import ApprovalPolicyForm, DecisionForm, OverrideForm, PointInTimeForm, RollbackForm
+from .lifecycle import Stage
+from .models import GATED_STAGES
+from .selectors import approval_inbox, request_for
+from .services import (
+    approval_policy,
+    approval_policy_update,
+    production_gate_problems,
+    production_rollback,
+    request_is_stale,
+    transition_request_approve,
+    transition_request_override_quality,
+    transition_request_reject,
+    transition_request_withdraw,
+)
+
+
+def inbox(request: HttpRequest) -> HttpResponse:
+    page = Paginator(approval_inbox(request.user), 25).get_page(request.GET.get("page"))
+    return render(request, "approvals/inbox.html", {"page": page})
+
+
+def review(request: HttpRequest, pk: int) -> HttpResponse:
+    transition = request_for(request.user, pk)
+    version, model = transition.version, transition.version.model
+    required, group = approval_policy(model, transition.to_stage)
+    context = {
+        **job_panel_context(model, version, request.user),
+        "transition": transition,
+        "required": required,
+        "approver_group": group,
+        "stale": transition.status == "pending" and request_is_stale(transition),
+        "gate_problems": production_gate_problems(version, transition) if transition.to_stage == Stage.PRODUCTION and transition.status == "pending" else [],
+        "comparison": compare_with_production(version),
+        "decision_form": DecisionForm(),
+        "override_form": OverrideForm(),
+        "is_requester": transition.requested_by_id == request.user.pk,
+    }
+    return render(request, "approvals/review.html", context)
+
+
+def _decide(service, success: str, form_class=DecisionForm):
+    @require_POST
+    def view(request: HttpRequest, pk: int) -> HttpResponse:
+        transition = request_for(request.user, pk)
+        form = form_class(request.POST)
+        if not form.is_valid():
+            messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+            return redirect("approvals:review", pk=pk)
+        try:
+            service(request=transition, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, success)
+        return redirect("approvals:review", pk=pk)
+
+    return view
+
+
+approve = _decide(transition_request_approve, "Approved. The transition applies once enough approvals are in.")
+reject = _decide(transition_request_reject, "Rejected; the requester sees your comment.")
+override = _decide(transition_request_override_quality, "Quality gate overridden; the reason is in the audit log.", OverrideForm)
+
+
+@require_POST
+def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    transition = request_for(request.user, pk)
+    transition_request_withdraw(request=transition, actor=request.user)
+    messages.success(request, "Request withdrawn.")
+    return redirect("approvals:review", pk=pk)
+
+
+@require_POST
+def rollback(request: HttpRequest, name: str) -> HttpResponse:
+    model = get_model_for(request.user, name)
+    form = RollbackForm(request.POST, candidates=list(_rollback_candidates(model)))
+    if not form.is_valid():
+        messages.error(request, "Give a reason for the rollback.")
+        return redirect("models:detail", name=model.name)
+    number = form.cleaned_data["to_version"]
+    try:
+        change = production_rollback(
+            model=model, actor=request.user, reason=form.cleaned_data["reason"],
+            to_version=ModelVersion.objects.get(model=model, number=number) if number else None,
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Production rolled back to v{change.version.number}.")
+    return redirect("models:detail", name=model.name)
+
+
+def _rollback_candidates(model):
+    return production_history(model).filter(version__isnull=False).values_list("version__number", flat=True).distinct()
+
+
+def pointer_history(request: HttpRequest, name: str) -> HttpResponse:
+    model = get_model_for(request.user, name)
+    form = PointInTimeForm(request.GET or None)
+    at_result = None
+    if form.is_valid() and form.cleaned_data["at"]:
+        at_result = {"at": form.cleaned_data["at"], "version": production_at(model, form.cleaned_data["at"])}
+    page = Paginator(production_history(model), 50).get_page(request.GET.get("page"))
+    return render(request, "approvals/pointer_history.html", {"model": model, "page": page, "form": form, "at_result": at_result, "now": timezone.now()})
+
+
+@require_http_methods(["GET", "POST"])
+def policy_edit(request: HttpRequest, name: str) -> HttpResponse:
+    model = get_model_for(request.user, name, Action.MANAGE)
+    current = {stage: approval_policy(model, stage) for stage in GATED_STAGES}
+    initial = {f"{stage}_required": required for stage, (required, _) in current.items()} | {f"{stage}_group": group for stage, (_, group) in current.items()}
+    form = ApprovalPolicyForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            approval_policy_update(model=model, actor=request.user, policies={s: (data[f"{s}_required"], data[f"{s}_group"]) for s in GATED_STAGES})
+        except ValidationError as exc:
+            add_validation_errors(form, exc)
+        else:
+            messages.success(request, "Approval policy saved.")
+            return redirect("models:detail", name=model.name)
+    return render(request, "approvals/policy_edit.html", {"model": model, "form": form}, status=400 if form.errors else 200)
+
+
