@@ -63,17 +63,18 @@ def _decide(service, success: str, form_class=DecisionForm):
             messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
             return redirect("approvals:review", pk=pk)
         try:
-            service(request=transition, actor=request.user, **form.cleaned_data)
+            decided = service(request=transition, actor=request.user, **form.cleaned_data)
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
-            messages.success(request, success)
+            applied = f" v{decided.version.number} is now in {decided.to_stage}." if decided.status == "applied" else ""
+            messages.success(request, success + applied)
         return redirect("approvals:review", pk=pk)
 
     return view
 
 
-approve = _decide(transition_request_approve, "Approved. The transition applies once enough approvals are in.")
+approve = _decide(transition_request_approve, "Approved.")
 reject = _decide(transition_request_reject, "Rejected; the requester sees your comment.")
 override = _decide(transition_request_override_quality, "Quality gate overridden; the reason is in the audit log.", OverrideForm)
 

@@ -117,5 +117,11 @@ def run(context: CheckContext) -> Outcome:
         return Outcome("fail", "; ".join(problems)[:480], details)
     if not found["safetensors"] and not found["config"]:
         return Outcome("skip", "no safetensors or config.json files to inspect", details)
-    summary = f"{totals['tensors']} tensors, {totals['parameters']:,} parameters ({', '.join(totals['dtypes']) or 'no dtypes'})"
+    parts = []
+    if found["safetensors"]:
+        parts.append(f"{totals['tensors']} tensors, {totals['parameters']:,} parameters ({', '.join(totals['dtypes'])})")
+    for path, fields in found["config"].items():
+        architecture = ", ".join(fields.get("architectures") or []) or fields.get("model_type") or "no architecture named"
+        parts.append(f"{path}: {architecture}")
+    summary = "; ".join(parts)
     return Outcome("warn" if warnings else "pass", summary + ("; " + "; ".join(warnings) if warnings else ""), details)

@@ -175,6 +175,8 @@ def run(context: CheckContext) -> Outcome:
             unreadable[artifact.path] = f"could not be parsed as a pickle ({exc}); its safety cannot be shown"
             continue
         findings[artifact.path] = result
+        if result["format"] == "not a pickle":
+            continue
         if result["unsafe"]:
             unsafe_files[artifact.path] = result["unsafe"]
     details = {"files": findings, "unsafe": unsafe_files, "unreadable": unreadable}
@@ -183,6 +185,7 @@ def run(context: CheckContext) -> Outcome:
         return Outcome("fail", f"unsafe imports when unpickled: {listed}"[:480], details)
     if unreadable:
         return Outcome("fail", "; ".join(f"{p} {m}" for p, m in unreadable.items())[:480], details)
-    if not findings:
+    pickles = [path for path, result in findings.items() if result["format"] != "not a pickle"]
+    if not pickles:
         return Outcome("skip", "no pickle-based files", details)
-    return Outcome("pass", f"{len(findings)} pickle-based file(s) import only allow-listed globals", details)
+    return Outcome("pass", f"{len(pickles)} pickle-based file(s) import only allow-listed globals", details)
