@@ -3,6 +3,7 @@ from django.urls import path, re_path
 
 from apps.accounts.api_errors import json_not_found
 from apps.approvals import api as approval_api
+from apps.audit import api as audit_api
 from apps.models import api as model_api
 from apps.versions import api as version_api
 
@@ -29,5 +30,6 @@ urlpatterns = [
     path("transition-requests/<int:pk>/approve/", _open(approval_api.approve), name="transition-request-approve"),
     path("transition-requests/<int:pk>/reject/", _open(approval_api.reject), name="transition-request-reject"),
     path("transition-requests/<int:pk>/withdraw/", _open(approval_api.withdraw), name="transition-request-withdraw"),
+    path("audit/", _open(audit_api.audit_entries), name="audit"),
     re_path(r"^.*$", _open(json_not_found)),
 ]

@@ -6,6 +6,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit import services as audit
+from apps.events.models import EventType
+from apps.events.services import event_emit
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, can, require
 from apps.validation.models import JobStatus, ValidationJob, Verdict
@@ -96,12 +98,22 @@ def version_transition(
             _apply(previous_production, Stage.ARCHIVED, actor, f"Replaced in production by v{version.number}.")
     transition = _apply(version, to_stage, actor, reason)
 
+    # Events are written in this transaction (the outbox) and delivered to webhooks after it commits.
     if to_stage == Stage.PRODUCTION:
         kind = PointerChangeKind.ROLLBACK if rollback else PointerChangeKind.PROMOTION
         ProductionPointerChange.objects.create(model=model, version=version, previous_version=previous_production, actor=actor, reason=reason, kind=kind)
+        event_emit(
+            model=model, actor=actor,
+            event_type=EventType.PRODUCTION_ROLLED_BACK if rollback else EventType.PRODUCTION_CHANGED,
+            payload={"old_version": previous_production.number if previous_production else None, "new_version": version.number, "reason": reason},
+        )
     elif transition.from_stage == Stage.PRODUCTION:
         ProductionPointerChange.objects.create(
             model=model, version=None, previous_version=version, actor=actor, reason=reason, kind=PointerChangeKind.RETIREMENT
+        )
+        event_emit(
+            model=model, actor=actor, event_type=EventType.PRODUCTION_CHANGED,
+            payload={"old_version": version.number, "new_version": None, "reason": reason},
         )
     return transition
 
@@ -115,6 +127,10 @@ def _apply(version: ModelVersion, to_stage: str, actor, reason: str) -> StageTra
     audit.record(
         actor=actor, obj=version, action="version.stage_changed",
         before={"stage": from_stage}, after={"stage": to_stage, "reason": reason}, registered_model_id=version.model_id,
+    )
+    event_emit(
+        model=version.model, actor=actor, event_type=EventType.VERSION_STAGE_CHANGED,
+        payload={"version": version.number, "from_stage": from_stage, "to_stage": to_stage, "reason": reason},
     )
     return transition
 

@@ -49,9 +49,11 @@ INSTALLED_APPS = [
     "apps.lineage",
     "apps.approvals",
     "apps.validation",
+    "apps.events",
 ]
 
 MIDDLEWARE = [
+    "apps.audit.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -189,6 +191,7 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="registry")
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BEAT_SCHEDULE = {
     "sweep-validation-jobs": {"task": "apps.validation.tasks.sweep_validation_jobs", "schedule": env.float("VALIDATION_SWEEP_SECONDS", default=30.0)},
+    "sweep-webhook-deliveries": {"task": "apps.events.tasks.sweep_webhook_deliveries", "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=15.0)},
 }
 
 # Validation jobs: a running job whose heartbeat is older than the lease is taken over by the sweep.
@@ -211,6 +214,23 @@ if CELERY_BROKER_URL == "filesystem://":
         "store_processed": False,
     }
     CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# Webhooks (apps.events). Receivers on loopback, private, link-local or metadata addresses are refused unless listed
+# here (host names, addresses or networks, comma-separated). Failed deliveries are retried after 10 s, 20 s, 40 s, ...
+# (capped) until WEBHOOK_MAX_ATTEMPTS; an attempt in flight longer than the lease is taken over by the sweep.
+def _env_positive_int(name: str, default: int) -> int:
+    raw = env.str(name, default=str(default)).strip()
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ImproperlyConfigured(f"{name} must be a positive whole number, got {raw!r}")
+    return int(raw)
+
+
+WEBHOOK_ALLOWED_INTERNAL_HOSTS = env.list("WEBHOOK_ALLOWED_INTERNAL_HOSTS", default=[])
+WEBHOOK_MAX_ATTEMPTS = _env_positive_int("WEBHOOK_MAX_ATTEMPTS", 8)
+WEBHOOK_RETRY_BASE_SECONDS = _env_positive_int("WEBHOOK_RETRY_BASE_SECONDS", 10)
+WEBHOOK_RETRY_MAX_SECONDS = _env_positive_int("WEBHOOK_RETRY_MAX_SECONDS", 3600)
+WEBHOOK_LEASE_SECONDS = _env_positive_int("WEBHOOK_LEASE_SECONDS", 120)
+WEBHOOK_RESEND_AFTER_SECONDS = _env_positive_int("WEBHOOK_RESEND_AFTER_SECONDS", 60)
 
 LOGGING = {
     "version": 1,

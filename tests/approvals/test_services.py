@@ -207,3 +207,20 @@ def test_rollback_refuses_versions_that_were_never_in_production(model, owner, r
         production_rollback(model=model, actor=viewer, reason="x")
     assert ProductionPointerChange.objects.count() == 1
     assert ModelVersion.objects.get(stage="production") == first
+
+
+def test_every_stage_change_writes_its_events_in_the_same_transaction(model, owner, reviewer):
+    from apps.events.models import Event
+
+    first, second = _validated(model, owner), _validated(model, owner)
+    promote(first, requester=owner, approver=reviewer)
+    promote(second, requester=owner, approver=reviewer)
+    production_rollback(model=model, actor=reviewer, reason="incident")
+    events = [(e.type, e.payload) for e in Event.objects.filter(model=model).order_by("created_at")]
+    production_moves = [(t, p["old_version"], p["new_version"]) for t, p in events if t.startswith("production.")]
+    assert production_moves == [("production.changed", None, 1), ("production.changed", 1, 2), ("production.rolled_back", 2, 1)]
+    stage_changes = [(p["version"], p["from_stage"], p["to_stage"]) for t, p in events if t == "version.stage_changed"]
+    assert (2, "production", "archived") in stage_changes and (1, "archived", "production") in stage_changes
+    with pytest.raises(ValidationError):
+        production_rollback(model=model, actor=reviewer, reason="x", to_version=first)  # refused: nothing written
+    assert Event.objects.filter(model=model).count() == len(events)

@@ -1,0 +1,39 @@
+from django.contrib import admin
+
+from .models import Delivery, Event, Webhook
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Events and deliveries are written by services only; managers change webhooks in the dashboard."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "type", "model", "actor_name", "id"]
+    list_filter = ["type"]
+    list_select_related = ["model"]
+    search_fields = ["id", "model__name"]
+
+
+@admin.register(Webhook)
+class WebhookAdmin(ReadOnlyAdmin):
+    list_display = ["id", "model", "url", "active", "created_at"]
+    list_filter = ["active"]
+    list_select_related = ["model"]
+    exclude = ["secret"]
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "event", "webhook", "status", "attempts", "last_status_code", "next_attempt_at"]
+    list_filter = ["status"]
+    list_select_related = ["event", "webhook"]
