@@ -1,7 +1,6 @@
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.response import Response
 
 from .filters import AuditEntryFilter
 from .models import AuditEntry

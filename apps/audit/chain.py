@@ -149,8 +149,8 @@ def walk(rows: Iterable[dict[str, Any]], hash_owner) -> ChainReport:
                 return broken(Break.ORDER_BROKEN, f"it links to {linked}, but follows entry #{expected - 1}: entries were reordered")
             return broken(
                 Break.PREDECESSOR_CHANGED,
-                f"its previous_hash matches no entry: the entry before it was rewritten (hash recomputed), replaced, "
-                f"or deleted with the later entries renumbered",
+                "its previous_hash matches no entry: the entry before it was rewritten (hash recomputed), replaced, "
+                "or deleted with the later entries renumbered",
             )
         recomputed = row_hash(row)
         if recomputed != row["entry_hash"]:

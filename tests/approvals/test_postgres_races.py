@@ -7,7 +7,7 @@ from apps.approvals.services import production_rollback, transition_request_appr
 from apps.validation.services import validation_run
 from apps.versions.models import ModelVersion, ProductionPointerChange
 from tests.factories import promote, register_version
-from tests.versions.test_postgres_concurrency import in_threads
+from tests.helpers import in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

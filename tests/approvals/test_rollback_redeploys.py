@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from django.conf import settings
 
 from apps.events.models import Delivery, DeliveryStatus, EventType
 from apps.events.services import webhook_create

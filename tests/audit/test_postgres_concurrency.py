@@ -1,38 +1,17 @@
 """Concurrent appends on a real multi-connection database: one chain, no forks, no gaps."""
 
-import threading
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection
 
 from apps.audit.models import AuditEntry
 from apps.models.permissions import Action
 from apps.models.services import model_create, model_permission_grant, model_update
 from tests.factories import register_version
+from tests.helpers import in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _in_threads(count: int, work) -> list[BaseException]:
-    barrier = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            work(index)
-        except BaseException as exc:  # collected and asserted on below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def test_services_auditing_at_once_leave_one_gapless_intact_chain(owner, reviewer, capsys):
@@ -48,7 +27,7 @@ def test_services_auditing_at_once_leave_one_gapless_intact_chain(owner, reviewe
         model_permission_grant(model=own, actor=owner, action=Action.VIEW, user=reviewer)
         register_version(shared, owner, files={f"w{index}.bin": str(index).encode()})
 
-    assert _in_threads(8, work) == []
+    assert in_threads(8, work) == []
     sequences = list(AuditEntry.objects.order_by("sequence").values_list("sequence", flat=True))
     assert len(sequences) == before + 8 * 6
     assert sequences == list(range(1, len(sequences) + 1))

@@ -3,23 +3,15 @@ import io
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.audit import services as audit
 from apps.audit.models import AuditEntry
 from apps.models.services import model_create, model_update
 from tests.factories import streamed
+from tests.helpers import queries_for
 
 pytestmark = pytest.mark.django_db
-
-
-def _queries_for(client, url: str) -> int:
-    with CaptureQueriesContext(connection) as ctx:
-        response = client.get(url)
-    assert response.status_code == 200
-    return len(ctx.captured_queries)
 
 
 def _fill(model, actor, count: int) -> None:
@@ -144,9 +136,9 @@ def test_csv_cells_that_look_like_formulas_stay_text(web_for, auditor, make_user
 def test_the_global_page_query_count_does_not_grow_with_entries(web_for, auditor, model, owner):
     client = web_for(auditor)
     _fill(model, owner, 5)
-    few = _queries_for(client, "/audit/")
+    few = queries_for(client, "/audit/")
     _fill(model, owner, 55)
-    many = _queries_for(client, "/audit/")
+    many = queries_for(client, "/audit/")
     assert AuditEntry.objects.count() > 60
     assert many == few
 
@@ -154,6 +146,6 @@ def test_the_global_page_query_count_does_not_grow_with_entries(web_for, auditor
 def test_the_model_page_query_count_does_not_grow_with_entries(web_for, reviewer, model, owner):
     client = web_for(reviewer)
     _fill(model, owner, 5)
-    few = _queries_for(client, f"/models/{model.name}/audit/")
+    few = queries_for(client, f"/models/{model.name}/audit/")
     _fill(model, owner, 55)
-    assert _queries_for(client, f"/models/{model.name}/audit/") == few
+    assert queries_for(client, f"/models/{model.name}/audit/") == few

@@ -1,20 +1,12 @@
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, can
 from apps.models.services import model_create
 from tests.factories import register_version
+from tests.helpers import queries_for
 
 pytestmark = pytest.mark.django_db
-
-
-def _queries_for(client, url: str) -> int:
-    with CaptureQueriesContext(connection) as ctx:
-        response = client.get(url)
-    assert response.status_code == 200
-    return len(ctx.captured_queries)
 
 
 def test_the_list_shows_only_models_the_user_may_view(web_for, model, outsider, owner):
@@ -42,19 +34,19 @@ def test_list_query_count_does_not_grow_with_models(web_for, owner):
     client = web_for(owner)
     for index in range(2):
         register_version(model_create(name=f"a{index}", actor=owner, tags=["t"]), owner)
-    few = _queries_for(client, "/")
+    few = queries_for(client, "/")
     for index in range(48):
         register_version(model_create(name=f"b{index}", actor=owner, tags=["t", "u"]), owner)
-    assert _queries_for(client, "/") == few
+    assert queries_for(client, "/") == few
 
 
 def test_model_page_query_count_does_not_grow_with_versions(web_for, model, owner):
     client = web_for(owner)
     register_version(model, owner, metrics={"acc": 0.5})
-    few = _queries_for(client, f"/models/{model.name}/")
+    few = queries_for(client, f"/models/{model.name}/")
     for index in range(30):
         register_version(model, owner, metrics={"acc": index / 100, "f1": 0.1})
-    assert _queries_for(client, f"/models/{model.name}/") == few
+    assert queries_for(client, f"/models/{model.name}/") == few
 
 
 def test_an_outsider_gets_404_on_every_model_page(web_for, model, outsider):

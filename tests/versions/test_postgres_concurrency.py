@@ -1,35 +1,14 @@
 """Races that only a real multi-connection database can show."""
 
-import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from apps.versions.models import ModelVersion
 from tests.factories import register_version
+from tests.helpers import in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def in_threads(count: int, work) -> list[BaseException]:
-    barrier = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            work(index)
-        except BaseException as exc:  # collected and asserted on below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def test_concurrent_registrations_get_gapless_unique_numbers(model, owner):
