@@ -104,10 +104,14 @@ def model_permission_revoke_view(request: HttpRequest, name: str) -> HttpRespons
         messages.error(request, "Unknown permission; reload the page and try again.")
         return redirect("models:permissions", name=model.name)
     user = group = None
+    holder_id = request.POST.get("user") or request.POST.get("group") or ""
+    if not holder_id.isdigit():
+        messages.error(request, "Unknown user or team; reload the page and try again.")
+        return redirect("models:permissions", name=model.name)
     if request.POST.get("user"):
-        user = get_object_or_404(get_user_model(), pk=request.POST["user"])
+        user = get_object_or_404(get_user_model(), pk=holder_id)
     else:
-        group = get_object_or_404(Group, pk=request.POST.get("group") or 0)
+        group = get_object_or_404(Group, pk=holder_id)
     try:
         model_permission_revoke(model=model, actor=request.user, action=action, user=user, group=group)
     except ValidationError as exc:

@@ -108,3 +108,8 @@ def test_editing_a_model_as_manager(web_for, model, owner):
     assert response.status_code == 302
     model.refresh_from_db()
     assert model.description == "updated"
+
+
+def test_a_revoke_with_a_forged_holder_id_is_refused_cleanly(web_for, model, owner):
+    response = web_for(owner).post(f"/models/{model.name}/permissions/revoke/", {"user": "abc", "action": "view_registeredmodel"}, follow=True)
+    assert response.status_code == 200 and "Unknown user or team" in response.content.decode()
