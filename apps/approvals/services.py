@@ -163,12 +163,13 @@ def transition_request_create(*, version: ModelVersion, to_stage: str, actor, ju
     return request
 
 
-def _decide(request: TransitionRequest, status: str, actor) -> None:
+def _decide(request: TransitionRequest, status: str, actor, comment: str = "") -> None:
     before = _request_snapshot(request)
     request.status = status
     request.decided_at = timezone.now()
     request.save(update_fields=["status", "decided_at"])
-    audit.record(actor=actor, obj=request, action=f"request.{status}", before=before, after=_request_snapshot(request), registered_model_id=request.version.model_id)
+    after = _request_snapshot(request) | ({"comment": comment} if comment else {})
+    audit.record(actor=actor, obj=request, action=f"request.{status}", before=before, after=after, registered_model_id=request.version.model_id)
 
 
 def _lock_pending(request: TransitionRequest) -> tuple[RegisteredModel, TransitionRequest]:
@@ -227,7 +228,7 @@ def transition_request_reject(*, request: TransitionRequest, actor, comment: str
     if not comment.strip():
         raise ValidationError({"comment": ["Say why you reject it, so the requester knows what to fix."]})
     Approval.objects.create(request=request, approver=actor, decision=Decision.REJECT, comment=comment.strip())
-    _decide(request, RequestStatus.REJECTED, actor)
+    _decide(request, RequestStatus.REJECTED, actor, comment=comment.strip())
     return request
 
 

@@ -169,6 +169,7 @@ def test_reject_needs_a_comment_and_withdraw_is_for_the_requester(model, owner, 
     transition_request_reject(request=request, actor=reviewer, comment="Metrics on the wrong split")
     request.refresh_from_db()
     assert request.status == "rejected"
+    assert AuditEntry.objects.get(action="request.rejected").after["comment"] == "Metrics on the wrong split"
     with pytest.raises(ValidationError, match="already rejected"):
         transition_request_approve(request=request, actor=reviewer)
     other = _production_request(model, owner)
