@@ -31,21 +31,26 @@ def visible_models(user) -> models.QuerySet[RegisteredModel]:
 
 
 def models_where(user, action: str) -> models.QuerySet[RegisteredModel]:
-    """Every registered model on which the user holds `action` (directly or through a group), as one query.
+    """Every registered model on which the user holds `action` (directly or through a group), as one query."""
+    return restrict(RegisteredModel.objects.all(), user, action)
 
-    Reads guardian's direct foreign-key permission tables with two EXISTS subqueries, which is what
-    guardian's `get_objects_for_user` does, minus its separate look-up of the permission row.
+
+def restrict(queryset: models.QuerySet[RegisteredModel], user, action: str) -> models.QuerySet[RegisteredModel]:
+    """Narrow a queryset of registered models to those on which the user holds `action` (like NetBox's `.restrict`).
+
+    Adds two EXISTS conditions on guardian's direct foreign-key permission tables to the same query, so a
+    look-up by name stays an index look-up however many models the user may see.
     """
     if user is None or isinstance(user, AnonymousUser) or not user.is_active:
-        return RegisteredModel.objects.none()
+        return queryset.none()
     if user.is_superuser:
-        return RegisteredModel.objects.all()
+        return queryset
     codename = Action(action).value
     direct = RegisteredModelUserObjectPermission.objects.filter(content_object=OuterRef("pk"), user=user, permission__codename=codename)
     through_group = RegisteredModelGroupObjectPermission.objects.filter(
         content_object=OuterRef("pk"), group__user=user, permission__codename=codename
     )
-    return RegisteredModel.objects.filter(Exists(direct) | Exists(through_group))
+    return queryset.filter(Exists(direct) | Exists(through_group))
 
 
 def visible_model_sql(model_alias: str, user) -> tuple[str, list]:
@@ -86,7 +91,7 @@ def get_model_for(user, name: str, action: str = Action.VIEW, queryset=None) -> 
     Viewing is checked in the same query that loads the model; other actions cost one more check.
     """
     queryset = queryset if queryset is not None else RegisteredModel.objects.all()
-    model = queryset.filter(pk__in=visible_models(user).values("pk")).filter(name=name).first()
+    model = restrict(queryset.filter(name=name), user, Action.VIEW).first()
     if model is None:
         raise Http404("No such model.")
     if action != Action.VIEW and not can(user, action, model):
