@@ -39,3 +39,13 @@ def pending_count_for(user) -> int:
     return approval_inbox(user).count()
 
 
+
+
+def rollback_candidates(model, production=None) -> list[int]:
+    """Numbers of the versions that were in production before and could be rolled back to, newest first."""
+    from apps.versions.models import ProductionPointerChange
+
+    changes = ProductionPointerChange.objects.filter(model=model, version__isnull=False).order_by("-changed_at", "-id")
+    if production is not None:
+        changes = changes.exclude(version=production)
+    return list(dict.fromkeys(changes.values_list("version__number", flat=True)))

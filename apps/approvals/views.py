@@ -16,7 +16,7 @@ from .evidence import compare_with_production
 from .forms import ApprovalPolicyForm, DecisionForm, OverrideForm, PointInTimeForm, RollbackForm
 from .lifecycle import Stage
 from .models import GATED_STAGES
-from .selectors import approval_inbox, request_for
+from .selectors import approval_inbox, request_for, rollback_candidates
 from .services import (
     approval_policy,
     approval_policy_update,
@@ -90,7 +90,7 @@ def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def rollback(request: HttpRequest, name: str) -> HttpResponse:
     model = get_model_for(request.user, name)
-    form = RollbackForm(request.POST, candidates=list(_rollback_candidates(model)))
+    form = RollbackForm(request.POST, candidates=rollback_candidates(model))
     if not form.is_valid():
         messages.error(request, "Give a reason for the rollback.")
         return redirect("models:detail", name=model.name)
@@ -105,10 +105,6 @@ def rollback(request: HttpRequest, name: str) -> HttpResponse:
     else:
         messages.success(request, f"Production rolled back to v{change.version.number}.")
     return redirect("models:detail", name=model.name)
-
-
-def _rollback_candidates(model):
-    return production_history(model).filter(version__isnull=False).values_list("version__number", flat=True).distinct()
 
 
 def pointer_history(request: HttpRequest, name: str) -> HttpResponse:

@@ -143,3 +143,12 @@ def test_a_manager_edits_the_approval_policy(web_for, owner, reviewer, model):
     assert response.status_code == 302
     assert dict(ApprovalPolicy.objects.values_list("target_stage", "required_approvals")) == {"staging": 1, "production": 2}
     assert web_for(reviewer).get(f"/models/{model.name}/approval-policy/").status_code == 403
+
+
+def test_the_rollback_form_appears_only_when_there_is_something_to_roll_back_to(web_for, owner, reviewer, model):
+    first, second = register_version(model, owner), register_version(model, owner)
+    promote(first, requester=owner, approver=reviewer)
+    assert 'id="rollback-form"' not in web_for(reviewer).get(f"/models/{model.name}/").content.decode()
+    promote(second, requester=owner, approver=reviewer)
+    page = web_for(reviewer).get(f"/models/{model.name}/").content.decode()
+    assert 'id="rollback-form"' in page and '<option value="1">v1</option>' in page
