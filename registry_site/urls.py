@@ -2,11 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 
 from apps.accounts.views import health
+from apps.versions.urls import compare_urlpatterns
 
 urlpatterns = [
     path("", include("apps.models.urls")),
     path("", include("apps.approvals.urls")),
     path("models/<str:name>/versions/", include("apps.versions.urls")),
+    path("", include(compare_urlpatterns)),
     path("models/<str:name>/", include("apps.validation.urls")),
     path("models/<str:name>/webhooks/", include("apps.events.urls")),
     path("", include("apps.audit.urls")),

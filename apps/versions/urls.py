@@ -11,3 +11,6 @@ urlpatterns = [
     path("<int:number>/transition/", views.version_transition_view, name="transition"),
     path("<int:number>/artifacts/<path:path>", views.artifact_download, name="artifact"),
 ]
+
+# Mounted at the site root by registry_site/urls.py: a comparison may span models, so it sits under no model's URL.
+compare_urlpatterns = ([path("compare/", views.version_compare, name="page")], "compare")

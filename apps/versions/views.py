@@ -11,6 +11,7 @@ from apps.approvals.services import transition_request_create
 from apps.models.permissions import Action, actions_for, get_model_for
 from apps.models.forms import add_validation_errors
 
+from .compare_selectors import comparison_context
 from .downloads import artifact_response
 from .forms import VersionEditForm, VersionUploadForm
 from .metadata import metadata_from_dict
@@ -104,3 +105,9 @@ def version_transition_view(request: HttpRequest, name: str, number: int) -> Htt
 def artifact_download(request: HttpRequest, name: str, number: int, path: str) -> HttpResponse:
     model = get_model_for(request.user, name)
     return artifact_response(artifact_or_404(model, number, path))
+
+
+def version_compare(request: HttpRequest) -> HttpResponse:
+    """`/compare/?v=<model>:<number>&v=...&baseline=first|production`: versions side by side, only those the user may view."""
+    context = comparison_context(request.user, request.GET.getlist("v"), request.GET.get("baseline", "first"))
+    return render(request, "versions/compare.html", context, status=400 if context["too_many"] else 200)
