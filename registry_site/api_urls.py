@@ -1,5 +1,5 @@
 from django.contrib.auth.decorators import login_not_required
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from apps.accounts.api_errors import json_not_found
 from apps.approvals import api as approval_api
@@ -31,5 +31,6 @@ urlpatterns = [
     path("transition-requests/<int:pk>/reject/", _open(approval_api.reject), name="transition-request-reject"),
     path("transition-requests/<int:pk>/withdraw/", _open(approval_api.withdraw), name="transition-request-withdraw"),
     path("audit/", _open(audit_api.audit_entries), name="audit"),
+    path("", include("apps.lineage.api_urls")),  # datasets, impact, version lineage (each view is login_not_required itself)
     re_path(r"^.*$", _open(json_not_found)),
 ]

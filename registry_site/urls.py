@@ -12,6 +12,7 @@ urlpatterns = [
     path("models/<str:name>/", include("apps.validation.urls")),
     path("models/<str:name>/webhooks/", include("apps.events.urls")),
     path("", include("apps.audit.urls")),
+    path("", include("apps.lineage.urls")),
     path("accounts/", include("apps.accounts.urls")),
     path("api/v1/", include("registry_site.api_urls")),
     path("admin/", admin.site.urls),

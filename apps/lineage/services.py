@@ -1,25 +1,124 @@
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
-from .models import Dataset, VersionDataset
+from apps.audit import services as audit
+from apps.models.permissions import visible_models
+
+from .models import Dataset, TrainingRun, VersionDataset, VersionParent
+
+DATASET_LIMITS = {"name": 200, "uri": 1000, "digest": 200, "description": 5000}
 
 
-def dataset_get_or_create(*, name: str, uri: str, digest: str = "", description: str = "") -> Dataset:
+def _dataset_errors(*, name: str, uri: str, digest: str, description: str, size_bytes) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    values = {"name": name, "uri": uri, "digest": digest, "description": description}
+    for key, value in values.items():
+        if not isinstance(value, str):
+            errors[key] = ["must be a string."]
+        elif len(value) > DATASET_LIMITS[key]:
+            errors[key] = [f"must be at most {DATASET_LIMITS[key]} characters."]
+    for key in ("name", "uri"):
+        if key not in errors and not values[key].strip():
+            errors[key] = ["is required."]
+    for key in ("uri", "digest"):
+        if key not in errors and any(ord(ch) < 32 for ch in values[key]):
+            errors[key] = ["must not contain control characters."]
+    if size_bytes is not None and (isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or not 0 <= size_bytes < 2**63):
+        errors["size_bytes"] = ["must be a whole number of bytes (0 or more)."]
+    return errors
+
+
+def dataset_get_or_create(*, name: str, uri: str, digest: str = "", description: str = "", size_bytes: int | None = None, actor=None) -> Dataset:
     """Datasets are deduplicated by (URI, digest); the URI is a record and is never fetched."""
     try:
         with transaction.atomic():
-            dataset, _ = Dataset.objects.get_or_create(uri=uri, digest=digest, defaults={"name": name, "description": description})
+            dataset, _ = Dataset.objects.get_or_create(
+                uri=uri, digest=digest,
+                defaults={"name": name, "description": description, "size_bytes": size_bytes, "created_by": actor if getattr(actor, "pk", None) else None},
+            )
     except IntegrityError:
         dataset = Dataset.objects.get(uri=uri, digest=digest)
     return dataset
 
 
-def datasets_attach(*, version, datasets: list[dict]) -> None:
+@transaction.atomic
+def dataset_register(*, actor, name: str, uri: str, digest: str = "", size_bytes: int | None = None, description: str = "") -> tuple[Dataset, bool]:
+    """Register a dataset on its own (any logged-in user may). Returns (dataset, created).
+
+    A dataset with the same URI and digest is the same dataset: it is returned as it is, not changed.
+    """
+    if actor is None or not actor.is_authenticated or not actor.is_active:
+        raise PermissionDenied("Log in to register datasets.")
+    name, uri, digest = (value.strip() if isinstance(value, str) else value for value in (name or "", uri or "", digest or ""))
+    description = description or ""
+    errors = _dataset_errors(name=name, uri=uri, digest=digest, description=description, size_bytes=size_bytes)
+    if errors:
+        raise ValidationError(errors)
+    existing = Dataset.objects.filter(uri=uri, digest=digest).first()
+    if existing is not None:
+        return existing, False
+    dataset = dataset_get_or_create(name=name, uri=uri, digest=digest, description=description, size_bytes=size_bytes, actor=actor)
+    audit.record(
+        actor=actor, obj=dataset, action="dataset.registered",
+        after={"name": dataset.name, "uri": dataset.uri, "digest": dataset.digest, "size_bytes": dataset.size_bytes},
+    )
+    return dataset, True
+
+
+def datasets_attach(*, version, datasets: list[dict], actor=None) -> None:
     links = []
     seen = set()
     for item in datasets:
-        dataset = dataset_get_or_create(name=item["name"], uri=item["uri"], digest=item.get("digest", ""), description=item.get("description", ""))
+        dataset = dataset_get_or_create(
+            name=item["name"], uri=item["uri"], digest=item.get("digest", ""), description=item.get("description", ""),
+            size_bytes=item.get("size_bytes"), actor=actor,
+        )
         key = (dataset.pk, item["role"])
         if key not in seen:
             seen.add(key)
             links.append(VersionDataset(version=version, dataset=dataset, role=item["role"]))
     VersionDataset.objects.bulk_create(links)
+
+
+def parents_resolve(*, actor, model, declared: list[dict]) -> list[tuple[object, str]]:
+    """Find the declared parent versions (one query), or raise a ValidationError naming each bad one.
+
+    A parent must exist and its model must be visible to `actor`; both failures read "unknown or not visible"
+    so the answer does not reveal whether a model the actor cannot see exists. Parents exist before the child
+    is created, so a version can never be its own ancestor (no cycles).
+    """
+    if not declared:
+        return []
+    from apps.versions.models import ModelVersion
+
+    wanted = Q()
+    for item in declared:
+        wanted |= Q(model__name=item["model"], number=item["version"])
+    found = {
+        (version.model.name, version.number): version
+        for version in ModelVersion.objects.filter(wanted, model__in=visible_models(actor)).select_related("model")
+    }
+    if len(found) == len(declared):
+        return [(found[(item["model"], item["version"])], item["relation"]) for item in declared]
+    next_number = type(model).objects.filter(pk=model.pk).values_list("last_version_number", flat=True).get() + 1
+    errors = []
+    for index, item in enumerate(declared):
+        label, key = f"Parent #{index + 1}", (item["model"], item["version"])
+        if key in found:
+            continue
+        if key == (model.name, next_number):
+            errors.append(f"{label}: {key[0]} v{key[1]} is the version being registered; a version cannot be its own parent.")
+        else:
+            errors.append(f"{label}: {key[0]} v{key[1]} is unknown or not visible to you.")
+    raise ValidationError({"parents": errors})
+
+
+def parents_attach(*, version, parents: list[tuple[object, str]]) -> None:
+    """Link a new version to its already resolved parents (see `parents_resolve`)."""
+    VersionParent.objects.bulk_create(VersionParent(child=version, parent=parent, relation=relation) for parent, relation in parents)
+
+
+def training_run_attach(*, version, run: dict) -> None:
+    if run and (run.get("id") or run.get("url")):
+        TrainingRun.objects.create(version=version, run_id=run.get("id", ""), url=run.get("url", ""))

@@ -3,9 +3,10 @@ import json
 from django import forms
 from django.conf import settings
 
-from apps.lineage.models import DatasetRole
+from apps.lineage.models import DatasetRole, ParentRelation
 from apps.models.forms import TagsField
 
+from .metadata import run_url_error
 from .models import Flavor
 
 
@@ -61,12 +62,17 @@ class VersionUploadForm(forms.Form):
     framework = forms.CharField(required=False, max_length=64)
     framework_version = forms.CharField(required=False, max_length=64)
     environment_image = forms.CharField(required=False, max_length=300, label="Container image (digest)")
+    run_id = forms.CharField(required=False, max_length=200, label="Training run id", help_text="e.g. the MLflow or W&B run id.")
+    run_url = forms.CharField(required=False, max_length=1000, label="Training run URL", help_text="http(s) link to the run; stored, never fetched.")
 
     ROW_FIELDS = {
         "metrics": ("metric_name", "metric_value"),
         "hyperparameters": ("param_name", "param_value"),
         "datasets": ("dataset_name", "dataset_uri", "dataset_digest", "dataset_role"),
+        "parents": ("parent_model", "parent_version", "parent_relation"),
     }
+    CHOICE_COLUMNS = {"dataset_role", "parent_relation"}  # selects always post a value: a row with only these is empty
+    relations = ParentRelation.choices
 
     def __init__(self, data=None, files=None, *args, **kwargs):
         super().__init__(data, files, *args, **kwargs)
@@ -81,9 +87,26 @@ class VersionUploadForm(forms.Form):
         rows = []
         for index in range(width):
             row = {name: (column[index] if index < len(column) else "").strip() for name, column in zip(names, columns)}
-            if any(row.values()) and not (len(row) == 4 and not any(v for k, v in row.items() if k != "dataset_role")):
+            if any(value for name, value in row.items() if name not in VersionUploadForm.CHOICE_COLUMNS):
                 rows.append(row)
         return rows
+
+    def clean_run_url(self):
+        url = self.cleaned_data["run_url"].strip()
+        problem = run_url_error(url) if url else None
+        if problem:
+            raise forms.ValidationError(f"The run URL {problem}")
+        return url
+
+    def _parents(self) -> list[dict]:
+        parents = []
+        for row in self.rows["parents"]:
+            number = row["parent_version"].lstrip("v")
+            if not row["parent_model"] or not number.isdigit():
+                self.add_error(None, f"Each parent needs a model name and a version number (got {row['parent_model']!r}, {row['parent_version']!r}).")
+                continue
+            parents.append({"model": row["parent_model"], "version": int(number), "relation": row["parent_relation"] or ParentRelation.FINE_TUNED_FROM})
+        return parents
 
     def clean(self):
         cleaned = super().clean()
@@ -145,6 +168,8 @@ class VersionUploadForm(forms.Form):
                 "framework_version": cleaned.get("framework_version", ""),
             },
             "environment": {"image": cleaned["environment_image"]} if cleaned.get("environment_image") else {},
+            "parents": self._parents(),
+            "run": {"id": cleaned.get("run_id", "").strip(), "url": cleaned.get("run_url", "")} if cleaned.get("run_id", "").strip() or cleaned.get("run_url") else {},
         }
         return cleaned
 

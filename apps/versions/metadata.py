@@ -7,26 +7,50 @@
       "code": {"repository": "https://git/x.git", "commit": "abc123", "branch": "main", "dirty": false},
       "dependencies": {"requirements": "torch==2.3.0\\n", "python_version": "3.11", "framework": "torch", "framework_version": "2.3.0"},
       "environment": {"image": "registry/x@sha256:...", "cuda": "12.1"},
+      "run": {"id": "mlflow:4f2a...", "url": "https://mlflow.example.com/#/experiments/1/runs/4f2a..."},
+      "parents": [{"model": "bert-base", "version": 3, "relation": "fine_tuned_from"}],
       "artifacts": [{"path": "weights/model.safetensors", "sha256": "..."}]
     }
+
+Datasets may also carry "size_bytes" and "description". The run URL is a record, never fetched (http or https
+only). Parents are resolved at registration (`apps.lineage.services.parents_resolve`): each must already exist and
+be visible to the registering user.
 """
 
 import json
 import math
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from apps.lineage.models import DatasetRole
+from apps.lineage.models import DatasetRole, ParentRelation
+from apps.models.names import canonical_model_name
 
 from .models import Flavor
 
-TOP_LEVEL_KEYS = {"description", "flavor", "tags", "hyperparameters", "metrics", "datasets", "code", "dependencies", "environment", "artifacts"}
+TOP_LEVEL_KEYS = {"description", "flavor", "tags", "hyperparameters", "metrics", "datasets", "code", "dependencies", "environment", "artifacts", "run", "parents"}
 METRIC_NAME = re.compile(r"^[A-Za-z0-9_.:/@-]{1,128}$")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 TAG = re.compile(r"^[\w.:-]{1,64}$")
+MAX_PARENTS = 100
+
+
+def run_url_error(url: str) -> str | None:
+    """Why a training run URL is refused (None if it is fine). The URL is only stored and shown as a link."""
+    if len(url) > 1000:
+        return "must be at most 1000 characters."
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return "must not contain spaces or control characters."
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "is not a valid URL."
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host."
+    return None
 
 
 @dataclass
@@ -47,6 +71,8 @@ class VersionMetadata:
     dependencies: dict = field(default_factory=dict)
     environment: dict = field(default_factory=dict)
     artifacts: list[DeclaredArtifact] = field(default_factory=list)
+    run: dict = field(default_factory=dict)
+    parents: list[dict] = field(default_factory=list)
 
 
 def _string(errors, key, value, max_length):
@@ -129,9 +155,13 @@ def metadata_from_dict(document) -> VersionMetadata:
             if role not in DatasetRole.values:
                 errors.setdefault("datasets", []).append(f"Dataset #{index + 1}: role must be 'training' or 'evaluation'.")
                 continue
-            extra = set(item) - {"name", "uri", "digest", "role", "description"}
+            extra = set(item) - {"name", "uri", "digest", "role", "description", "size_bytes"}
             if extra:
                 errors.setdefault("datasets", []).append(f"Dataset #{index + 1}: unknown keys {', '.join(sorted(extra))}.")
+                continue
+            size_bytes = item.get("size_bytes")
+            if size_bytes is not None and (isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or not 0 <= size_bytes < 2**63):
+                errors.setdefault("datasets", []).append(f"Dataset #{index + 1}: size_bytes must be a whole number of bytes (0 or more).")
                 continue
             meta.datasets.append(
                 {
@@ -140,6 +170,7 @@ def metadata_from_dict(document) -> VersionMetadata:
                     "digest": _string(errors, "datasets", item.get("digest"), 200),
                     "description": _string(errors, "datasets", item.get("description"), 5000),
                     "role": role,
+                    "size_bytes": size_bytes,
                 }
             )
 
@@ -176,6 +207,48 @@ def metadata_from_dict(document) -> VersionMetadata:
         errors["environment"] = ["must be a JSON object (e.g. {\"image\": \"registry/x@sha256:...\"})."]
     else:
         meta.environment = environment
+
+    run = document.get("run") or {}
+    if not isinstance(run, dict) or set(run) - {"id", "url"}:
+        errors["run"] = ["must be an object with 'id' and/or 'url' of the training run (e.g. an MLflow or W&B run)."]
+    elif run:
+        run_id = _string(errors, "run", run.get("id"), 200)
+        url = _string(errors, "run", run.get("url"), 1000)
+        problem = run_url_error(url) if url else None
+        if problem:
+            errors.setdefault("run", []).append(f"'url' {problem}")
+        if not run_id and not url:
+            errors.setdefault("run", []).append("give the run's 'id', its 'url' or both.")
+        meta.run = {"id": run_id, "url": url}
+
+    parents = document.get("parents") or []
+    if not isinstance(parents, list):
+        errors["parents"] = ["must be a list of {model, version, relation}."]
+    elif len(parents) > MAX_PARENTS:
+        errors["parents"] = [f"at most {MAX_PARENTS} parents."]
+    else:
+        seen = set()
+        for index, item in enumerate(parents):
+            label = f"Parent #{index + 1}"
+            if not isinstance(item, dict) or set(item) - {"model", "version", "relation"}:
+                errors.setdefault("parents", []).append(f"{label} must be an object with 'model', 'version' and 'relation'.")
+                continue
+            name, number, relation = item.get("model"), item.get("version"), item.get("relation")
+            if not isinstance(name, str) or not name.strip() or len(name) > 128:
+                errors.setdefault("parents", []).append(f"{label}: 'model' must be a model name.")
+                continue
+            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+                errors.setdefault("parents", []).append(f"{label}: 'version' must be a version number (1 or more).")
+                continue
+            if relation not in ParentRelation.values:
+                errors.setdefault("parents", []).append(f"{label}: 'relation' must be one of {', '.join(ParentRelation.values)}.")
+                continue
+            key = (canonical_model_name(name), number)
+            if key in seen:
+                errors.setdefault("parents", []).append(f"{label}: {key[0]} v{number} is listed twice.")
+                continue
+            seen.add(key)
+            meta.parents.append({"model": key[0], "version": number, "relation": relation})
 
     artifacts = document.get("artifacts") or []
     if not isinstance(artifacts, list):

@@ -18,7 +18,7 @@ from .paths import canonical_artifact_path
 def versions_with_details(queryset: QuerySet[ModelVersion] | None = None) -> QuerySet[ModelVersion]:
     """Versions with everything their page or JSON shows, in a fixed number of queries."""
     queryset = queryset if queryset is not None else ModelVersion.objects.all()
-    return queryset.select_related("model", "created_by").prefetch_related(
+    return queryset.select_related("model", "created_by", "training_run").prefetch_related(
         "artifacts",
         "metrics",
         "tags",

@@ -1,5 +1,6 @@
 """The version JSON of the API, built from a version loaded by `selectors.versions_with_details`."""
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.urls import reverse
 
 from .models import ModelVersion
@@ -13,6 +14,15 @@ def latest_job(version: ModelVersion):
     """The newest validation job, from the prefetched list (see `selectors.versions_with_details`)."""
     jobs = list(version.validation_jobs.all())
     return jobs[0] if jobs else None
+
+
+def training_run_to_dict(version: ModelVersion) -> dict | None:
+    """The run that produced the version (one query unless `training_run` was select_related)."""
+    try:
+        run = version.training_run
+    except ObjectDoesNotExist:
+        return None
+    return {"id": run.run_id, "url": run.url}
 
 
 def validation_to_dict(job) -> tuple[dict, dict]:
@@ -55,7 +65,10 @@ def version_to_dict(version: ModelVersion, request=None) -> dict:
         "hyperparameters": version.hyperparameters,
         "metrics": {metric.name: metric.value for metric in version.metrics.all()},
         "datasets": [
-            {"name": link.dataset.name, "uri": link.dataset.uri, "digest": link.dataset.digest, "role": link.role}
+            {
+                "id": link.dataset_id, "name": link.dataset.name, "uri": link.dataset.uri, "digest": link.dataset.digest,
+                "size_bytes": link.dataset.size_bytes, "role": link.role,
+            }
             for link in version.dataset_links.all()
         ],
         "code": {
@@ -71,6 +84,13 @@ def version_to_dict(version: ModelVersion, request=None) -> dict:
             "framework_version": version.framework_version,
         },
         "environment": version.environment,
+        # Parents are not in this body: it is cached for every viewer (the stage endpoint), and which parents a
+        # caller may see depends on the caller. The lineage endpoint answers per caller.
+        "run": training_run_to_dict(version),
+        "lineage": {
+            "graph_url": absolute(reverse("api:version-lineage", kwargs={"name": version.model.name, "number": version.number})),
+            "impact_url": absolute(reverse("api:version-impact", kwargs={"name": version.model.name, "number": version.number})),
+        },
         "artifacts": [
             {
                 "path": artifact.path,

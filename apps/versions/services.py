@@ -9,7 +9,12 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from apps.audit import services as audit
-from apps.lineage.services import datasets_attach
+from apps.lineage.services import (
+    datasets_attach,
+    parents_attach,
+    parents_resolve,
+    training_run_attach,
+)
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require
 from apps.validation.services import validation_job_create
@@ -83,14 +88,15 @@ def version_register(*, model: RegisteredModel, files: list[IncomingFile], metad
     """
     require(actor, Action.REGISTER, model)
     checked = _checked_files(files)
+    parents = parents_resolve(actor=actor, model=model, declared=metadata.parents)  # before storing: a bad parent stores nothing
     for _, item in checked:
         item.content.seek(0)
         blob_put(sha256=item.sha256, content=item.content)
-    return _version_create(model=model, checked=checked, metadata=metadata, actor=actor)
+    return _version_create(model=model, checked=checked, metadata=metadata, actor=actor, parents=parents)
 
 
 @transaction.atomic
-def _version_create(*, model, checked, metadata: VersionMetadata, actor) -> ModelVersion:
+def _version_create(*, model, checked, metadata: VersionMetadata, actor, parents: list) -> ModelVersion:
     locked = RegisteredModel.objects.select_for_update().get(pk=model.pk)
     locked.last_version_number += 1
     locked.save(update_fields=["last_version_number"])
@@ -126,7 +132,9 @@ def _version_create(*, model, checked, metadata: VersionMetadata, actor) -> Mode
         for path, item in checked
     )
     Metric.objects.bulk_create(Metric(version=version, name=name, value=value) for name, value in metadata.metrics.items())
-    datasets_attach(version=version, datasets=metadata.datasets)
+    datasets_attach(version=version, datasets=metadata.datasets, actor=actor)
+    parents_attach(version=version, parents=parents)
+    training_run_attach(version=version, run=metadata.run)
     validation_job_create(version=version)
     audit.record(
         actor=actor,
@@ -136,6 +144,8 @@ def _version_create(*, model, checked, metadata: VersionMetadata, actor) -> Mode
             "number": version.number,
             "artifacts": {path: item.sha256 for path, item in checked},
             "metrics": metadata.metrics,
+            **({"parents": [{"model": p.model.name, "version": p.number, "relation": r} for p, r in parents]} if parents else {}),
+            **({"run": metadata.run} if metadata.run else {}),
         },
         registered_model_id=locked.pk,
     )

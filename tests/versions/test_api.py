@@ -221,3 +221,22 @@ def test_the_stage_endpoint_honours_group_and_superuser_permissions(api_for, own
     assert api_for(member).get(url).json()["number"] == 1
     assert api_for(admin).get(url).json()["number"] == 1
     assert api_for(stranger).get(url).status_code == 404
+
+
+def test_the_versions_list_query_count_does_not_grow_with_versions(api_for, owner, model):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api = api_for(owner)
+    register_version(model, owner, metrics={"a": 1})
+
+    def count():
+        with CaptureQueriesContext(connection) as ctx:
+            assert api.get(f"/api/v1/models/{model.name}/versions/").status_code == 200
+        return len(ctx.captured_queries)
+
+    count()  # the first request records the token's last use
+    few = count()
+    for index in range(5):
+        register_version(model, owner, metrics={"a": index}, datasets=[{"name": "d", "uri": f"s3://d/{index}", "role": "training"}])
+    assert count() == few

@@ -119,6 +119,9 @@ class Command(BaseCommand):
                         "code": {"repository": "https://git.example.com/nlp/sentiment.git", "commit": f"{seed + 1:x}" * 7 + "0" * 33, "branch": "main", "dirty": False},
                         "dependencies": {"requirements": "torch==2.3.1\ntransformers==4.41.2\n", "python_version": "3.11", "framework": "transformers", "framework_version": "4.41.2"},
                         "environment": {"image": "registry.example.com/train@sha256:" + "ab" * 32},
+                        "run": {"id": f"run-{seed + 1:04d}", "url": f"https://mlflow.example.com/#/experiments/7/runs/run-{seed + 1:04d}"},
+                        # v3 continues training from v2's weights
+                        "parents": [{"model": "sentiment-classifier", "version": 2, "relation": "fine_tuned_from"}] if seed == 2 else [],
                     }
                 ),
             )

@@ -1,0 +1,93 @@
+"""Lineage in the API: datasets (list, register, read, impact) and a version's lineage graph and impact."""
+
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from rest_framework import status
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+
+from apps.accounts.api_errors import error_body
+from apps.models.api import Pages
+from apps.models.permissions import get_model_for
+from apps.versions.models import ModelVersion
+
+from .models import Dataset
+from .selectors import datasets_for_list, impacted_versions, version_lineage_graph
+from .services import dataset_register
+
+DATASET_KEYS = {"name", "uri", "digest", "size_bytes", "description"}
+
+
+def dataset_to_dict(dataset: Dataset, request=None) -> dict:
+    url = reverse("api:dataset", kwargs={"pk": dataset.pk})
+    body = {
+        "id": dataset.pk,
+        "name": dataset.name,
+        "uri": dataset.uri,
+        "digest": dataset.digest,
+        "size_bytes": dataset.size_bytes,
+        "description": dataset.description,
+        "created_at": dataset.created_at.isoformat(),
+        "url": request.build_absolute_uri(url) if request is not None else url,
+    }
+    if hasattr(dataset, "visible_versions"):
+        body["versions_using"] = dataset.visible_versions
+    return body
+
+
+@api_view(["GET", "POST"])
+def datasets_collection(request):
+    if request.method == "POST":
+        data = request.data
+        if not isinstance(data, dict):
+            return Response(error_body("invalid", "Send a JSON object with 'name' and 'uri' (and optionally digest, size_bytes, description)."), status=400)
+        unknown = set(data) - DATASET_KEYS
+        if unknown:
+            return Response(error_body("invalid", f"Unknown keys: {', '.join(sorted(unknown))}. Allowed: {', '.join(sorted(DATASET_KEYS))}."), status=400)
+        dataset, created = dataset_register(actor=request.user, **{key: data.get(key) for key in DATASET_KEYS})
+        return Response(dataset_to_dict(dataset, request), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+    paginator = Pages()
+    page = paginator.paginate_queryset(datasets_for_list(request.user, search=request.query_params.get("search", "").strip()), request)
+    return paginator.get_paginated_response([dataset_to_dict(d, request) for d in page])
+
+
+@api_view(["GET"])
+def dataset_detail(request, pk: int):
+    return Response(dataset_to_dict(get_object_or_404(Dataset, pk=pk), request))
+
+
+@api_view(["GET"])
+def dataset_impact(request, pk: int):
+    """Every version the caller may view trained or evaluated on the dataset, through derived versions too."""
+    dataset = get_object_or_404(Dataset, pk=pk)
+    paginator = Pages()
+    page = paginator.paginate_queryset(impacted_versions(request.user, dataset=dataset), request)
+    response = paginator.get_paginated_response([item.as_dict() for item in page])
+    response.data = {"dataset": dataset_to_dict(dataset, request), **response.data}
+    return response
+
+
+def _version_or_404(user, name: str, number: int) -> ModelVersion:
+    model = get_model_for(user, name)
+    version = ModelVersion.objects.filter(model=model, number=number).select_related("model").first()
+    if version is None:
+        raise Http404(f"Model '{name}' has no version {number}.")
+    return version
+
+
+@api_view(["GET"])
+def version_lineage(request, name: str, number: int):
+    """The version's lineage graph: nodes (versions, datasets, code, environments) and edges, as the caller may see it."""
+    version = _version_or_404(request.user, name, number)
+    graph = version_lineage_graph(request.user, version)
+    return Response({"model": version.model.name, "version": version.number, **graph.as_json()})
+
+
+@api_view(["GET"])
+def version_impact(request, name: str, number: int):
+    """Every version the caller may view derived from this one, transitively."""
+    version = _version_or_404(request.user, name, number)
+    paginator = Pages()
+    page = paginator.paginate_queryset(impacted_versions(request.user, version=version), request)
+    return paginator.get_paginated_response([item.as_dict() for item in page])

@@ -1,0 +1,58 @@
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from apps.models.forms import add_validation_errors
+from apps.models.permissions import get_model_for
+from apps.versions.models import ModelVersion
+
+from .forms import DatasetForm
+from .models import Dataset
+from .selectors import datasets_for_list, impacted_versions, version_lineage_graph
+from .services import dataset_register
+
+PAGE_SIZE = 25
+IMPACT_PAGE_SIZE = 100
+
+
+@require_http_methods(["GET", "POST"])
+def dataset_list(request: HttpRequest) -> HttpResponse:
+    """Every dataset (datasets are not permission-scoped), and the "New dataset" form any logged-in user may use."""
+    form = DatasetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            dataset, created = dataset_register(actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            add_validation_errors(form, exc)
+        else:
+            if created:
+                messages.success(request, f"Dataset '{dataset}' registered.")
+            else:
+                messages.info(request, f"A dataset with this URI and digest is already registered: '{dataset}'.")
+            return redirect("lineage:dataset", pk=dataset.pk)
+    search = request.GET.get("q", "").strip()
+    page = Paginator(datasets_for_list(request.user, search=search), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "lineage/dataset_list.html", {"page": page, "form": form, "search": search}, status=400 if form.errors else 200)
+
+
+def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = get_object_or_404(Dataset.objects.select_related("created_by"), pk=pk)
+    impact = impacted_versions(request.user, dataset=dataset)
+    page = Paginator(impact, IMPACT_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "lineage/dataset_detail.html", {"dataset": dataset, "page": page, "impact_count": len(impact)})
+
+
+def version_lineage(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    model = get_model_for(request.user, name)
+    version = ModelVersion.objects.filter(model=model, number=number).select_related("model").first()
+    if version is None:
+        raise Http404(f"Model '{model.name}' has no version {number}.")
+    graph = version_lineage_graph(request.user, version)
+    return render(
+        request,
+        "lineage/version_lineage.html",
+        {"model": model, "version": version, "graph": graph, "impact": impacted_versions(request.user, version=version)},
+    )

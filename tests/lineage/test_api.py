@@ -1,0 +1,168 @@
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.lineage.models import Dataset, VersionParent
+from apps.versions.models import ModelVersion
+from tests.factories import register_version, upload
+
+from .conftest import DATASET, parent
+from .graphs import bulk_versions, chain, trained_on
+
+pytestmark = pytest.mark.django_db
+
+
+def _register(api, name: str, metadata: dict):
+    return api.post(f"/api/v1/models/{name}/versions/", {"files": [upload("model.bin", b"w")], "metadata": json.dumps(metadata)}, format="multipart")
+
+
+# -- datasets -----------------------------------------------------------------------------------------------------
+
+
+def test_any_user_may_register_a_dataset_and_a_repeat_returns_the_same_one(api_for, outsider, reviewer):
+    body = {"name": "wiki", "uri": "s3://data/wiki", "digest": "2024-06", "size_bytes": 1 << 40, "description": "dump"}
+    created = api_for(outsider).post("/api/v1/datasets/", body, format="json")
+    again = api_for(reviewer).post("/api/v1/datasets/", {"name": "other name", "uri": "s3://data/wiki", "digest": "2024-06"}, format="json")
+    assert created.status_code == 201 and again.status_code == 200
+    assert created.json()["id"] == again.json()["id"] and again.json()["name"] == "wiki"
+    assert created.json()["size_bytes"] == 1 << 40 and Dataset.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"uri": "s3://x"}, "name"),
+        ({"name": "x", "uri": "s3://x", "size_bytes": "big"}, "size_bytes"),
+        ({"name": "x", "uri": "s3://x", "size_bytes": -1}, "size_bytes"),
+        ({"name": "x", "uri": ["s3://x"]}, "uri"),
+    ],
+)
+def test_a_bad_dataset_is_a_400_naming_the_field(api_for, owner, body, field):
+    response = api_for(owner).post("/api/v1/datasets/", body, format="json")
+    assert response.status_code == 400 and field in response.json()["error"]["fields"]
+    assert not Dataset.objects.exists()
+
+
+def test_unknown_dataset_keys_and_non_objects_are_refused(api_for, owner):
+    api = api_for(owner)
+    assert "Unknown keys: owner" in api.post("/api/v1/datasets/", {"name": "x", "uri": "s3://x", "owner": "me"}, format="json").json()["error"]["message"]
+    assert api.post("/api/v1/datasets/", [1, 2], format="json").status_code == 400
+    assert api.post("/api/v1/datasets/", data="name=x", content_type="text/plain").status_code == 415
+
+
+def test_datasets_need_a_token(client):
+    assert client.post("/api/v1/datasets/", {"name": "x", "uri": "s3://x"}, content_type="application/json").status_code == 401
+    assert client.get("/api/v1/datasets/").status_code == 401
+
+
+def test_the_dataset_list_counts_only_versions_the_caller_may_view(api_for, reviewer, owner, model, secret, stranger):
+    register_version(model, owner, datasets=[DATASET])
+    register_version(secret, stranger, datasets=[DATASET])
+    [row] = api_for(reviewer).get("/api/v1/datasets/?search=imdb").json()["results"]
+    assert row["versions_using"] == 1 and row["uri"] == DATASET["uri"]
+    assert api_for(reviewer).get("/api/v1/datasets/?search=nothing-like-it").json()["count"] == 0
+
+
+# -- impact -------------------------------------------------------------------------------------------------------
+
+
+def test_impact_through_the_api_follows_fine_tuning_and_filters_by_permission(api_for, owner, reviewer, outsider, model, secret, stranger):
+    register_version(model, owner, datasets=[DATASET])                                  # sentiment v1
+    register_version(model, owner, parents=[parent(model, 1)])                          # sentiment v2
+    register_version(secret, stranger, parents=[parent(model, 2)])                      # secret-model v1
+    register_version(model, owner, parents=[parent(secret, 1, "distilled_from")])      # sentiment v3
+    dataset = Dataset.objects.get()
+    url = f"/api/v1/datasets/{dataset.pk}/impact/"
+
+    owners = api_for(owner).get(url).json()
+    reviewers = api_for(reviewer).get(url)
+    outsiders = api_for(outsider).get(url).json()
+
+    assert [(r["model"], r["version"], r["depth"]) for r in owners["results"]] == [("sentiment", 1, 0), ("sentiment", 2, 1), ("secret-model", 1, 2), ("sentiment", 3, 3)]
+    assert [(r["model"], r["version"], r["depth"]) for r in reviewers.json()["results"]] == [("sentiment", 1, 0), ("sentiment", 2, 1), ("sentiment", 3, 3)]
+    assert "secret" not in reviewers.content.decode()
+    assert outsiders["count"] == 0 and outsiders["results"] == [] and outsiders["dataset"]["uri"] == DATASET["uri"]
+    assert owners["results"][1]["via"] == [{"model": "sentiment", "version": 1, "relation": "fine_tuned_from"}]
+
+
+def test_an_unknown_dataset_is_a_json_404(api_for, owner):
+    response = api_for(owner).get("/api/v1/datasets/12345/impact/")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_impact_api_queries_do_not_grow_with_depth(api_for, reviewer, model):
+    api = api_for(reviewer)
+    dataset = Dataset.objects.create(name="d", uri="s3://d")
+    root = bulk_versions(model, 1)[0]
+    trained_on(dataset, [root])
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert api.get(f"/api/v1/datasets/{dataset.pk}/impact/").status_code == 200
+        return len(ctx.captured_queries)
+
+    count()  # the token's first use of the day writes its last-used date
+    shallow = count()
+    chain(model, 200, root=root)
+    assert count() == shallow == 3  # the token, the dataset, the impact (one recursive query)
+
+
+# -- registration with lineage ----------------------------------------------------------------------------------
+
+
+def test_registering_through_the_api_records_parents_and_the_run(api_for, owner, model, version):
+    response = _register(api_for(owner), "sentiment", {
+        "parents": [parent(model, 1, "distilled_from")],
+        "run": {"id": "mlflow-9", "url": "https://mlflow.example.com/#/runs/9"},
+        "datasets": [{**DATASET, "size_bytes": 77}],
+    })
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["run"] == {"id": "mlflow-9", "url": "https://mlflow.example.com/#/runs/9"}
+    assert body["datasets"][0]["size_bytes"] == 77 and body["datasets"][0]["id"] == Dataset.objects.get().pk
+    assert body["lineage"]["graph_url"].endswith("/api/v1/models/sentiment/versions/2/lineage/")
+    child = ModelVersion.objects.get(number=2)
+    assert child.parent_links.get().parent == version
+
+
+@pytest.mark.parametrize(
+    "metadata, message",
+    [
+        ({"parents": [{"model": "sentiment", "version": 9, "relation": "fine_tuned_from"}]}, "Parent #1: sentiment v9 is unknown or not visible to you."),
+        ({"parents": [{"model": "secret-model", "version": 1, "relation": "fine_tuned_from"}]}, "Parent #1: secret-model v1 is unknown or not visible to you."),
+        ({"parents": [{"model": "sentiment", "version": 2, "relation": "fine_tuned_from"}]}, "a version cannot be its own parent"),
+        ({"parents": [{"model": "sentiment", "version": 1}]}, "'relation' must be one of"),
+        ({"run": {"url": "file:///etc/passwd"}}, "must be an http:// or https:// URL"),
+    ],
+)
+def test_bad_lineage_through_the_api_is_a_400_and_stores_nothing(api_for, owner, reviewer, model, version, secret, stranger, metadata, message):
+    from apps.models.permissions import Action
+    from apps.models.services import model_permission_grant
+
+    register_version(secret, stranger)
+    model_permission_grant(model=model, actor=owner, action=Action.REGISTER, user=reviewer)
+    response = _register(api_for(reviewer), "sentiment", metadata)
+    assert response.status_code == 400
+    assert message in response.json()["error"]["message"]
+    assert ModelVersion.objects.filter(model=model).count() == 1 and not VersionParent.objects.exists()
+
+
+# -- a version's lineage and impact ----------------------------------------------------------------------------------
+
+
+def test_a_versions_lineage_and_impact_through_the_api(api_for, owner, reviewer, outsider, model, secret, stranger):
+    register_version(model, owner, datasets=[DATASET])
+    register_version(model, owner, parents=[parent(model, 1)])
+    register_version(secret, stranger, parents=[parent(model, 1)])
+    lineage = api_for(reviewer).get("/api/v1/models/sentiment/versions/1/lineage/")
+    assert lineage.status_code == 200
+    assert {n["label"] for n in lineage.json()["nodes"]} == {"sentiment v1", "sentiment v2", "imdb@sha256:aa11"}
+    assert "secret" not in lineage.content.decode()
+    impact = api_for(reviewer).get("/api/v1/models/sentiment/versions/1/impact/").json()
+    assert [(r["model"], r["version"]) for r in impact["results"]] == [("sentiment", 2)]
+    assert [(r["model"], r["version"]) for r in api_for(owner).get("/api/v1/models/sentiment/versions/1/impact/").json()["results"]] == [("secret-model", 1), ("sentiment", 2)]
+    assert api_for(outsider).get("/api/v1/models/sentiment/versions/1/lineage/").status_code == 404
+    assert api_for(outsider).get("/api/v1/models/sentiment/versions/1/impact/").status_code == 404
+    assert api_for(owner).get("/api/v1/models/sentiment/versions/7/lineage/").status_code == 404
