@@ -95,8 +95,11 @@ def seed(env: dict[str, str]) -> tuple[str, int, dict[str, int]]:
     from django.test.utils import CaptureQueriesContext
 
     from apps.accounts.services import api_token_create
-    from apps.approvals.services import version_transition
-    from apps.models.services import model_create
+    from apps.approvals.services import transition_request_approve, transition_request_create
+    from apps.models.management.commands.seed_demo import safetensors_bytes
+    from apps.models.permissions import Action
+    from apps.models.services import model_create, model_permission_grant
+    from apps.validation.services import validation_run
     from apps.versions.metadata import metadata_from_dict
     from apps.versions.services import incoming_from_bytes, version_register
 
@@ -108,7 +111,7 @@ def seed(env: dict[str, str]) -> tuple[str, int, dict[str, int]]:
     for number in range(1, 6):
         files = {
             "config.json": json.dumps({"hidden_size": 64 * number}).encode(),
-            "weights/model.safetensors": os.urandom(4096),
+            "weights/model.safetensors": safetensors_bytes({"w": ("F32", [1024], os.urandom(4096))}),
             "tokenizer/vocab.txt": b"\n".join(b"tok%d" % i for i in range(200)),
         }
         metadata = metadata_from_dict({
@@ -122,9 +125,15 @@ def seed(env: dict[str, str]) -> tuple[str, int, dict[str, int]]:
         })
         versions.append(version_register(model=model, files=[incoming_from_bytes(p, d) for p, d in files.items()],
                                          metadata=metadata, actor=user))
+    # Production the way users get there: validation, a request, another user's approval.
     production = versions[2]
-    for stage in ("staging", "production"):
-        version_transition(version=production, to_stage=stage, actor=user, reason="benchmark")
+    validation_run(job_id=production.validation_jobs.get().pk)
+    approver = get_user_model().objects.create_user(username="bench-approver")
+    for action in (Action.VIEW, Action.APPROVE_TRANSITION):
+        model_permission_grant(model=model, actor=user, action=action, user=approver)
+    transition_request_create(version=production, to_stage="staging", actor=user, justification="benchmark")
+    request = transition_request_create(version=production, to_stage="production", actor=user, justification="benchmark")
+    transition_request_approve(request=request, actor=approver)
 
     client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {token}")
     queries = {}
