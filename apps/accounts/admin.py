@@ -8,5 +8,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["user", "name", "prefix", "digest", "created_at", "last_used_at", "revoked_at"]
 
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser  # token digests are nobody else's business
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
     def has_add_permission(self, request):
         return False  # tokens are created on the 'API tokens' page or with `manage.py api_token`, which show the secret once

@@ -68,7 +68,9 @@ withdraw = _decision(transition_request_withdraw)
 def rollback(request, name: str):
     model = get_model_for(request.user, name)
     number = request.data.get("to_version") if hasattr(request.data, "get") else None
-    target = _version(model, number) if number not in (None, "") else None
+    if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+        raise ValidationError({"to_version": ["Give a version number, e.g. {\"to_version\": 3}, or leave it out for the previous one."]})
+    target = _version(model, number) if number is not None else None
     change = production_rollback(model=model, actor=request.user, reason=_text(request, "reason"), to_version=target)
     return Response(_change_to_dict(change), status=201)
 
@@ -89,7 +91,10 @@ def production_pointer_history(request, name: str):
     model = get_model_for(request.user, name)
     at = request.query_params.get("at")
     if at:
-        when = parse_datetime(at)
+        try:
+            when = parse_datetime(at)
+        except ValueError:
+            when = None
         if when is None or when.tzinfo is None:
             raise ValidationError({"at": ["Give an ISO 8601 instant with a time zone, e.g. 2026-11-27T10:00:00Z."]})
         version = production_at(model, when)

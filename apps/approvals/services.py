@@ -75,8 +75,8 @@ def version_transition(
         check_transition(version.stage, to_stage, rollback=rollback)
     except IllegalTransition as exc:
         raise ValidationError({"to_stage": [str(exc)]}) from exc
-    if version.stage == Stage.DRAFT and unsafe_finding_blocks(version):
-        raise ValidationError({"to_stage": ["Validation found code that would run when this version's files are unpickled; it cannot leave draft. Register a version saved without those objects (e.g. as safetensors)."]})
+    if (version.stage == Stage.DRAFT or to_stage == Stage.PRODUCTION) and unsafe_finding_blocks(version):
+        raise ValidationError({"to_stage": ["Validation found code that would run when this version's files are unpickled; it cannot leave draft or return to production. Register a version saved without those objects (e.g. as safetensors)."]})
     if len(reason) > 5000:
         raise ValidationError({"reason": ["Keep the reason under 5000 characters."]})
     if not rollback and to_stage in GATED_STAGES:

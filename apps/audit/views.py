@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from apps.models.permissions import get_model_for
+from apps.models.permissions import Action, can, get_model_for
 
 from .filters import AuditEntryFilter
 from .models import AuditEntry
@@ -26,11 +26,17 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     return _entries_page(request, entries_for_listing(), "audit/audit_list.html", csv_name="audit-log")
 
 
+# Entries about who may do what and where events go are for the model's managers (webhook URLs can carry secrets).
+MANAGER_ONLY_ACTIONS = ("webhook.", "model.permission_", "approval_policy.", "validation_policy.", "api_token.")
+
+
 def model_audit(request: HttpRequest, name: str) -> HttpResponse:
     model = get_model_for(request.user, name)
-    return _entries_page(
-        request, entries_for_listing(model.pk), "audit/model_audit.html", csv_name=f"audit-{model.name}", context={"model": model}
-    )
+    entries = entries_for_listing(model.pk)
+    if not can(request.user, Action.MANAGE, model):
+        for prefix in MANAGER_ONLY_ACTIONS:
+            entries = entries.exclude(action__startswith=prefix)
+    return _entries_page(request, entries, "audit/model_audit.html", csv_name=f"audit-{model.name}", context={"model": model})
 
 
 def _entries_page(request: HttpRequest, entries: QuerySet[AuditEntry], template: str, *, csv_name: str, context: dict | None = None) -> HttpResponse:

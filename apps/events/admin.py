@@ -1,10 +1,21 @@
 from django.contrib import admin
 
+from apps.models.permissions import Action, models_where
+
 from .models import Delivery, Event, Webhook
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Events and deliveries are written by services only; managers change webhooks in the dashboard."""
+    """Events and deliveries are written by services only; managers change webhooks in the dashboard.
+
+    Staff see only the rows of models they manage, as on the dashboard's webhook pages.
+    """
+
+    model_path = "model"
+
+    def get_queryset(self, request):
+        managed = models_where(request.user, Action.MANAGE)
+        return super().get_queryset(request).filter(**{f"{self.model_path}__in": managed})
 
     def has_add_permission(self, request):
         return False
@@ -34,6 +45,7 @@ class WebhookAdmin(ReadOnlyAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
+    model_path = "webhook__model"
     list_display = ["id", "event", "webhook", "status", "attempts", "last_status_code", "next_attempt_at"]
     list_filter = ["status"]
     list_select_related = ["event", "webhook"]

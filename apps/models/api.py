@@ -31,8 +31,18 @@ def model_to_dict(model: RegisteredModel) -> dict:
 def models_collection(request):
     if request.method == "POST":
         data = request.data
-        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-            return Response({"error": {"code": "invalid", "message": "Send a JSON object with a string 'name'."}}, status=400)
+        tags = data.get("tags") if isinstance(data, dict) else None
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("name"), str)
+            or not isinstance(data.get("description", ""), str)
+            or not (tags is None or (isinstance(tags, list) and all(isinstance(t, str) for t in tags)))
+            or not isinstance(data.get("team") or "", str)
+        ):
+            return Response(
+                {"error": {"code": "invalid", "message": "Send a JSON object: 'name' (string), optional 'description' (string), 'tags' (list of strings), 'team'."}},
+                status=400,
+            )
         team = None
         if data.get("team"):
             team = request.user.groups.filter(name=data["team"]).first()
@@ -42,7 +52,7 @@ def models_collection(request):
                 return Response({"error": {"code": "invalid", "message": "You can only assign a team you belong to."}}, status=400)
         model = model_create(
             name=data["name"], description=str(data.get("description") or ""), team=team,
-            tags=[str(t) for t in data.get("tags") or []], actor=request.user,
+            tags=tags or [], actor=request.user,
         )
         return Response(model_to_dict(model), status=status.HTTP_201_CREATED)
     queryset = visible_models(request.user).with_pointers().select_related("team").prefetch_related("tags")

@@ -29,18 +29,23 @@ def _json_upload(upload, label: str) -> dict:
     if upload.size > settings.METADATA_MAX_BYTES:
         raise forms.ValidationError(f"The {label} file is larger than {settings.METADATA_MAX_BYTES} bytes.")
     try:
-        value = json.loads(upload.read().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        value = json.loads(upload.read().decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise forms.ValidationError(f"The {label} file is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise forms.ValidationError(f"The {label} file must hold a JSON object.")
     return value
 
 
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 def _hyperparameter_value(text: str):
+    """A row's value as JSON when it parses (numbers, lists, true/false), else as the text itself."""
     try:
-        return json.loads(text)
-    except ValueError:
+        return json.loads(text, parse_constant=_no_constants)
+    except (ValueError, RecursionError):
         return text
 
 

@@ -101,6 +101,19 @@ def metadata_from_json(raw: str | bytes) -> VersionMetadata:
     return metadata_from_dict(document)
 
 
+def _finite(value, depth: int = 0) -> bool:
+    """True when a JSON value holds no infinite or NaN number (JSON columns and strict JSON refuse them)."""
+    if depth > 50:
+        return False
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v, depth + 1) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v, depth + 1) for v in value)
+    return True
+
+
 def _reject_constant(name):
     raise ValueError(f"{name} is not allowed")
 
@@ -128,6 +141,8 @@ def metadata_from_dict(document) -> VersionMetadata:
     hyperparameters = document.get("hyperparameters") or {}
     if not isinstance(hyperparameters, dict):
         errors["hyperparameters"] = ["must be a JSON object of name -> value."]
+    elif not _finite(hyperparameters):
+        errors["hyperparameters"] = ["must hold only finite numbers (no NaN or infinity) and nest at most 50 levels."]
     else:
         meta.hyperparameters = hyperparameters
 
@@ -205,6 +220,8 @@ def metadata_from_dict(document) -> VersionMetadata:
     environment = document.get("environment") or {}
     if not isinstance(environment, dict):
         errors["environment"] = ["must be a JSON object (e.g. {\"image\": \"registry/x@sha256:...\"})."]
+    elif not _finite(environment):
+        errors["environment"] = ["must hold only finite numbers (no NaN or infinity) and nest at most 50 levels."]
     else:
         meta.environment = environment
 

@@ -144,7 +144,8 @@ def _version_create(*, model, checked, metadata: VersionMetadata, actor, parents
             "number": version.number,
             "artifacts": {path: item.sha256 for path, item in checked},
             "metrics": metadata.metrics,
-            **({"parents": [{"model": p.model.name, "version": p.number, "relation": r} for p, r in parents]} if parents else {}),
+            # Ids, not names: this model's audit readers may not be allowed to know the parents' models.
+            **({"parents": [{"version_id": str(p.pk), "relation": r} for p, r in parents]} if parents else {}),
             **({"run": metadata.run} if metadata.run else {}),
         },
         registered_model_id=locked.pk,

@@ -66,8 +66,16 @@ def test_viewers_of_a_model_see_its_trail_only(web_for, model, owner, reviewer):
     model_update(model=other, actor=owner, description="other card", team=None, tags=[])
     for user in (owner, reviewer):
         page = web_for(user).get(f"/models/{model.name}/audit/").content.decode()
-        assert "model.created" in page and "model.permission_granted" in page
+        assert "model.created" in page
         assert "other card" not in page and "other-model" not in page
+
+
+def test_entries_about_permissions_and_webhooks_are_for_managers_only(web_for, model, owner, reviewer):
+    assert "model.permission_granted" in web_for(owner).get(f"/models/{model.name}/audit/").content.decode()
+    viewer_page = web_for(reviewer).get(f"/models/{model.name}/audit/").content.decode()
+    viewer_csv = web_for(reviewer).get(f"/models/{model.name}/audit/?format=csv")
+    assert "model.permission_granted" not in viewer_page
+    assert "model.permission_granted" not in b"".join(viewer_csv.streaming_content).decode()
 
 
 def test_an_outsider_gets_404_on_a_models_trail(web_for, model, outsider):
