@@ -48,3 +48,8 @@ def test_the_demo_seeds_models_with_one_in_production_and_is_idempotent(capsys):
     assert ModelVersion.objects.filter(model__name="sentiment-classifier").count() == 3
     safetensors = ModelVersion.objects.get(stage="production").artifacts.get(path="model.safetensors")
     assert safetensors.size > 8
+
+
+def test_the_code_has_no_undefined_names_or_unused_imports():
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
