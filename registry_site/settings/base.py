@@ -164,7 +164,8 @@ STORAGES = {
 
 # Uploads always go to a temporary file through a handler that hashes as it writes: memory stays flat.
 FILE_UPLOAD_HANDLERS = ["apps.versions.uploads.HashingUploadHandler"]
-FILE_UPLOAD_TEMP_DIR = env.str("FILE_UPLOAD_TEMP_DIR", default="") or None
+# With artifacts on local disk, uploads spool next to them so storing a blob is a rename, not a second copy.
+FILE_UPLOAD_TEMP_DIR = env.str("FILE_UPLOAD_TEMP_DIR", default="") or (None if ARTIFACT_BUCKET else str(Path(ARTIFACT_ROOT) / "uploads"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # non-file fields (the metadata JSON) together
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 DATA_UPLOAD_MAX_NUMBER_FILES = 1000

@@ -28,6 +28,7 @@ else:
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ARTIFACT_ROOT = env.str("ARTIFACT_ROOT", default="") or tempfile.mkdtemp(prefix="registry-test-artifacts-")
+FILE_UPLOAD_TEMP_DIR = None  # the system temp dir: each test's artifact folder is its own
 REDIS_AVAILABLE = _reachable("127.0.0.1", 6379)
 # Each test run has its own queue, so a worker started by one run never takes another run's jobs.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
