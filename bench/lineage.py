@@ -20,16 +20,15 @@ and the ratio to the baseline. On its own SQLite database in a temp dir, removed
 """
 
 import argparse
-import os
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import common
+
 MODEL_SIZE = 100  # versions per model
 
 
@@ -111,25 +110,13 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-lineage-"))
     try:
-        os.environ.update(
-            DJANGO_SETTINGS_MODULE="registry_site.settings.local",
-            DATABASE_URL=f"sqlite:///{workdir / 'bench.sqlite3'}",
-            ARTIFACT_ROOT=str(workdir / "artifacts"),
-            CELERY_BROKER_URL="memory://localhost/",
-            LOG_LEVEL="WARNING",
-        )
-        sys.path.insert(0, str(ROOT))
-        import django
-
-        django.setup()
+        common.django_in(workdir)
         from django.contrib.auth import get_user_model
         from django.contrib.auth.models import Group
-        from django.core.management import call_command
 
         from apps.lineage.selectors import impacted_versions, version_lineage_graph
         from apps.versions.models import ModelVersion
 
-        call_command("migrate", verbosity=0)
         owner = get_user_model().objects.create_user("bench-owner")
         reader = get_user_model().objects.create_user("bench-reader")
         admin = get_user_model().objects.create_superuser("bench-admin")

@@ -11,17 +11,13 @@ What to look for: page times in milliseconds, not seconds, and query counts equa
 """
 
 import argparse
-import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+import common
 
 
 def seed(models: int, versions_per_model: int):
@@ -76,19 +72,10 @@ def main() -> None:
     models = 100 if args.quick else 1000
     workdir = Path(tempfile.mkdtemp(prefix="bench-pages-"))
     try:
-        os.environ.update(
-            DJANGO_SETTINGS_MODULE="registry_site.settings.local", DJANGO_DEBUG="false", DJANGO_STATIC_ROOT=str(workdir),
-            DATABASE_URL=f"sqlite:///{workdir / 'bench.sqlite3'}", ARTIFACT_ROOT=str(workdir / "artifacts"),
-            CELERY_BROKER_URL="memory://localhost/", LOG_LEVEL="WARNING", DJANGO_ALLOWED_HOSTS="testserver",
-        )
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+        common.django_in(workdir, DJANGO_ALLOWED_HOSTS="testserver")
         from django.test import Client
         from django.test.utils import override_settings
 
-        call_command("migrate", verbosity=0)
         started = time.perf_counter()
         user, created = seed(models, 100)
         print(f"seeded {models:,} models x 100 versions = {models * 100:,} versions in {time.perf_counter() - started:.1f} s")

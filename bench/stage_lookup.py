@@ -33,10 +33,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import common
+from common import POSTGRES_URL
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
-POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/registry_bench"
 MODEL = "bench-stage-lookup"
 CONNECTIONS = 32
 WORKERS = 2
@@ -48,34 +50,10 @@ P99_TARGET_MS = 30.0
 
 
 def server_environment(workdir: Path, postgres: bool, conn_max_age: int | None = None) -> dict[str, str]:
-    """Production settings (DEBUG off, as deployed), TLS redirect off for plain-HTTP loopback."""
     url = POSTGRES_URL if postgres else f"sqlite:///{workdir / 'bench.sqlite3'}"
     if conn_max_age is not None:
         url += f"?conn_max_age={conn_max_age}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARTIFACT_S3_", "DJANGO_", "DATABASE_URL"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="registry_site.settings.production",
-        DJANGO_SECRET_KEY="bench-" + secrets.token_urlsafe(60),
-        DJANGO_SECURE_SSL_REDIRECT="false",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_STATIC_ROOT=str(workdir / "static"),
-        DATABASE_URL=url,
-        ARTIFACT_ROOT=str(workdir / "artifacts"),
-        CELERY_BROKER_URL="memory://localhost/",  # validation jobs are enqueued in-process and never run: no worker, nothing under var/
-        LOG_LEVEL="WARNING",
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    (workdir / "static").mkdir(exist_ok=True)
-    return env
-
-
-def postgres_database(action: str) -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS registry_bench WITH (FORCE)")
-        if action == "create":
-            conn.execute("CREATE DATABASE registry_bench")
+    return common.server_environment(workdir, url)
 
 
 def seed(env: dict[str, str]) -> tuple[str, int, dict[str, int]]:
@@ -300,7 +278,7 @@ def main() -> None:
     servers = []
     try:
         if args.postgres:
-            postgres_database("create")
+            common.postgres_database("create")
         env = server_environment(workdir, args.postgres, args.conn_max_age)
         token, production_number, queries = seed(env)
         app, app_port = start_gunicorn(env, workdir, "registry_site.wsgi:application", "app")
@@ -351,7 +329,7 @@ def main() -> None:
         for process in servers:
             stop(process)
         if args.postgres:
-            postgres_database("drop")
+            common.postgres_database("drop")
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -28,10 +28,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import common
+from common import POSTGRES_URL
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 MiB = 1024 * 1024
-POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/registry_bench"
 MODEL = "bench-upload"
 
 UPLOAD_RATIO_TARGET = 0.8
@@ -43,34 +45,11 @@ DOWNLOAD_TARGET_GBPS = 1.0
 
 
 def server_environment(workdir: Path, postgres: bool) -> dict[str, str]:
-    """Production settings (DEBUG off, as deployed), TLS redirect off for plain-HTTP loopback, artifacts on local disk."""
     (workdir / "artifacts").mkdir()
     (workdir / "upload-tmp").mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARTIFACT_S3_", "DJANGO_", "DATABASE_URL"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="registry_site.settings.production",
-        DJANGO_SECRET_KEY="bench-" + secrets.token_urlsafe(60),
-        DJANGO_SECURE_SSL_REDIRECT="false",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_STATIC_ROOT=str(workdir / "static"),
-        DATABASE_URL=POSTGRES_URL if postgres else f"sqlite:///{workdir / 'bench.sqlite3'}",
-        ARTIFACT_ROOT=str(workdir / "artifacts"),
-        FILE_UPLOAD_TEMP_DIR=str(workdir / "upload-tmp"),  # same filesystem as ARTIFACT_ROOT: the blob is renamed, not copied
-        CELERY_BROKER_URL="memory://localhost/",  # validation jobs are enqueued in-process and never run: no worker, nothing under var/
-        LOG_LEVEL="WARNING",
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    (workdir / "static").mkdir(exist_ok=True)
-    return env
-
-
-def postgres_database(action: str) -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS registry_bench WITH (FORCE)")
-        if action == "create":
-            conn.execute("CREATE DATABASE registry_bench")
+    url = POSTGRES_URL if postgres else f"sqlite:///{workdir / 'bench.sqlite3'}"
+    # Uploads spool on the same file system as ARTIFACT_ROOT: the blob is renamed, not copied.
+    return common.server_environment(workdir, url, FILE_UPLOAD_TEMP_DIR=str(workdir / "upload-tmp"))
 
 
 def seed(env: dict[str, str]) -> str:
@@ -266,7 +245,7 @@ def main() -> None:
     server = None
     try:
         if args.postgres:
-            postgres_database("create")
+            common.postgres_database("create")
         env = server_environment(workdir, args.postgres)
         token = seed(env)
         server, base = start_gunicorn(env, workdir, workers=1, extra=["--timeout", "3600"])
@@ -331,7 +310,7 @@ def main() -> None:
         if server is not None:
             stop(server)
         if args.postgres:
-            postgres_database("drop")
+            common.postgres_database("drop")
         if args.keep:
             print(f"kept {workdir}")
         else:

@@ -15,12 +15,12 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import common
+
 MiB = 1024 * 1024
 TARGET = 0.8
 
@@ -53,27 +53,15 @@ def main() -> None:
     size = 100 * MiB if args.quick else 1024 * MiB
     workdir = Path(tempfile.mkdtemp(prefix="bench-validate-"))
     try:
-        os.environ.update(
-            DJANGO_SETTINGS_MODULE="registry_site.settings.local",
-            DATABASE_URL=f"sqlite:///{workdir / 'bench.sqlite3'}",
-            ARTIFACT_ROOT=str(workdir / "artifacts"),
-            CELERY_BROKER_URL="memory://localhost/",
-            LOG_LEVEL="WARNING",
-        )
-        sys.path.insert(0, str(ROOT))
-        import django
-
-        django.setup()
+        common.django_in(workdir)
         from django.contrib.auth import get_user_model
         from django.core.files import File
-        from django.core.management import call_command
 
         from apps.models.services import model_create
         from apps.validation.services import validation_run
         from apps.versions.metadata import metadata_from_dict
         from apps.versions.services import IncomingFile, version_register
 
-        call_command("migrate", verbosity=0)
         source = workdir / "model.safetensors"
         write_safetensors(source, size)
         size = source.stat().st_size
