@@ -1,12 +1,10 @@
 from django.core.exceptions import ValidationError
-from django.http import Http404
 from django.utils.dateparse import parse_datetime
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from apps.models.permissions import get_model_for
-from apps.versions.models import ModelVersion
-from apps.versions.selectors import production_at, production_history
+from apps.versions.selectors import production_at, production_history, version_or_404
 
 from .selectors import request_for
 from .serializers import request_to_dict
@@ -26,17 +24,10 @@ def _text(request, key: str) -> str:
     return value or ""
 
 
-def _version(model, number) -> ModelVersion:
-    version = ModelVersion.objects.filter(model=model, number=number).first()
-    if version is None:
-        raise Http404(f"Model '{model.name}' has no version {number}.")
-    return version
-
-
 @api_view(["POST"])
 def transition_request_collection(request, name: str, number: int):
     model = get_model_for(request.user, name)
-    version = _version(model, number)
+    version = version_or_404(model, number)
     created = transition_request_create(
         version=version, to_stage=_text(request, "to_stage"), actor=request.user, justification=_text(request, "comment") or _text(request, "justification")
     )
@@ -70,7 +61,7 @@ def rollback(request, name: str):
     number = request.data.get("to_version") if hasattr(request.data, "get") else None
     if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
         raise ValidationError({"to_version": ["Give a version number, e.g. {\"to_version\": 3}, or leave it out for the previous one."]})
-    target = _version(model, number) if number is not None else None
+    target = version_or_404(model, number) if number is not None else None
     change = production_rollback(model=model, actor=request.user, reason=_text(request, "reason"), to_version=target)
     return Response(_change_to_dict(change), status=201)
 

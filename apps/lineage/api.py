@@ -1,6 +1,5 @@
 """Lineage in the API: datasets (list, register, read, impact) and a version's lineage graph and impact."""
 
-from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from rest_framework import status
@@ -11,6 +10,7 @@ from apps.accounts.api_errors import error_body
 from apps.models.api import Pages
 from apps.models.permissions import get_model_for
 from apps.versions.models import ModelVersion
+from apps.versions.selectors import version_or_404
 
 from .models import Dataset
 from .selectors import datasets_for_list, impacted_versions, version_lineage_graph
@@ -69,11 +69,7 @@ def dataset_impact(request, pk: int):
 
 
 def _version_or_404(user, name: str, number: int) -> ModelVersion:
-    model = get_model_for(user, name)
-    version = ModelVersion.objects.filter(model=model, number=number).select_related("model").first()
-    if version is None:
-        raise Http404(f"Model '{name}' has no version {number}.")
-    return version
+    return version_or_404(get_model_for(user, name), number)
 
 
 @api_view(["GET"])

@@ -1,13 +1,13 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from apps.models.forms import add_validation_errors
 from apps.models.permissions import get_model_for
-from apps.versions.models import ModelVersion
+from apps.versions.selectors import version_or_404
 
 from .forms import DatasetForm
 from .models import Dataset
@@ -47,9 +47,7 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def version_lineage(request: HttpRequest, name: str, number: int) -> HttpResponse:
     model = get_model_for(request.user, name)
-    version = ModelVersion.objects.filter(model=model, number=number).select_related("model").first()
-    if version is None:
-        raise Http404(f"Model '{model.name}' has no version {number}.")
+    version = version_or_404(model, number)
     graph = version_lineage_graph(request.user, version)
     return render(
         request,

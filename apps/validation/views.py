@@ -1,12 +1,13 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.models.forms import add_validation_errors
 from apps.models.permissions import Action, actions_for, get_model_for
 from apps.versions.models import ModelVersion
+from apps.versions.selectors import version_or_404
 
 from .forms import QualityRuleFormSet, ValidationPolicyForm
 from .models import ValidationJob, ValidationPolicy
@@ -24,18 +25,14 @@ def job_panel_context(model, version, user) -> dict:
 def job_panel(request: HttpRequest, name: str, number: int) -> HttpResponse:
     """The validation report as a fragment; the version page polls it with htmx until the job is finished."""
     model = get_model_for(request.user, name)
-    version = ModelVersion.objects.filter(model=model, number=number).first()
-    if version is None:
-        raise Http404(f"Model '{name}' has no version {number}.")
+    version = version_or_404(model, number)
     return render(request, "validation/partials/job_panel.html", job_panel_context(model, version, request.user))
 
 
 @require_POST
 def job_rerun(request: HttpRequest, name: str, number: int) -> HttpResponse:
     model = get_model_for(request.user, name, Action.MANAGE)
-    version = ModelVersion.objects.filter(model=model, number=number).first()
-    if version is None:
-        raise Http404(f"Model '{name}' has no version {number}.")
+    version = version_or_404(model, number)
     validation_rerun(version=version, actor=request.user)
     messages.success(request, f"Validation of v{version.number} queued again.")
     return redirect("versions:detail", name=model.name, number=version.number)

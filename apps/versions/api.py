@@ -16,7 +16,7 @@ from apps.models.permissions import Action, get_model_for
 from .metadata import metadata_from_json
 from .downloads import artifact_response
 from .models import ModelVersion
-from .selectors import artifact_or_404, stage_fingerprint, version_by_number, versions_with_details
+from .selectors import artifact_or_404, stage_fingerprint, version_or_404, versions_with_details
 from .serializers import version_to_dict
 from .services import deployment_report, incoming_from_upload, version_register
 
@@ -60,10 +60,7 @@ def versions_collection(request, name: str):
 
 @api_view(["GET"])
 def version_detail(request, name: str, number: int):
-    model = get_model_for(request.user, name)
-    version = version_by_number(model, number)
-    if version is None:
-        raise Http404(f"Model '{name}' has no version {number}.")
+    version = version_or_404(get_model_for(request.user, name), number, details=True)
     return Response(version_to_dict(version, request))
 
 

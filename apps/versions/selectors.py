@@ -30,8 +30,13 @@ def versions_with_details(queryset: QuerySet[ModelVersion] | None = None) -> Que
     )
 
 
-def version_by_number(model: RegisteredModel, number: int) -> ModelVersion | None:
-    return versions_with_details(ModelVersion.objects.filter(model=model, number=number)).first()
+def version_or_404(model: RegisteredModel, number: int, *, details: bool = False) -> ModelVersion:
+    """A version of a model the caller has already loaded through the permission helper, or 404."""
+    queryset = ModelVersion.objects.filter(model=model, number=number)
+    version = (versions_with_details(queryset) if details else queryset.select_related("model")).first()
+    if version is None:
+        raise Http404(f"Model '{model.name}' has no version {number}.")
+    return version
 
 
 def stage_fingerprint(user, name: str, stage: str) -> dict | None:

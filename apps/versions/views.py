@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -15,17 +15,9 @@ from .compare_selectors import comparison_context
 from .downloads import artifact_response
 from .forms import VersionEditForm, VersionUploadForm
 from .metadata import metadata_from_dict
-from .models import ModelVersion
-from .selectors import artifact_or_404, version_by_number
+from .selectors import artifact_or_404, version_or_404
 from .serializers import latest_job
 from .services import incoming_from_upload, version_register
-
-
-def _version_or_404(model, number: int) -> ModelVersion:
-    version = version_by_number(model, number)
-    if version is None:
-        raise Http404(f"Model '{model.name}' has no version {number}.")
-    return version
 
 
 @require_http_methods(["GET", "POST"])
@@ -49,7 +41,7 @@ def version_upload(request: HttpRequest, name: str) -> HttpResponse:
 
 def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse:
     model = get_model_for(request.user, name)
-    version = _version_or_404(model, number)
+    version = version_or_404(model, number, details=True)
     transitions = version.transitions.select_related("actor")
     return render(
         request,
@@ -72,7 +64,7 @@ def version_edit(request: HttpRequest, name: str, number: int) -> HttpResponse:
     from .services import version_update
 
     model = get_model_for(request.user, name, Action.REGISTER)
-    version = _version_or_404(model, number)
+    version = version_or_404(model, number, details=True)
     initial = {"description": version.description, "tags": ", ".join(sorted(t.name for t in version.tags.all()))}
     form = VersionEditForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -85,7 +77,7 @@ def version_edit(request: HttpRequest, name: str, number: int) -> HttpResponse:
 @require_POST
 def version_transition_view(request: HttpRequest, name: str, number: int) -> HttpResponse:
     model = get_model_for(request.user, name)
-    version = _version_or_404(model, number)
+    version = version_or_404(model, number, details=True)
     form = TransitionRequestForm(request.POST, targets=allowed_targets(version.stage))
     if not form.is_valid():
         messages.error(request, "Choose a stage and say why the version should move.")
