@@ -1,6 +1,6 @@
 """Lineage in the API: datasets (list, register, read, impact) and a version's lineage graph and impact."""
 
-from django.shortcuts import get_object_or_404
+from django.contrib.auth.models import Group
 from django.urls import reverse
 from rest_framework import status
 from rest_framework.decorators import api_view
@@ -13,10 +13,10 @@ from apps.versions.models import ModelVersion
 from apps.versions.selectors import version_or_404
 
 from .models import Dataset
-from .selectors import datasets_for_list, impacted_versions, version_lineage_graph
-from .services import dataset_register
+from .selectors import dataset_or_404, datasets_for_list, impacted_versions, version_lineage_graph
+from .services import TEAM_ERROR, dataset_register
 
-DATASET_KEYS = {"name", "uri", "digest", "size_bytes", "description"}
+DATASET_KEYS = {"name", "uri", "digest", "size_bytes", "description", "team"}
 
 
 def dataset_to_dict(dataset: Dataset, request=None) -> dict:
@@ -28,6 +28,8 @@ def dataset_to_dict(dataset: Dataset, request=None) -> dict:
         "digest": dataset.digest,
         "size_bytes": dataset.size_bytes,
         "description": dataset.description,
+        "owner": dataset.owner.get_username() if dataset.owner else None,
+        "team": dataset.team.name if dataset.team else None,
         "created_at": dataset.created_at.isoformat(),
         "url": request.build_absolute_uri(url) if request is not None else url,
     }
@@ -45,22 +47,30 @@ def datasets_collection(request):
         unknown = set(data) - DATASET_KEYS
         if unknown:
             return Response(error_body("invalid", f"Unknown keys: {', '.join(sorted(unknown))}. Allowed: {', '.join(sorted(DATASET_KEYS))}."), status=400)
-        dataset, created = dataset_register(actor=request.user, **{key: data.get(key) for key in DATASET_KEYS})
+        team_name = data.get("team")
+        if team_name is not None and not isinstance(team_name, str):
+            return Response(error_body("invalid", "'team' must be the name of a team you belong to.", {"team": ["must be a string."]}), status=400)
+        team = Group.objects.filter(name=team_name).first() if team_name else None
+        if team_name and team is None:
+            return Response(error_body("invalid", f"team: {TEAM_ERROR}", {"team": [TEAM_ERROR]}), status=400)
+        fields = {key: data.get(key) for key in DATASET_KEYS - {"team"}}
+        dataset, created = dataset_register(actor=request.user, team=team, **fields)
         return Response(dataset_to_dict(dataset, request), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
     paginator = Pages()
-    page = paginator.paginate_queryset(datasets_for_list(request.user, search=request.query_params.get("search", "").strip()), request)
+    datasets = datasets_for_list(request.user, search=request.query_params.get("search", "").strip()).select_related("owner", "team")
+    page = paginator.paginate_queryset(datasets, request)
     return paginator.get_paginated_response([dataset_to_dict(d, request) for d in page])
 
 
 @api_view(["GET"])
 def dataset_detail(request, pk: int):
-    return Response(dataset_to_dict(get_object_or_404(Dataset, pk=pk), request))
+    return Response(dataset_to_dict(dataset_or_404(request.user, pk), request))
 
 
 @api_view(["GET"])
 def dataset_impact(request, pk: int):
     """Every version the caller may view trained or evaluated on the dataset, through derived versions too."""
-    dataset = get_object_or_404(Dataset, pk=pk)
+    dataset = dataset_or_404(request.user, pk)
     paginator = Pages()
     page = paginator.paginate_queryset(impacted_versions(request.user, dataset=dataset), request)
     response = paginator.get_paginated_response([item.as_dict() for item in page])

@@ -6,8 +6,9 @@ from django.db.models import F, Q
 class Dataset(models.Model):
     """A dataset as a record. Its URI is a label: the registry never fetches it.
 
-    Datasets are not permission-scoped (anyone logged in may read and register them); which versions use a
-    dataset is, because versions are (see `selectors.impacted_versions`).
+    A user sees a dataset through the versions they may view that use it, or, when it was registered on its own,
+    as its owner or a member of its team (see `selectors.visible_datasets`). A dataset first registered with a
+    version has no owner: it is exactly as visible as the versions using it.
     """
 
     name = models.CharField(max_length=200)
@@ -16,6 +17,14 @@ class Dataset(models.Model):
     size_bytes = models.BigIntegerField(null=True, blank=True, help_text="Size in bytes, as reported by whoever registered it.")
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_datasets",
+        help_text="Who registered it on its own (empty when it was first registered with a version).",
+    )
+    team = models.ForeignKey(
+        "auth.Group", null=True, blank=True, on_delete=models.SET_NULL, related_name="datasets",
+        help_text="A team whose members may see it, when it was registered on its own.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

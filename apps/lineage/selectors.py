@@ -4,7 +4,8 @@ Traversal runs in the database, as one recursive CTE (`WITH RECURSIVE`, on Postg
 whole parent graph, whatever its depth. Permissions are applied to the result: a version whose model the user may
 not view is dropped, and its model name, number and stage never leave the database (the SQL returns NULL for
 them). Paths through such a version are kept, so a visible version derived from a dataset through a hidden one is
-still reported as affected; in a graph that path is drawn as one dashed "derived" edge.
+still reported as affected: in an impact list as derived "via a version you cannot view" (never which, how many or
+how), a run of hidden versions counting as one level; in a graph as one dashed "derived" edge.
 """
 
 from collections import defaultdict, deque
@@ -12,7 +13,9 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
 from apps.approvals.lifecycle import Stage
@@ -43,9 +46,30 @@ def _pk(raw) -> UUID:
 # -- datasets -------------------------------------------------------------------------------------------------
 
 
+def visible_datasets(user, queryset: QuerySet[Dataset] | None = None) -> QuerySet[Dataset]:
+    """The datasets the user may see: through a version they may view that uses it, or, for a dataset registered
+    on its own, as its owner or a member of its team. Conditions in the same query (EXISTS), no joins that repeat rows.
+
+    A dataset first registered with versions of models the user may not view does not exist for them (404).
+    """
+    queryset = queryset if queryset is not None else Dataset.objects.all()
+    if user is None or not user.is_authenticated or not user.is_active:
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    used_by_visible = VersionDataset.objects.filter(dataset=OuterRef("pk"), version__model__in=visible_models(user))
+    in_team = get_user_model().groups.through.objects.filter(group_id=OuterRef("team_id"), user_id=user.pk)
+    return queryset.filter(Q(owner_id=user.pk) | Exists(in_team) | Exists(used_by_visible))
+
+
+def dataset_or_404(user, pk: int) -> Dataset:
+    """One dataset the user may see, or Http404 whether it is missing or hidden (the answer does not tell which)."""
+    return get_object_or_404(visible_datasets(user, Dataset.objects.select_related("owner", "team")), pk=pk)
+
+
 def datasets_for_list(user, *, search: str = "") -> QuerySet[Dataset]:
-    """Datasets with the number of versions the user may view that use them (one query)."""
-    queryset = Dataset.objects.annotate(
+    """The datasets the user may see, with the number of versions they may view that use each (one query)."""
+    queryset = visible_datasets(user).annotate(
         visible_versions=Count(
             "version_links__version", filter=Q(version_links__version__model__in=visible_models(user)), distinct=True
         )
@@ -58,6 +82,9 @@ def datasets_for_list(user, *, search: str = "") -> QuerySet[Dataset]:
 # -- impact ---------------------------------------------------------------------------------------------------
 
 
+HIDDEN_VIA = {"model": None, "number": None, "relation": None, "hidden": True}
+
+
 @dataclass
 class ImpactedVersion:
     """A version affected by a dataset (or derived from a version), as the user may see it."""
@@ -66,9 +93,11 @@ class ImpactedVersion:
     model: str
     number: int
     stage: str
-    depth: int  # 0: uses the dataset itself; 1: derived from such a version; ...
+    depth: int  # 0: uses the dataset itself; 1: derived from such a version; ... (a run of hidden versions is one level)
     roles: list[str] = field(default_factory=list)  # how it uses the dataset directly (training, evaluation)
-    via: list[dict] = field(default_factory=list)  # the visible affected parents it derives from: {model, number, relation}
+    # The affected parents it derives from: visible ones named {model, number, relation, hidden: False}; when some are
+    # versions the user may not view, one more entry HIDDEN_VIA, which tells neither how many, which, nor how.
+    via: list[dict] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -76,8 +105,8 @@ class ImpactedVersion:
 
     def as_dict(self) -> dict:
         return {
-            "model": self.model, "version": self.number, "stage": self.stage, "depth": self.depth,
-            "roles": self.roles, "via": [{"model": v["model"], "version": v["number"], "relation": v["relation"]} for v in self.via],
+            "model": self.model, "version": self.number, "stage": self.stage, "depth": self.depth, "roles": self.roles,
+            "via": [{"model": v["model"], "version": v["number"], "relation": v["relation"], "hidden": v["hidden"]} for v in self.via],
         }
 
 
@@ -113,6 +142,24 @@ def _impact_rows(user, *, dataset_id: int | None, root_id) -> list[tuple]:
         return cursor.fetchall()
 
 
+def _impact_depths(starts: list, children: dict[object, list], names: dict[object, tuple | None]) -> dict[object, int]:
+    """Fewest levels from the starts to each version, where a run of hidden versions counts as one level (0-1 BFS).
+
+    So a visible version reached through hidden ones is one level below "a version you cannot view", whatever
+    the hidden chain's length: the levels shown do not count versions the user may not see.
+    """
+    depth = {node: 0 for node in starts}
+    queue = deque(starts)
+    while queue:
+        node = queue.popleft()
+        for child in children[node]:
+            step = 0 if names.get(node) is None and names.get(child) is None else 1
+            if depth[node] + step < depth.get(child, depth[node] + step + 1):
+                depth[child] = depth[node] + step
+                (queue.appendleft if step == 0 else queue.append)(child)
+    return depth
+
+
 def impacted_versions(user, *, dataset: Dataset | None = None, version: ModelVersion | None = None) -> list[ImpactedVersion]:
     """Every version the user may view that was trained or evaluated on `dataset`, or that derives from `version`,
     transitively through derived versions: production first, then staging, then by distance. One query."""
@@ -135,23 +182,21 @@ def impacted_versions(user, *, dataset: Dataset | None = None, version: ModelVer
     root = _pk_param(version.pk) if version else None
     if version is not None:
         names[root] = (version.model.name, version.number, version.stage)
-    starts = [root] if root is not None else list(roles)
-    depth = {node: 0 for node in starts}
-    queue = deque(starts)
-    while queue:
-        node = queue.popleft()
-        for child in children[node]:
-            if child not in depth:
-                depth[child] = depth[node] + 1
-                queue.append(child)
+    depth = _impact_depths([root] if root is not None else list(roles), children, names)
     result = []
     for node, shown in names.items():
         if shown is None or node == root or node not in depth:
             continue
+        affected_parents = set(parents[node])
         via = sorted(
-            ({"model": names[p][0], "number": names[p][1], "relation": relation} for p, relation in set(parents[node]) if names.get(p)),
+            (
+                {"model": names[p][0], "number": names[p][1], "relation": relation, "hidden": False}
+                for p, relation in affected_parents if names.get(p)
+            ),
             key=lambda item: (item["model"], item["number"]),
         )
+        if any(not names.get(p) for p, _ in affected_parents):
+            via.append(dict(HIDDEN_VIA))
         result.append(ImpactedVersion(id=_pk(node), model=shown[0], number=shown[1], stage=shown[2], depth=depth[node], roles=sorted(set(roles[node])), via=via))
     result.sort(key=lambda item: (STAGE_RANK.get(item.stage, 9), item.depth, item.model, -item.number))
     return result

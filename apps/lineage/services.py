@@ -1,3 +1,4 @@
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -6,7 +7,9 @@ from apps.audit import services as audit
 from apps.models.permissions import visible_models
 
 from .models import Dataset, TrainingRun, VersionDataset, VersionParent
+from .selectors import visible_datasets
 
+TEAM_ERROR = "Unknown team, or you are not a member of it."
 DATASET_LIMITS = {"name": 200, "uri": 1000, "digest": 200, "description": 5000}
 
 
@@ -29,13 +32,22 @@ def _dataset_errors(*, name: str, uri: str, digest: str, description: str, size_
     return errors
 
 
-def dataset_get_or_create(*, name: str, uri: str, digest: str = "", description: str = "", size_bytes: int | None = None, actor=None) -> Dataset:
-    """Datasets are deduplicated by (URI, digest); the URI is a record and is never fetched."""
+def dataset_get_or_create(
+    *, name: str, uri: str, digest: str = "", description: str = "", size_bytes: int | None = None, actor=None, owner=None, team: Group | None = None
+) -> Dataset:
+    """Datasets are deduplicated by (URI, digest); the URI is a record and is never fetched.
+
+    `owner` and `team` only for a dataset registered on its own: one created with a version has neither, so it is
+    seen exactly through the versions that use it.
+    """
     try:
         with transaction.atomic():
             dataset, _ = Dataset.objects.get_or_create(
                 uri=uri, digest=digest,
-                defaults={"name": name, "description": description, "size_bytes": size_bytes, "created_by": actor if getattr(actor, "pk", None) else None},
+                defaults={
+                    "name": name, "description": description, "size_bytes": size_bytes,
+                    "created_by": actor if getattr(actor, "pk", None) else None, "owner": owner, "team": team,
+                },
             )
     except IntegrityError:
         dataset = Dataset.objects.get(uri=uri, digest=digest)
@@ -43,25 +55,37 @@ def dataset_get_or_create(*, name: str, uri: str, digest: str = "", description:
 
 
 @transaction.atomic
-def dataset_register(*, actor, name: str, uri: str, digest: str = "", size_bytes: int | None = None, description: str = "") -> tuple[Dataset, bool]:
-    """Register a dataset on its own (any logged-in user may). Returns (dataset, created).
+def dataset_register(
+    *, actor, name: str, uri: str, digest: str = "", size_bytes: int | None = None, description: str = "", team: Group | None = None
+) -> tuple[Dataset, bool]:
+    """Register a dataset on its own (any logged-in user may), owned by `actor` and seen by `team`. Returns (dataset, created).
 
-    A dataset with the same URI and digest is the same dataset: it is returned as it is, not changed.
+    A dataset with the same URI and digest is the same dataset: when the actor may see it, it is returned as it is,
+    not changed; when they may not, the registration is refused without telling them anything about it.
     """
     if actor is None or not actor.is_authenticated or not actor.is_active:
         raise PermissionDenied("Log in to register datasets.")
     name, uri, digest = (value.strip() if isinstance(value, str) else value for value in (name or "", uri or "", digest or ""))
     description = description or ""
     errors = _dataset_errors(name=name, uri=uri, digest=digest, description=description, size_bytes=size_bytes)
+    if team is not None and not actor.is_superuser and not actor.groups.filter(pk=team.pk).exists():
+        errors["team"] = [TEAM_ERROR]
     if errors:
         raise ValidationError(errors)
     existing = Dataset.objects.filter(uri=uri, digest=digest).first()
     if existing is not None:
+        if not visible_datasets(actor).filter(pk=existing.pk).exists():
+            raise ValidationError({"uri": ["A dataset with this URI and digest is already registered by someone whose records you may not see."]})
         return existing, False
-    dataset = dataset_get_or_create(name=name, uri=uri, digest=digest, description=description, size_bytes=size_bytes, actor=actor)
+    dataset = dataset_get_or_create(
+        name=name, uri=uri, digest=digest, description=description, size_bytes=size_bytes, actor=actor, owner=actor, team=team
+    )
     audit.record(
         actor=actor, obj=dataset, action="dataset.registered",
-        after={"name": dataset.name, "uri": dataset.uri, "digest": dataset.digest, "size_bytes": dataset.size_bytes},
+        after={
+            "name": dataset.name, "uri": dataset.uri, "digest": dataset.digest, "size_bytes": dataset.size_bytes,
+            "owner": actor.get_username(), "team": team.name if team else None,
+        },
     )
     return dataset, True
 

@@ -2,7 +2,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from apps.models.forms import add_validation_errors
@@ -10,8 +10,7 @@ from apps.models.permissions import get_model_for
 from apps.versions.selectors import version_or_404
 
 from .forms import DatasetForm
-from .models import Dataset
-from .selectors import datasets_for_list, impacted_versions, version_lineage_graph
+from .selectors import dataset_or_404, datasets_for_list, impacted_versions, version_lineage_graph
 from .services import dataset_register
 
 PAGE_SIZE = 25
@@ -20,8 +19,8 @@ IMPACT_PAGE_SIZE = 100
 
 @require_http_methods(["GET", "POST"])
 def dataset_list(request: HttpRequest) -> HttpResponse:
-    """Every dataset (datasets are not permission-scoped), and the "New dataset" form any logged-in user may use."""
-    form = DatasetForm(request.POST or None)
+    """The datasets the user may see (see `visible_datasets`), and the "New dataset" form any logged-in user may use."""
+    form = DatasetForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             dataset, created = dataset_register(actor=request.user, **form.cleaned_data)
@@ -39,7 +38,7 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
 
 
 def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    dataset = get_object_or_404(Dataset.objects.select_related("created_by"), pk=pk)
+    dataset = dataset_or_404(request.user, pk)
     impact = impacted_versions(request.user, dataset=dataset)
     page = Paginator(impact, IMPACT_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "lineage/dataset_detail.html", {"dataset": dataset, "page": page, "impact_count": len(impact)})

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -21,13 +22,30 @@ def _register(api, name: str, metadata: dict):
 # -- datasets -----------------------------------------------------------------------------------------------------
 
 
-def test_any_user_may_register_a_dataset_and_a_repeat_returns_the_same_one(api_for, outsider, reviewer):
-    body = {"name": "wiki", "uri": "s3://data/wiki", "digest": "2024-06", "size_bytes": 1 << 40, "description": "dump"}
-    created = api_for(outsider).post("/api/v1/datasets/", body, format="json")
+def test_any_user_may_register_a_dataset_and_a_team_mate_repeating_it_gets_the_same_one(api_for, owner, reviewer, team):
+    body = {"name": "wiki", "uri": "s3://data/wiki", "digest": "2024-06", "size_bytes": 1 << 40, "description": "dump", "team": "nlp-team"}
+    created = api_for(owner).post("/api/v1/datasets/", body, format="json")
     again = api_for(reviewer).post("/api/v1/datasets/", {"name": "other name", "uri": "s3://data/wiki", "digest": "2024-06"}, format="json")
     assert created.status_code == 201 and again.status_code == 200
     assert created.json()["id"] == again.json()["id"] and again.json()["name"] == "wiki"
+    assert (created.json()["owner"], created.json()["team"]) == ("owner", "nlp-team")
     assert created.json()["size_bytes"] == 1 << 40 and Dataset.objects.count() == 1
+
+
+def test_repeating_a_dataset_the_caller_may_not_see_is_a_400_that_tells_nothing_about_it(api_for, owner, outsider):
+    api_for(owner).post("/api/v1/datasets/", {"name": "payroll", "uri": "s3://hr/pay", "digest": "v1", "description": "salaries"}, format="json")
+    response = api_for(outsider).post("/api/v1/datasets/", {"name": "mine", "uri": "s3://hr/pay", "digest": "v1"}, format="json")
+    assert response.status_code == 400 and "already registered" in response.json()["error"]["fields"]["uri"][0]
+    assert "payroll" not in response.content.decode() and "salaries" not in response.content.decode() and "owner" not in response.content.decode()
+    assert Dataset.objects.get().name == "payroll"
+
+
+@pytest.mark.parametrize("team", ["hr", "no-such-team", 7])
+def test_a_team_the_caller_is_not_in_is_a_400_whether_or_not_it_exists(api_for, owner, team):
+    Group.objects.create(name="hr")
+    response = api_for(owner).post("/api/v1/datasets/", {"name": "x", "uri": "s3://x", "team": team}, format="json")
+    assert response.status_code == 400 and "team" in response.json()["error"]["fields"]
+    assert not Dataset.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -78,13 +96,15 @@ def test_impact_through_the_api_follows_fine_tuning_and_filters_by_permission(ap
 
     owners = api_for(owner).get(url).json()
     reviewers = api_for(reviewer).get(url)
-    outsiders = api_for(outsider).get(url).json()
+    outsiders = api_for(outsider).get(url)
 
     assert [(r["model"], r["version"], r["depth"]) for r in owners["results"]] == [("sentiment", 1, 0), ("sentiment", 2, 1), ("secret-model", 1, 2), ("sentiment", 3, 3)]
     assert [(r["model"], r["version"], r["depth"]) for r in reviewers.json()["results"]] == [("sentiment", 1, 0), ("sentiment", 2, 1), ("sentiment", 3, 3)]
     assert "secret" not in reviewers.content.decode()
-    assert outsiders["count"] == 0 and outsiders["results"] == [] and outsiders["dataset"]["uri"] == DATASET["uri"]
-    assert owners["results"][1]["via"] == [{"model": "sentiment", "version": 1, "relation": "fine_tuned_from"}]
+    assert outsiders.status_code == 404 and DATASET["uri"] not in outsiders.content.decode()
+    assert owners["results"][1]["via"] == [{"model": "sentiment", "version": 1, "relation": "fine_tuned_from", "hidden": False}]
+    hidden = {"model": None, "version": None, "relation": None, "hidden": True}
+    assert reviewers.json()["results"][2]["via"] == [hidden]  # sentiment v3: from a version the reviewer may not view, unnamed
 
 
 def test_an_unknown_dataset_is_a_json_404(api_for, owner):

@@ -5,6 +5,7 @@ from django.test.utils import CaptureQueriesContext
 from apps.approvals.services import transition_request_create
 from apps.lineage.models import Dataset
 from apps.lineage.selectors import (
+    HIDDEN_VIA,
     MAX_GRAPH_VERSIONS,
     impacted_versions,
     version_lineage_graph,
@@ -44,7 +45,7 @@ def test_impact_reaches_two_levels_of_fine_tuning_with_production_and_staging_fi
     assert [item.stage for item in items[:2]] == ["production", "staging"]
     assert (by_number[1].depth, by_number[1].roles, by_number[1].via) == (0, ["training"], [])
     assert by_number[4].roles == ["evaluation"]
-    assert (by_number[3].depth, by_number[3].via) == (2, [{"model": "sentiment", "number": 2, "relation": "fine_tuned_from"}])
+    assert (by_number[3].depth, by_number[3].via) == (2, [{"model": "sentiment", "number": 2, "relation": "fine_tuned_from", "hidden": False}])
 
 
 def test_a_versions_impact_lists_what_derives_from_it_at_any_depth(model, owner):
@@ -64,7 +65,7 @@ def test_versions_the_user_cannot_view_never_appear_but_what_derives_through_the
     assert _listed(impacted_versions(owner, dataset=dataset)) == [("sentiment", 1), ("secret-model", 1), ("sentiment", 2)]
     seen_by_reviewer = impacted_versions(reviewer, dataset=dataset)
     assert _listed(seen_by_reviewer) == [("sentiment", 1), ("sentiment", 2)]
-    assert seen_by_reviewer[1].depth == 2 and seen_by_reviewer[1].via == []  # reached through the hidden version, which is not named
+    assert seen_by_reviewer[1].depth == 2 and seen_by_reviewer[1].via == [HIDDEN_VIA]  # reached through the hidden version, which is not named
     assert "secret" not in repr(seen_by_reviewer)
 
 

@@ -1,6 +1,7 @@
 import os
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from apps.audit.models import AuditEntry
@@ -104,13 +105,32 @@ def test_a_bad_training_run_is_refused(run, message):
 
 
 def test_registering_a_dataset_on_its_own_is_deduplicated_by_uri_and_digest(owner, reviewer):
-    first, created = dataset_register(actor=owner, name="imdb", uri="s3://data/imdb", digest="v2", size_bytes=10, description="reviews")
+    team = Group.objects.create(name="nlp-team")
+    reviewer.groups.add(team)
+    owner.groups.add(team)
+    first, created = dataset_register(actor=owner, name="imdb", uri="s3://data/imdb", digest="v2", size_bytes=10, description="reviews", team=team)
     again, created_again = dataset_register(actor=reviewer, name="IMDB (copy)", uri="s3://data/imdb", digest="v2")
     other, created_other = dataset_register(actor=reviewer, name="imdb", uri="s3://data/imdb", digest="v3")
     assert created and not created_again and created_other
     assert again == first and again.name == "imdb" and other != first
-    assert first.created_by == owner and first.size_bytes == 10
+    assert (first.created_by, first.owner, first.team, first.size_bytes) == (owner, owner, team, 10)
     assert AuditEntry.objects.filter(action="dataset.registered").count() == 2
+
+
+def test_registering_a_dataset_someone_else_hides_is_refused_without_naming_it(owner, outsider):
+    dataset_register(actor=owner, name="payroll", uri="s3://hr/payroll", digest="v1", description="salaries")
+    with pytest.raises(ValidationError) as raised:
+        dataset_register(actor=outsider, name="mine", uri="s3://hr/payroll", digest="v1")
+    message = " ".join(raised.value.messages)
+    assert "already registered" in message and "payroll" not in message.replace("s3://hr/payroll", "")
+    assert Dataset.objects.get().name == "payroll" and AuditEntry.objects.filter(action="dataset.registered").count() == 1
+
+
+def test_a_team_the_registrant_is_not_in_is_refused(owner):
+    team = Group.objects.create(name="hr")
+    with pytest.raises(ValidationError) as raised:
+        dataset_register(actor=owner, name="x", uri="s3://x", team=team)
+    assert "team" in raised.value.message_dict and not Dataset.objects.exists()
 
 
 def test_a_dataset_registered_with_a_version_is_the_same_record(model, owner):

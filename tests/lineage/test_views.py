@@ -3,6 +3,7 @@ import json
 import re
 
 import pytest
+from django.contrib.auth.models import Group
 
 from apps.lineage.models import Dataset, TrainingRun, VersionParent
 from apps.versions.models import ModelVersion
@@ -40,11 +41,27 @@ def test_any_logged_in_user_may_register_a_dataset_through_the_form(web_for, out
     assert "registered" in response.content.decode()
 
 
-def test_the_same_uri_and_digest_leads_to_the_existing_dataset(web_for, owner, reviewer):
-    web_for(owner).post("/datasets/", {"name": "wiki", "uri": "s3://data/wiki", "digest": "v1"})
+def test_the_same_uri_and_digest_leads_a_team_mate_to_the_existing_dataset(web_for, owner, reviewer, team):
+    web_for(owner).post("/datasets/", {"name": "wiki", "uri": "s3://data/wiki", "digest": "v1", "team": team.pk})
     response = web_for(reviewer).post("/datasets/", {"name": "wiki again", "uri": "s3://data/wiki", "digest": "v1"}, follow=True)
     assert Dataset.objects.count() == 1
-    assert "already registered" in response.content.decode()
+    assert "already registered" in response.content.decode() and "on its own by owner for team nlp-team" in response.content.decode()
+
+
+def test_the_same_uri_and_digest_hidden_from_the_user_is_a_form_error_naming_nothing(web_for, owner, outsider):
+    web_for(owner).post("/datasets/", {"name": "wiki", "uri": "s3://data/wiki", "digest": "v1", "description": "the dump"})
+    response = web_for(outsider).post("/datasets/", {"name": "mine", "uri": "s3://data/wiki", "digest": "v1"})
+    page = response.content.decode()
+    assert response.status_code == 400 and "already registered by someone whose records you may not see" in page
+    assert "the dump" not in page and ">wiki<" not in page and Dataset.objects.get().name == "wiki"
+
+
+def test_the_dataset_form_offers_only_the_users_teams(web_for, reviewer, team):
+    Group.objects.create(name="hr")
+    page = web_for(reviewer).get("/datasets/").content.decode()
+    assert "nlp-team" in page and "hr</option>" not in page
+    response = web_for(reviewer).post("/datasets/", {"name": "x", "uri": "s3://x", "team": Group.objects.get(name="hr").pk})
+    assert response.status_code == 400 and not Dataset.objects.exists()
 
 
 def test_the_dataset_form_shows_errors_and_stores_nothing(web_for, owner):
@@ -77,13 +94,11 @@ def test_a_datasets_page_lists_every_affected_version_through_fine_tuning(web_fo
     assert "training data" in page and "fine-tuned from <a href=\"/models/sentiment/versions/2/\">sentiment v2</a>" in page
 
 
-def test_an_outsider_sees_the_dataset_but_none_of_the_versions_using_it(web_for, outsider, owner, model):
+def test_an_outsider_gets_404_for_a_dataset_only_versions_they_cannot_view_use(web_for, outsider, owner, model):
     register_version(model, owner, datasets=[DATASET])
     dataset = Dataset.objects.get()
     response = web_for(outsider).get(f"/datasets/{dataset.pk}/")
-    page = response.content.decode()
-    assert response.status_code == 200 and "s3://data/imdb" in page
-    assert "sentiment" not in page and "(0)" in page
+    assert response.status_code == 404 and "s3://data/imdb" not in response.content.decode()
 
 
 def test_a_missing_dataset_is_a_404(web_for, owner):
