@@ -31,3 +31,17 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class TeamLeads(models.Model):
+    """A team (an auth group) and the group of its leads. Leads approve stage changes on every model the team owns:
+    the leads group is granted *view* and *approve transitions* when a model is created in the team or moved to it."""
+
+    team = models.OneToOneField("auth.Group", on_delete=models.CASCADE, related_name="leads_link")
+    leads = models.OneToOneField("auth.Group", on_delete=models.PROTECT, related_name="leads_of")
+
+    class Meta:
+        verbose_name_plural = "team leads"
+
+    def __str__(self) -> str:
+        return f"{self.team.name}: {self.leads.name}"

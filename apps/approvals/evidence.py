@@ -1,14 +1,32 @@
 """What a reviewer needs beside a request: the candidate against the version now in production."""
 
 from apps.approvals.lifecycle import Stage
-from apps.versions.models import ModelVersion
+from apps.versions.models import ModelVersion, PointerChangeKind, ProductionPointerChange
 from apps.versions.selectors import versions_with_details
+
+from .models import RequestStatus, TransitionRequest
 
 MISSING = object()
 
 
-def compare_with_production(version: ModelVersion) -> dict:
-    production = versions_with_details(ModelVersion.objects.filter(model_id=version.model_id, stage=Stage.PRODUCTION)).first()
+def comparison_for(request: TransitionRequest) -> dict:
+    """A request's candidate against production now; once a production request is applied, against the version it replaced."""
+    if request.status == RequestStatus.APPLIED and request.to_stage == Stage.PRODUCTION:
+        change = (
+            ProductionPointerChange.objects.filter(version=request.version, kind=PointerChangeKind.PROMOTION, changed_at__gte=request.created_at)
+            .order_by("changed_at", "id").first()
+        )
+        replaced = change.previous_version_id if change is not None else None
+        return compare_with_production(request.version, against=replaced) | {"replaced": True}
+    return compare_with_production(request.version) | {"replaced": False}
+
+
+def compare_with_production(version: ModelVersion, against: object = MISSING) -> dict:
+    """`version` beside the production version (or, given `against`, the version with that id; None: nothing)."""
+    if against is MISSING:
+        production = versions_with_details(ModelVersion.objects.filter(model_id=version.model_id, stage=Stage.PRODUCTION)).first()
+    else:
+        production = versions_with_details(ModelVersion.objects.filter(pk=against)).first() if against is not None else None
     if production is not None and production.pk == version.pk:
         production = None
     candidate_metrics = {m.name: m.value for m in version.metrics.all()}

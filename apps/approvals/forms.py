@@ -11,6 +11,7 @@ class TransitionRequestForm(forms.Form):
     def __init__(self, *args, targets: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["to_stage"].choices = [(t, t) for t in targets]
+        self.fields["to_stage"].initial = targets[0] if targets else None  # allowed_targets puts the forward move first
 
 
 class DecisionForm(forms.Form):

@@ -40,5 +40,19 @@ def check_transition(from_stage: str, to_stage: str, *, rollback: bool = False) 
         raise IllegalTransition(from_stage, to_stage)
 
 
+# The move forward from each stage: offered first, so the default choice on a form is never a demotion.
+FORWARD: dict[str, str] = {Stage.DRAFT: Stage.STAGING, Stage.STAGING: Stage.PRODUCTION, Stage.ARCHIVED: Stage.STAGING}
+
+
 def allowed_targets(from_stage: str) -> list[str]:
-    return [stage for stage in Stage.values if stage in ALLOWED_TRANSITIONS[from_stage]]
+    """The stages a version may move to from `from_stage`, the forward move first."""
+    targets = [stage for stage in Stage.values if stage in ALLOWED_TRANSITIONS[from_stage]]
+    return sorted(targets, key=lambda stage: stage != FORWARD.get(from_stage))
+
+
+def reviewed_stage(from_stage: str, to_stage: str) -> str | None:
+    """Whose approval policy governs a move: production's for any move into *or out of* production, staging's for a
+    move into staging, none otherwise. Taking production down is a production change."""
+    if Stage.PRODUCTION in (from_stage, to_stage):
+        return Stage.PRODUCTION
+    return Stage.STAGING if to_stage == Stage.STAGING else None

@@ -41,6 +41,7 @@ class TransitionRequestQuerySet(models.QuerySet):
 
 class TransitionRequest(models.Model):
     version = models.ForeignKey("versions.ModelVersion", on_delete=models.CASCADE, related_name="transition_requests")
+    from_stage = models.CharField(max_length=16, choices=Stage.choices, blank=True, help_text="The version's stage when the move was requested.")
     to_stage = models.CharField(max_length=16, choices=Stage.choices)
     status = models.CharField(max_length=16, choices=RequestStatus.choices, default=RequestStatus.PENDING, db_index=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -49,6 +50,13 @@ class TransitionRequest(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     override_reason = models.TextField(blank=True, help_text="A manager's written reason to promote despite a failed quality gate.")
     override_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    override_baseline = models.ForeignKey(
+        "versions.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The baseline the override was given against; it stops counting once the baseline moves.",
+    )
+    gate_at_decision = models.JSONField(
+        null=True, blank=True, help_text="The quality gate that decided: status, baseline number, overridden; evaluated when the move was applied."
+    )
 
     objects = TransitionRequestQuerySet.as_manager()
 
@@ -69,8 +77,14 @@ class Decision(models.TextChoices):
     REJECT = "reject", "Reject"
 
 
+class Invalidation(models.TextChoices):
+    STALE = "stale", "Stale: production moved after it was given"
+    REPLACED = "replaced", "Replaced by the reviewer's later decision"
+
+
 class Approval(models.Model):
-    """One reviewer's decision. An approval given before the production pointer moved is invalidated (stale)."""
+    """One reviewer's decision. An approval given before the production pointer moved is invalidated (stale);
+    a reviewer who changes their decision while the request is pending replaces their earlier one."""
 
     request = models.ForeignKey(TransitionRequest, on_delete=models.CASCADE, related_name="approvals")
     approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -81,6 +95,7 @@ class Approval(models.Model):
         "versions.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     invalidated_at = models.DateTimeField(null=True, blank=True)
+    invalidation = models.CharField(max_length=16, choices=Invalidation.choices, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -1,6 +1,8 @@
 """Stage changes: the one function that applies them (`version_transition`), the requests and approvals that
 gate them, and rollback. Every path (dashboard, API, admin, seeding) goes through here; superusers included."""
 
+from dataclasses import dataclass
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -11,11 +13,20 @@ from apps.events.services import event_emit
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, can, require
 from apps.validation.models import JobStatus, ValidationJob, Verdict
-from apps.validation.services import unsafe_finding_blocks
+from apps.validation.services import _policy as validation_policy, quality_gate, unsafe_finding_blocks
 from apps.versions.models import ModelVersion, PointerChangeKind, ProductionPointerChange, StageTransition
 
-from .lifecycle import IllegalTransition, Stage, check_transition
-from .models import DEFAULT_REQUIRED_APPROVALS, GATED_STAGES, Approval, ApprovalPolicy, Decision, RequestStatus, TransitionRequest
+from .lifecycle import IllegalTransition, Stage, check_transition, reviewed_stage
+from .models import (
+    DEFAULT_REQUIRED_APPROVALS,
+    GATED_STAGES,
+    Approval,
+    ApprovalPolicy,
+    Decision,
+    Invalidation,
+    RequestStatus,
+    TransitionRequest,
+)
 
 
 def approval_policy(model: RegisteredModel, stage: str) -> tuple[int, object]:
@@ -28,8 +39,82 @@ def approval_policy(model: RegisteredModel, stage: str) -> tuple[int, object]:
     return policy.required_approvals, policy.approver_group
 
 
-def production_gate_problems(version: ModelVersion, request: TransitionRequest | None = None) -> list[str]:
-    """What stands between a version and production, besides approvals. Empty: nothing."""
+def review_policy(model: RegisteredModel, *, from_stage: str, to_stage: str, actor=None) -> tuple[int, object]:
+    """(required approvals, approver group) for one move. A move out of production is reviewed under production's
+    policy, like a move into it; a manager of the model may take production down without review (audited)."""
+    stage = reviewed_stage(from_stage, to_stage)
+    if stage is None:
+        return 0, None
+    if from_stage == Stage.PRODUCTION and to_stage != Stage.PRODUCTION and actor is not None and can(actor, Action.MANAGE, model):
+        return 0, None
+    return approval_policy(model, stage)
+
+
+def request_policy(request: TransitionRequest) -> tuple[int, object]:
+    """The approvals a request needs, fixed by the stage its version was in when it was requested."""
+    return review_policy(request.version.model, from_stage=request.from_stage or request.version.stage, to_stage=request.to_stage)
+
+
+@dataclass(frozen=True)
+class QualityVerdict:
+    """The quality gate as it stands now, beside the verdict validation recorded."""
+
+    status: str
+    baseline: ModelVersion | None
+    pinned: bool
+    rules: list[dict]
+    validated_status: str
+    validated_baseline: ModelVersion | None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def baseline_moved(self) -> bool:
+        return self.validated_status != "" and _pk(self.baseline) != _pk(self.validated_baseline)
+
+    def failures(self) -> str:
+        return "; ".join(f"{r['metric']}: {r['reason']}" for r in self.rules if r["verdict"] == "fail")
+
+    def as_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "baseline": self.baseline.number if self.baseline else None,
+            "baseline_pinned": self.pinned,
+            "at_validation": {"status": self.validated_status or None, "baseline": _number(self.validated_baseline)},
+            "baseline_moved": self.baseline_moved,
+            "rules": self.rules,
+        }
+
+
+def _pk(version: ModelVersion | None) -> int | None:
+    return version.pk if version is not None else None
+
+
+def _number(version: ModelVersion | None) -> int | None:
+    return version.number if version is not None else None
+
+
+def quality_verdict(version: ModelVersion) -> QualityVerdict:
+    """The quality gate evaluated now: against the pinned baseline, or else today's production version."""
+    policy = validation_policy(version.model)
+    status, baseline, rules = quality_gate(version, policy)
+    job = ValidationJob.objects.filter(version=version).select_related("quality_baseline").order_by("-created_at", "-id").first()
+    finished = job is not None and job.is_finished
+    return QualityVerdict(
+        status=status, baseline=baseline, pinned=bool(policy and policy.pinned_baseline_id and baseline and baseline.pk == policy.pinned_baseline_id),
+        rules=rules, validated_status=(job.quality_status or "") if finished else "", validated_baseline=job.quality_baseline if finished else None,
+    )
+
+
+def override_holds(request: TransitionRequest | None, verdict: QualityVerdict) -> bool:
+    """A manager's override counts for the baseline it was given against; once the baseline moves it must be given again."""
+    return bool(request and request.override_reason) and request.override_baseline_id == _pk(verdict.baseline)
+
+
+def production_gate_problems(version: ModelVersion, request: TransitionRequest | None = None, verdict: QualityVerdict | None = None) -> list[str]:
+    """What stands between a version and production now, besides approvals. Empty: nothing."""
     job = ValidationJob.objects.filter(version=version).order_by("-created_at", "-id").first()
     if job is None or not job.is_finished:
         return ["Validation has not finished yet; approve once it has passed."]
@@ -39,9 +124,14 @@ def production_gate_problems(version: ModelVersion, request: TransitionRequest |
     failed = list(job.checks.filter(verdict__in=[Verdict.FAIL, Verdict.ERROR]).values_list("name", flat=True))
     if failed or job.status == JobStatus.ERROR:
         problems.append(f"Validation did not pass ({', '.join(failed) or job.error or 'error'}); fix the files and register a new version.")
-    if job.quality_status != "passed" and not (request and request.override_reason):
-        baseline = f" against v{job.quality_baseline.number}" if job.quality_baseline else ""
-        problems.append(f"The quality gate failed{baseline}; a manager may override it with a written reason.")
+    verdict = verdict or quality_verdict(version)
+    if not verdict.passed and not override_holds(request, verdict):
+        against = f" against v{verdict.baseline.number} ({'pinned baseline' if verdict.pinned else 'in production now'})" if verdict.baseline else ""
+        problem = f"The quality gate failed{against}: {verdict.failures()}. A manager may override it with a written reason."
+        if request is not None and request.override_reason:
+            given = f"v{request.override_baseline.number}" if request.override_baseline_id else "no baseline"
+            problem += f" The override given against {given} no longer counts: the baseline moved."
+        problems.append(problem)
     return problems
 
 
@@ -58,11 +148,12 @@ def version_transition(
 ) -> StageTransition:
     """The only code that changes a version's stage, and where every gate is enforced.
 
-    Locks the model row so concurrent promotions, approvals and rollbacks serialise. A gated stage with
-    required approvals is reached only with a `request` holding enough live approvals; production also
-    needs passed validation and quality gate (or an override), unless this is a rollback to a version that
-    passed production review before. Promoting archives the previous production version and records the
-    pointer move.
+    Locks the model row so concurrent promotions, approvals and rollbacks serialise. A move into staging, or into or
+    out of production, reaches its stage only with a `request` holding the approvals `review_policy` asks for (a
+    manager takes production down directly, audited). Production also needs passed validation and the quality gate,
+    evaluated here, under the lock, against the production version (or pinned baseline) of this moment, unless a
+    manager's override for that same baseline is on the request. A rollback to a version that passed production
+    review before needs neither. Promoting archives the previous production version and records the pointer move.
     """
     model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
@@ -79,17 +170,25 @@ def version_transition(
         raise ValidationError({"to_stage": ["Validation found code that would run when this version's files are unpickled; it cannot leave draft or return to production. Register a version saved without those objects (e.g. as safetensors)."]})
     if len(reason) > 5000:
         raise ValidationError({"reason": ["Keep the reason under 5000 characters."]})
-    if not rollback and to_stage in GATED_STAGES:
-        required, group = approval_policy(model, to_stage)
+    gate = None
+    if not rollback:
+        if request is not None and request.from_stage and request.from_stage != version.stage:
+            raise ValidationError({"to_stage": [f"v{version.number} is {version.stage} now, not {request.from_stage} as when this was requested; ask again."]})
+        required, group = review_policy(model, from_stage=version.stage, to_stage=to_stage, actor=actor if request is None else None)
         if required:
             if request is None or request.version_id != version.pk or request.to_stage != to_stage or request.status != RequestStatus.PENDING:
-                raise ValidationError({"to_stage": [f"Moving to {to_stage} needs {required} approval(s); request the transition for review."]})
+                leaving = " out of production" if version.stage == Stage.PRODUCTION else f" to {to_stage}"
+                raise ValidationError({"to_stage": [f"Moving{leaving} needs {required} approval(s); request the transition for review."]})
             if _live_approvals(request, group) < required:
                 raise ValidationError({"to_stage": [f"Moving to {to_stage} needs {required} approval(s); the request has fewer."]})
         if to_stage == Stage.PRODUCTION:
-            problems = production_gate_problems(version, request)
+            gate = quality_verdict(version)
+            problems = production_gate_problems(version, request, gate)
             if problems:
                 raise ValidationError({"to_stage": problems})
+    if request is not None and gate is not None:
+        request.gate_at_decision = {"status": gate.status, "baseline": _number(gate.baseline), "overridden": not gate.passed}
+        request.save(update_fields=["gate_at_decision"])
 
     previous_production = None
     if to_stage == Stage.PRODUCTION:
@@ -111,11 +210,21 @@ def version_transition(
         ProductionPointerChange.objects.create(
             model=model, version=None, previous_version=version, actor=actor, reason=reason, kind=PointerChangeKind.RETIREMENT
         )
+        audit.record(
+            actor=actor, obj=model, action="production.taken_down", registered_model_id=model.pk,
+            before={"version": version.number}, after={"version": None, "reason": reason, "authority": _takedown_authority(model, actor, request)},
+        )
         event_emit(
             model=model, actor=actor, event_type=EventType.PRODUCTION_CHANGED,
             payload={"old_version": version.number, "new_version": None, "reason": reason},
         )
     return transition
+
+
+def _takedown_authority(model: RegisteredModel, actor, request: TransitionRequest | None) -> str:
+    if request is not None:
+        return f"request #{request.pk}"
+    return "manage" if can(actor, Action.MANAGE, model) else "policy: no approval required"
 
 
 def _apply(version: ModelVersion, to_stage: str, actor, reason: str) -> StageTransition:
@@ -141,7 +250,8 @@ def _request_snapshot(request: TransitionRequest) -> dict:
 
 @transaction.atomic
 def transition_request_create(*, version: ModelVersion, to_stage: str, actor, justification: str) -> TransitionRequest:
-    """Ask to move a version. Moves that need no approval (and pass their gates) are applied at once."""
+    """Ask to move a version. Moves that need no approval (and pass their gates) are applied at once; so is a
+    manager's move out of production."""
     model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     require(actor, Action.REQUEST_TRANSITION, model)
@@ -154,9 +264,11 @@ def transition_request_create(*, version: ModelVersion, to_stage: str, actor, ju
         raise ValidationError({"to_stage": [str(exc)]}) from exc
     if TransitionRequest.objects.pending().filter(version=version, to_stage=to_stage).exists():
         raise ValidationError({"to_stage": [f"v{version.number} already has a pending request to move to {to_stage}."]})
-    request = TransitionRequest.objects.create(version=version, to_stage=to_stage, requested_by=actor, justification=justification)
+    request = TransitionRequest.objects.create(
+        version=version, from_stage=version.stage, to_stage=to_stage, requested_by=actor, justification=justification
+    )
     audit.record(actor=actor, obj=request, action="request.created", after=_request_snapshot(request), registered_model_id=model.pk)
-    required, _ = approval_policy(model, to_stage)
+    required, _ = review_policy(model, from_stage=version.stage, to_stage=to_stage, actor=actor)
     if required == 0:
         version_transition(version=version, to_stage=to_stage, actor=actor, reason=justification, request=None)
         _decide(request, RequestStatus.APPLIED, actor)
@@ -169,6 +281,8 @@ def _decide(request: TransitionRequest, status: str, actor, comment: str = "") -
     request.decided_at = timezone.now()
     request.save(update_fields=["status", "decided_at"])
     after = _request_snapshot(request) | ({"comment": comment} if comment else {})
+    if request.gate_at_decision:
+        after["quality_gate"] = request.gate_at_decision
     audit.record(actor=actor, obj=request, action=f"request.{status}", before=before, after=after, registered_model_id=request.version.model_id)
 
 
@@ -189,7 +303,7 @@ def request_is_stale(request: TransitionRequest) -> bool:
 def _invalidate_stale_approvals(request: TransitionRequest, actor) -> int:
     current = ModelVersion.objects.filter(model_id=request.version.model_id, stage=Stage.PRODUCTION).values_list("pk", flat=True).first()
     stale = request.approvals.filter(invalidated_at__isnull=True).exclude(production_version_at_approval_id=current)
-    count = stale.update(invalidated_at=timezone.now())
+    count = stale.update(invalidated_at=timezone.now(), invalidation=Invalidation.STALE)
     if count:
         audit.record(actor=actor, obj=request, action="request.stale", after={"invalidated_approvals": count}, registered_model_id=request.version.model_id)
     return count
@@ -197,12 +311,13 @@ def _invalidate_stale_approvals(request: TransitionRequest, actor) -> int:
 
 @transaction.atomic
 def transition_request_approve(*, request: TransitionRequest, actor, comment: str = "") -> TransitionRequest:
-    """Record an approval; the last required one applies the transition in the same transaction."""
+    """Record an approval; the last required one applies the transition in the same transaction, and with it the
+    production gates as they stand at this moment (a refused final approval leaves nothing behind)."""
     model, request = _lock_pending(request)
     require(actor, Action.APPROVE_TRANSITION, model)
     if request.requested_by_id == actor.pk:
         raise PermissionDenied("You requested this transition; someone else must approve it.")
-    required, group = approval_policy(model, request.to_stage)
+    required, group = request_policy(request)
     if group is not None and not actor.groups.filter(pk=group.pk).exists():
         raise PermissionDenied(f"Approvals for {request.to_stage} must come from members of '{group.name}'.")
     _invalidate_stale_approvals(request, actor)
@@ -221,14 +336,25 @@ def transition_request_approve(*, request: TransitionRequest, actor, comment: st
 
 @transaction.atomic
 def transition_request_reject(*, request: TransitionRequest, actor, comment: str) -> TransitionRequest:
+    """Reject a pending request. A reviewer who approved it earlier changes their vote: the rejection replaces the
+    approval (kept, marked replaced, audited), as on GitHub or Gerrit while a change is open."""
     model, request = _lock_pending(request)
     require(actor, Action.APPROVE_TRANSITION, model)
     if request.requested_by_id == actor.pk:
         raise PermissionDenied("You requested this transition; withdraw it instead of rejecting it.")
-    if not comment.strip():
+    comment = comment.strip()
+    if not comment:
         raise ValidationError({"comment": ["Say why you reject it, so the requester knows what to fix."]})
-    Approval.objects.create(request=request, approver=actor, decision=Decision.REJECT, comment=comment.strip())
-    _decide(request, RequestStatus.REJECTED, actor, comment=comment.strip())
+    earlier = request.approvals.filter(approver=actor, invalidated_at__isnull=True).first()
+    if earlier is not None:
+        earlier.invalidated_at, earlier.invalidation = timezone.now(), Invalidation.REPLACED
+        earlier.save(update_fields=["invalidated_at", "invalidation"])
+        audit.record(
+            actor=actor, obj=request, action="request.decision_changed", registered_model_id=model.pk,
+            before={"approval": earlier.pk, "decision": earlier.decision, "comment": earlier.comment}, after={"decision": Decision.REJECT, "comment": comment},
+        )
+    Approval.objects.create(request=request, approver=actor, decision=Decision.REJECT, comment=comment)
+    _decide(request, RequestStatus.REJECTED, actor, comment=comment)
     return request
 
 
@@ -244,16 +370,25 @@ def transition_request_withdraw(*, request: TransitionRequest, actor) -> Transit
 
 @transaction.atomic
 def transition_request_override_quality(*, request: TransitionRequest, actor, reason: str) -> TransitionRequest:
-    """A manager lets a production request past a failed quality gate, with a written reason (audited)."""
+    """A manager lets a production request past the quality gate failing now, with a written reason (audited).
+
+    The override holds for the baseline it was given against; if production moves, the gate is judged again."""
     model, request = _lock_pending(request)
     require(actor, Action.MANAGE, model)
     if request.to_stage != Stage.PRODUCTION:
         raise ValidationError("Only production requests pass the quality gate.")
     if len(reason.strip()) < 10:
         raise ValidationError({"reason": ["Write the reason for overriding the quality gate (at least a sentence)."]})
-    request.override_reason, request.override_by = reason.strip(), actor
-    request.save(update_fields=["override_reason", "override_by"])
-    audit.record(actor=actor, obj=request, action="request.quality_override", after={"reason": request.override_reason}, registered_model_id=model.pk)
+    verdict = quality_verdict(request.version)
+    if verdict.passed:
+        against = f" against v{verdict.baseline.number}" if verdict.baseline else ""
+        raise ValidationError(f"The quality gate passes{against}; there is nothing to override.")
+    request.override_reason, request.override_by, request.override_baseline = reason.strip(), actor, verdict.baseline
+    request.save(update_fields=["override_reason", "override_by", "override_baseline"])
+    audit.record(
+        actor=actor, obj=request, action="request.quality_override", registered_model_id=model.pk,
+        after={"reason": request.override_reason, "baseline": _number(verdict.baseline), "failed": verdict.failures()},
+    )
     return request
 
 

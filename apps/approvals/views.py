@@ -12,17 +12,20 @@ from apps.validation.views import job_panel_context
 from apps.versions.models import ModelVersion
 from apps.versions.selectors import production_at, production_history
 
-from .evidence import compare_with_production
+from .evidence import comparison_for
 from .forms import ApprovalPolicyForm, DecisionForm, OverrideForm, PointInTimeForm, RollbackForm
 from .lifecycle import Stage
-from .models import GATED_STAGES
-from .selectors import approval_inbox, request_for, rollback_candidates
+from .models import GATED_STAGES, RequestStatus
+from .selectors import approval_inbox, approver_shortfall, request_for, rollback_candidates
 from .services import (
     approval_policy,
     approval_policy_update,
+    override_holds,
     production_gate_problems,
     production_rollback,
+    quality_verdict,
     request_is_stale,
+    request_policy,
     transition_request_approve,
     transition_request_override_quality,
     transition_request_reject,
@@ -38,15 +41,20 @@ def inbox(request: HttpRequest) -> HttpResponse:
 def review(request: HttpRequest, pk: int) -> HttpResponse:
     transition = request_for(request.user, pk)
     version, model = transition.version, transition.version.model
-    required, group = approval_policy(model, transition.to_stage)
+    required, group = request_policy(transition)
+    pending_production = transition.to_stage == Stage.PRODUCTION and transition.status == RequestStatus.PENDING
+    verdict = quality_verdict(version) if pending_production else None
     context = {
         **job_panel_context(model, version, request.user),
         "transition": transition,
         "required": required,
         "approver_group": group,
-        "stale": transition.status == "pending" and request_is_stale(transition),
-        "gate_problems": production_gate_problems(version, transition) if transition.to_stage == Stage.PRODUCTION and transition.status == "pending" else [],
-        "comparison": compare_with_production(version),
+        "stale": transition.status == RequestStatus.PENDING and request_is_stale(transition),
+        "verdict": verdict,
+        "override_holds": verdict is not None and override_holds(transition, verdict),
+        "gate_problems": production_gate_problems(version, transition, verdict) if pending_production else [],
+        "shortfall": approver_shortfall(transition),
+        "comparison": comparison_for(transition),
         "decision_form": DecisionForm(),
         "override_form": OverrideForm(),
         "is_requester": transition.requested_by_id == request.user.pk,
@@ -67,7 +75,7 @@ def _decide(service, success: str, form_class=DecisionForm):
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
-            applied = f" v{decided.version.number} is now in {decided.to_stage}." if decided.status == "applied" else ""
+            applied = f" v{decided.version.number} is now in {decided.to_stage}." if decided.status == RequestStatus.APPLIED else ""
             messages.success(request, success + applied)
         return redirect("approvals:review", pk=pk)
 

@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
+from apps.accounts.teams import team_leads_ensure, team_leads_group
 from apps.audit import services as audit
 
 from .models import RegisteredModel
@@ -10,6 +11,7 @@ from .names import canonical_model_name
 from .permissions import Action, require
 
 TEAM_ACTIONS = (Action.VIEW, Action.REGISTER, Action.REQUEST_TRANSITION)
+LEAD_ACTIONS = (Action.VIEW, Action.APPROVE_TRANSITION)
 
 
 def _snapshot(model: RegisteredModel) -> dict:
@@ -23,7 +25,8 @@ def _snapshot(model: RegisteredModel) -> dict:
 
 @transaction.atomic
 def model_create(*, name: str, actor, description: str = "", team: Group | None = None, tags: list[str] | None = None) -> RegisteredModel:
-    """Register a model. The creator may do everything on it; the owning team may view, register and request."""
+    """Register a model. The creator may do everything on it; the owning team may view, register and request, and
+    the team's leads may view and approve (so a request always has someone to go to)."""
     if not actor.is_active:
         raise ValidationError("Inactive users cannot create models.")
     model = RegisteredModel(name=canonical_model_name(name), description=description, team=team, created_by=actor)
@@ -39,23 +42,39 @@ def model_create(*, name: str, actor, description: str = "", team: Group | None 
         model.tags.set(tags)
     for action in Action.values:
         assign_perm(f"models.{action}", actor, model)
-    if team is not None:
-        for action in TEAM_ACTIONS:
-            assign_perm(f"models.{action}", team, model)
     audit.record(actor=actor, obj=model, action="model.created", after=_snapshot(model), registered_model_id=model.pk)
+    if team is not None:
+        _team_grants(model=model, actor=actor, team=team, grant=True)
     return model
+
+
+def _team_grants(*, model: RegisteredModel, actor, team: Group, grant: bool) -> None:
+    """Give a team its rights on the model and its leads group (created if need be) view and approve, or take them back; audited."""
+    change = model_permission_grant if grant else model_permission_revoke
+    for action in TEAM_ACTIONS:
+        change(model=model, actor=actor, action=action, group=team)
+    leads = team_leads_ensure(team=team) if grant else team_leads_group(team)
+    for action in LEAD_ACTIONS if leads is not None else ():
+        change(model=model, actor=actor, action=action, group=leads)
 
 
 @transaction.atomic
 def model_update(*, model: RegisteredModel, actor, description: str, team: Group | None, tags: list[str]) -> RegisteredModel:
+    """Edit a model's card, team and tags. Moving it to another team moves the team's and its leads' rights with it."""
     require(actor, Action.MANAGE, model)
     before = _snapshot(model)
+    old_team = model.team
     model.description = description
     model.team = team
     model.full_clean(exclude=["last_version_number", "name"], validate_unique=False)
     model.save(update_fields=["description", "team", "updated_at"])
     model.tags.set(tags)
     audit.record(actor=actor, obj=model, action="model.updated", before=before, after=_snapshot(model), registered_model_id=model.pk)
+    if old_team != team:
+        if old_team is not None:
+            _team_grants(model=model, actor=actor, team=old_team, grant=False)
+        if team is not None:
+            _team_grants(model=model, actor=actor, team=team, grant=True)
     return model
 
 

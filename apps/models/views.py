@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from guardian.shortcuts import get_groups_with_perms, get_users_with_perms
 
 from apps.approvals.forms import RollbackForm
-from apps.approvals.selectors import rollback_candidates
+from apps.approvals.selectors import approver_shortfalls, rollback_candidates
 from apps.versions.selectors import deployments_with_drift, production_history, production_version, versions_for_model_table
 
 from .filters import RegisteredModelFilter
@@ -55,6 +55,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             "actions": actions_for(request.user, model),
             "deployments": deployments_with_drift(model, production, history[0] if history else None),
             "rollback_form": RollbackForm(candidates=rollback_candidates(model, production)),
+            "approver_shortfalls": approver_shortfalls(model),
         },
     )
 

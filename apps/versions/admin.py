@@ -1,5 +1,12 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.template.response import TemplateResponse
 
+from apps.approvals.lifecycle import Stage
+from apps.approvals.models import RequestStatus
+from apps.approvals.services import transition_request_create
 from apps.models.permissions import Action, can, visible_models
 
 from .models import Artifact, ModelVersion, StageTransition
@@ -16,10 +23,37 @@ class ArtifactInline(admin.TabularInline):
         return False
 
 
+class StageChangeForm(forms.Form):
+    to_stage = forms.ChoiceField(choices=Stage.choices, label="Move to")
+    justification = forms.CharField(max_length=5000, widget=forms.Textarea(attrs={"rows": 3}), help_text="Reviewers read this first.")
+
+
+@admin.action(description="Request a stage change for the selected versions")
+def request_stage_change(modeladmin, request, queryset):
+    """The admin's only way to move a stage: the same request service as the version page and the API, so the same
+    approvals, gates and audit apply (a move that needs review becomes a pending request)."""
+    form = StageChangeForm(request.POST if "apply" in request.POST else None)
+    if not form.is_valid():
+        context = {**modeladmin.admin_site.each_context(request), "title": "Request a stage change", "form": form, "versions": queryset,
+                   "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME, "opts": modeladmin.model._meta}
+        return TemplateResponse(request, "admin/versions/modelversion/stage_change.html", context)
+    for version in queryset.select_related("model"):
+        try:
+            created = transition_request_create(version=version, actor=request.user, **form.cleaned_data)
+        except (ValidationError, PermissionDenied) as exc:
+            text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            modeladmin.message_user(request, f"{version}: {text}", messages.ERROR)
+        else:
+            done = "moved" if created.status == RequestStatus.APPLIED else f"waits for approval (request #{created.pk})"
+            modeladmin.message_user(request, f"{version}: {done} to {created.to_stage}.", messages.SUCCESS)
+    return None
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    """Read-only: versions are immutable and stages move only through the lifecycle service."""
+    """Read-only: versions are immutable and stages move only through the lifecycle service (the action below)."""
 
+    actions = [request_stage_change]
     list_display = ["__str__", "stage", "flavor", "created_by", "created_at"]
     list_filter = ["stage", "flavor"]
     search_fields = ["model__name"]

@@ -6,7 +6,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.approvals.lifecycle import allowed_targets
 from apps.approvals.forms import TransitionRequestForm
-from apps.approvals.selectors import requests_for_version
+from apps.approvals.selectors import approver_shortfall, requests_for_version
 from apps.approvals.services import transition_request_create
 from apps.models.permissions import Action, actions_for, get_model_for
 from apps.models.forms import add_validation_errors
@@ -90,7 +90,8 @@ def version_transition_view(request: HttpRequest, name: str, number: int) -> Htt
     if created.status == "applied":
         messages.success(request, f"v{version.number} moved to {created.to_stage}.")
         return redirect("versions:detail", name=model.name, number=version.number)
-    messages.success(request, f"Requested: v{version.number} to {created.to_stage}. Approvers see it in their inbox.")
+    whom = "Approvers see it in their inbox." if approver_shortfall(created) is None else "Nobody else may approve it yet: see below who can fix that."
+    messages.success(request, f"Requested: v{version.number} to {created.to_stage}. {whom}")
     return redirect("approvals:review", pk=created.pk)
 
 

@@ -8,11 +8,11 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from apps.accounts.teams import team_leads_ensure
 from apps.approvals.lifecycle import Stage
 from apps.approvals.services import transition_request_approve, transition_request_create
 from apps.models.models import RegisteredModel
-from apps.models.permissions import Action
-from apps.models.services import model_create, model_permission_grant
+from apps.models.services import model_create
 from apps.validation.services import validation_policy_update, validation_run
 from apps.versions.metadata import metadata_from_dict
 from apps.versions.services import incoming_from_bytes, version_register
@@ -79,6 +79,8 @@ class Command(BaseCommand):
             for team in teams:
                 user.groups.add(Group.objects.get_or_create(name=team)[0])
             users[username] = user
+        # The team's lead is in its leads group, which holds "approve" on every model the team owns.
+        users["lead"].groups.add(team_leads_ensure(team=Group.objects.get(name="nlp-team")))
         if not RegisteredModel.objects.filter(name="sentiment-classifier").exists():
             self._seed_models(users)
         self.stdout.write("Demo logins (local demo only):")
@@ -93,7 +95,6 @@ class Command(BaseCommand):
             name="sentiment-classifier", actor=lead, team=team, tags=["nlp", "text-classification"],
             description="# Sentiment classifier\n\nBinary sentiment on movie reviews.\n\n| split | size |\n|---|---|\n| train | 25k |\n| test | 25k |\n",
         )
-        model_permission_grant(model=sentiment, actor=lead, action=Action.APPROVE_TRANSITION, user=lead)
         validation_policy_update(
             model=sentiment, actor=lead, required_file_patterns=["tokenizer.json"], pinned_baseline=None,
             rules=[
@@ -134,8 +135,9 @@ class Command(BaseCommand):
                 transition_request_approve(request=request, actor=lead, comment="Evidence looks good.")
             if seed == 2:
                 transition_request_create(version=version, to_stage=Stage.PRODUCTION, actor=scientist, justification="Two points better than v2 at lower latency")
-        fraud = model_create(name="fraud-detector", actor=lead, team=team, tags=["tabular"], description="Gradient-boosted fraud scores.")
+        # Created by the scientist in the team: the lead approves on it through the team's leads group.
+        fraud = model_create(name="fraud-detector", actor=scientist, team=team, tags=["tabular"], description="Gradient-boosted fraud scores.")
         version_register(
-            model=fraud, files=demo_files(7), actor=lead,
+            model=fraud, files=demo_files(7), actor=scientist,
             metadata=metadata_from_dict({"flavor": "custom", "metrics": {"auc": 0.97}, "hyperparameters": {"max_depth": 6}}),
         )
