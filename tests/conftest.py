@@ -9,6 +9,7 @@ import os
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from apps.accounts.services import api_token_create
@@ -35,6 +36,12 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if marker in item.keywords:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: failed-token counters (and cached bodies) never carry over between tests."""
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

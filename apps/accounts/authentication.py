@@ -1,12 +1,20 @@
+import ipaddress
+import logging
+import math
+import time
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import authentication, exceptions
 
 from .models import ApiToken, token_digest
+
+logger = logging.getLogger(__name__)
 
 
 def _user_for_token(digest: str):
@@ -21,6 +29,70 @@ def _user_for_token(digest: str):
         " WHERE t.digest = %s AND t.revoked_at IS NULL"
     )
     return next(iter(User.objects.raw(sql, [digest])), None)
+
+
+def client_address(request) -> str | None:
+    """The caller's address, for log-in lockouts (axes' AXES_CLIENT_IP_CALLABLE) and token throttling alike.
+
+    REMOTE_ADDR; behind TRUSTED_PROXY_COUNT proxies that each append the address they saw to X-Forwarded-For, the
+    entry the outermost one wrote (anything left of it came from the client and proves nothing).
+    """
+    meta = request.META
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies:
+        forwarded = [part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        if len(forwarded) >= proxies and _is_address(forwarded[-proxies]):
+            return forwarded[-proxies]
+    remote = meta.get("REMOTE_ADDR", "")
+    return remote if _is_address(remote) else None
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _throttle_keys(address: str) -> tuple[str, str]:
+    return f"api-token-failures:{address}", f"api-token-blocked:{address}"
+
+
+def token_throttle_check(address: str) -> None:
+    """Answer 429 with Retry-After while the address is blocked for failed token attempts.
+
+    Checked before the token is looked up, so a blocked address cannot try tokens at all (a right guess included)
+    and costs no database query; a valid token from any other address pays one cache read here.
+    """
+    blocked_until = cache.get(_throttle_keys(address)[1])
+    if blocked_until is None:
+        return
+    wait = math.ceil(blocked_until - time.time())
+    if wait > 0:
+        raise exceptions.Throttled(
+            wait=wait, detail=f"Too many failed token attempts from your address. Try again in {wait} seconds."
+        )
+
+
+def token_failure_record(address: str) -> None:
+    """Count a failed token attempt; at API_TOKEN_FAILURE_LIMIT within the cool-off, block the address for the cool-off.
+
+    Counters live in Django's cache (the configured CACHES): per process with the default local-memory cache,
+    shared by every worker when CACHE_URL names Redis. Only failures write; a valid token never does.
+    """
+    count_key, blocked_key = _throttle_keys(address)
+    cool_off = settings.API_TOKEN_COOLOFF_SECONDS
+    cache.add(count_key, 0, timeout=cool_off)
+    try:
+        failures = cache.incr(count_key)
+    except ValueError:  # expired between add and incr
+        cache.set(count_key, 1, timeout=cool_off)
+        failures = 1
+    if failures >= settings.API_TOKEN_FAILURE_LIMIT:
+        cache.set(blocked_key, time.time() + cool_off, timeout=cool_off)
+        cache.delete(count_key)
+        logger.warning("API token attempts from %s blocked for %d s after %d failures", address, cool_off, failures)
 
 
 def _aware(value) -> datetime | None:
@@ -41,10 +113,14 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower().decode(errors="replace") not in self.keywords:
             return None
+        address = client_address(request) or "unknown"
+        token_throttle_check(address)
         if len(header) != 2:
+            token_failure_record(address)
             raise exceptions.AuthenticationFailed("Send the header as 'Authorization: Bearer <token>'.")
         user = _user_for_token(token_digest(header[1].decode(errors="replace")))
         if user is None or not user.is_active:
+            token_failure_record(address)
             raise exceptions.AuthenticationFailed("Unknown or revoked token; create a new one under 'API tokens'.")
         now = timezone.now()
         last_used = _aware(user.token_last_used_at)

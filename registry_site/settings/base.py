@@ -3,6 +3,7 @@
 Only this package reads the environment. A bad value stops start-up with a message naming the variable.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "django_htmx",
+    "axes",
     "apps.accounts",
     "apps.audit",
     "apps.models",
@@ -64,6 +66,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out log-in into the 429 page (AXES_LOCKOUT_CALLABLE)
 ]
 
 ROOT_URLCONF = "registry_site.urls"
@@ -101,6 +104,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://registry")}
 
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out log-in before any password is checked
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -232,6 +236,31 @@ WEBHOOK_RETRY_BASE_SECONDS = _env_positive_int("WEBHOOK_RETRY_BASE_SECONDS", 10)
 WEBHOOK_RETRY_MAX_SECONDS = _env_positive_int("WEBHOOK_RETRY_MAX_SECONDS", 3600)
 WEBHOOK_LEASE_SECONDS = _env_positive_int("WEBHOOK_LEASE_SECONDS", 120)
 WEBHOOK_RESEND_AFTER_SECONDS = _env_positive_int("WEBHOOK_RESEND_AFTER_SECONDS", 60)
+
+# Log-in throttling (django-axes, attempts in the database so every worker sees them). Failures are counted per
+# username and per client address; at LOGIN_FAILURE_LIMIT within the cool-off, log-ins for that username, or from that
+# address, are refused (even with the right password) until LOGIN_COOLOFF_MINUTES after the last failure. A success
+# does not wipe the count: with a reset, an attacker holding any account could clear an address's count by logging in.
+# Administrators see and clear lockouts under Admin > Axes, or with `manage.py axes_reset_username <name>`.
+AXES_ENABLED = env.bool("LOGIN_THROTTLING", default=True)
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = _env_positive_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=_env_positive_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "apps.accounts.views.login_locked_out"
+# The client address, for log-ins and API tokens alike (apps.accounts.authentication.client_address): REMOTE_ADDR, or
+# behind TRUSTED_PROXY_COUNT reverse proxies that each append to X-Forwarded-For, the address the outermost one saw.
+# Never trust the header without such proxies: every request could claim a new address.
+AXES_CLIENT_IP_CALLABLE = "apps.accounts.authentication.client_address"
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured(f"TRUSTED_PROXY_COUNT must be 0 or more, got {TRUSTED_PROXY_COUNT}")
+# API tokens (apps.accounts.authentication): API_TOKEN_FAILURE_LIMIT failed tokens from one address within the cool-off
+# block that address's token requests with 429 and Retry-After for API_TOKEN_COOLOFF_SECONDS. Counted in the cache
+# (CACHES): per process with the default local-memory cache; set CACHE_URL to Redis to share the count between workers.
+API_TOKEN_FAILURE_LIMIT = _env_positive_int("API_TOKEN_FAILURE_LIMIT", 20)
+API_TOKEN_COOLOFF_SECONDS = _env_positive_int("API_TOKEN_COOLOFF_SECONDS", 900)
 
 LOGGING = {
     "version": 1,

@@ -33,6 +33,8 @@ REDIS_AVAILABLE = _reachable("127.0.0.1", 6379)
 # Each test run has its own queue, so a worker started by one run never takes another run's jobs.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default=f"test-{os.getpid()}")
+# Tests take brokers down and bring them back at will; the tests of the publish pause set it themselves.
+BROKER_PUBLISH_PAUSE_SECONDS = 0
 STORAGES = {
     **STORAGES,  # noqa: F405
     "artifacts": {
@@ -43,3 +45,6 @@ STORAGES = {
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 STATIC_ROOT = tempfile.mkdtemp(prefix="registry-test-static-")
 WHITENOISE_USE_FINDERS = True
+# Log-in lockouts are on whatever LOGIN_THROTTLING says: the lockout tests need them, and attempts are database rows,
+# so each test starts with none. The shipped limits (10 failures, 15 minutes) are the ones tested.
+AXES_ENABLED = True
