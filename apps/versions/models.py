@@ -2,7 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from taggit.managers import TaggableManager
+from taggit.managers import TaggableManager, _TaggableManager
 from taggit.models import TaggedItemBase
 
 from apps.approvals.lifecycle import Stage
@@ -32,6 +32,20 @@ class ModelVersionQuerySet(models.QuerySet):
         return self.filter(model__in=visible_models(user))
 
 
+class UUIDTaggableManager(_TaggableManager):
+    """Tags of a model with a UUID key, prefetchable on every database.
+
+    taggit matches prefetched tags to versions by the raw join column. SQLite returns a UUID column as a hex
+    string, which never equals the version's UUID: every version then showed no tags, and saving the edit form
+    (initialised from that empty list) deleted them.
+    """
+
+    def get_prefetch_querysets(self, instances, querysets=None):
+        queryset, rel_obj_attr, instance_attr, single, cache_name, is_descriptor = super().get_prefetch_querysets(instances, querysets)
+        to_uuid = ModelVersion._meta.pk.to_python
+        return queryset, (lambda tag: to_uuid(rel_obj_attr(tag))), instance_attr, single, cache_name, is_descriptor
+
+
 class ModelVersion(models.Model):
     """An immutable snapshot: artifacts and training metadata never change; description, tags and stage may."""
 
@@ -40,7 +54,7 @@ class ModelVersion(models.Model):
     number = models.PositiveIntegerField()
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.DRAFT, db_index=True)
     description = models.TextField(blank=True)
-    tags = TaggableManager(blank=True, through="VersionTag")
+    tags = TaggableManager(blank=True, through="VersionTag", manager=UUIDTaggableManager)
     flavor = models.CharField(max_length=32, choices=Flavor.choices, default=Flavor.CUSTOM)
     hyperparameters = models.JSONField(default=dict, blank=True)
     code_repository = models.CharField(max_length=500, blank=True)
