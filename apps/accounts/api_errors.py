@@ -1,11 +1,15 @@
 """Every API error is JSON: {"error": {"code": ..., "message": ..., "fields": {...}?}}."""
 
 import logging
+import sys
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, SuspiciousOperation, ValidationError
-from django.http import Http404
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from rest_framework import exceptions, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -14,6 +18,8 @@ from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
 STORAGE_ERRORS: tuple[type[BaseException], ...] = (OSError, BotoCoreError, ClientError)
+# Refused or reset connections, connect and answer timeouts, cancelled statements, deadlocks: worth a retry later.
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -66,11 +72,24 @@ def json_not_found(request, *args, **kwargs):
     return Response(error_body("not_found", "No such API endpoint; see the README for the API's paths."), status=404)
 
 
+def database_unavailable(request) -> HttpResponse:
+    """503 with Retry-After when the database cannot be reached or did not answer: JSON under /api/, a page elsewhere."""
+    retry_after = settings.DATABASE_RETRY_AFTER_SECONDS
+    if request.path.startswith("/api/"):
+        message = f"The database is unavailable or did not answer in time. Try again in {retry_after} s."
+        response = JsonResponse(error_body("database_unavailable", message), status=503)
+    else:
+        response = HttpResponse(render_to_string("503.html", {"retry_after": retry_after}), status=503)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
 def server_error(request, *args, **kwargs):
-    """500 handler: JSON under /api/, Django's page elsewhere."""
-    from django.http import JsonResponse
+    """500 handler: JSON under /api/, Django's page elsewhere; a 503 when the failure was the database (in middleware)."""
     from django.views.defaults import server_error as page_server_error
 
+    if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):  # Django calls this handler inside its `except` block
+        return database_unavailable(request)
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("server_error", "The server failed; the error was logged. Try again, or tell an administrator."), status=500)
     return page_server_error(request, *args, **kwargs)

@@ -4,6 +4,7 @@ Only this package reads the environment. A bad value stops start-up with a messa
 """
 
 from datetime import timedelta
+import math
 from pathlib import Path
 
 import environ
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.audit.middleware.RequestIdMiddleware",
+    "registry_site.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -87,17 +89,69 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'registry.sqlite3'}"),
-}
-DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL lets the worker read while the web process writes; the timeout rides out short write locks.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
+def env_seconds(name: str, default: float, *, minimum: float = 0, whole: bool = False) -> float:
+    """A duration in seconds, failing fast with the variable's name unless it is a finite number >= minimum."""
+    raw = env.str(name, default=str(default)).strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not minimum <= value < math.inf or (whole and not value.is_integer()):
+        kind = "a whole number of seconds" if whole else "a number of seconds"
+        raise ImproperlyConfigured(f"{name} must be {kind}, at least {minimum:g}; got {raw!r}")
+    return value
+
+
+# A database that stops answering costs a request seconds, never a worker: libpq gives up connecting after the
+# connect timeout, the server cancels a statement after the statement timeout, keepalives notice a server that
+# vanished, and the client stops waiting for any one answer after the answer timeout (registry_site.postgresql; it
+# is what catches a server that accepts connections and then never answers). 0 turns the statement timeout off, for
+# a long migration say; the answer timeout defaults to 2 s more, so the server's own cancellation normally comes first.
+DATABASE_CONNECT_TIMEOUT = env_seconds("DATABASE_CONNECT_TIMEOUT_SECONDS", 5, minimum=2, whole=True)  # libpq's minimum
+DATABASE_STATEMENT_TIMEOUT = env_seconds("DATABASE_STATEMENT_TIMEOUT_SECONDS", 10)
+DATABASE_ANSWER_TIMEOUT = env_seconds("DATABASE_ANSWER_TIMEOUT_SECONDS", DATABASE_STATEMENT_TIMEOUT + 2 if DATABASE_STATEMENT_TIMEOUT else 0)
+if DATABASE_ANSWER_TIMEOUT and not DATABASE_STATEMENT_TIMEOUT or 0 < DATABASE_ANSWER_TIMEOUT <= DATABASE_STATEMENT_TIMEOUT:
+    raise ImproperlyConfigured(
+        "DATABASE_ANSWER_TIMEOUT_SECONDS must be longer than DATABASE_STATEMENT_TIMEOUT_SECONDS (and 0 when that is 0),"
+        " so a slow statement is cancelled by the server before the client gives up on the connection"
     )
+DATABASE_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": int(env_seconds("DATABASE_KEEPALIVES_IDLE_SECONDS", 30, minimum=1, whole=True)),
+    "keepalives_interval": int(env_seconds("DATABASE_KEEPALIVES_INTERVAL_SECONDS", 10, minimum=1, whole=True)),
+    "keepalives_count": int(env_seconds("DATABASE_KEEPALIVES_COUNT", 3, minimum=1, whole=True)),
+}
+# What a request that met an unavailable database is told (503 with Retry-After; registry_site.middleware).
+DATABASE_RETRY_AFTER_SECONDS = int(env_seconds("DATABASE_RETRY_AFTER_SECONDS", 10, minimum=1, whole=True))
+
+
+def database_from_url(url: str) -> dict:
+    """DATABASES["default"] for a URL, with the timeouts above when it is PostgreSQL."""
+    database = env.db_url_config(url)
+    database["ATOMIC_REQUESTS"] = False
+    database.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    # A persistent connection is tested (SELECT 1, bounded by the answer timeout) at the first query of each request,
+    # so one that died between requests is replaced instead of failing the request.
+    database.setdefault("CONN_HEALTH_CHECKS", True)
+    options = database.setdefault("OPTIONS", {})
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        database["ENGINE"] = "registry_site.postgresql"
+        server_options = f"-c statement_timeout={round(DATABASE_STATEMENT_TIMEOUT * 1000)}"
+        options.update(
+            {
+                "connect_timeout": int(DATABASE_CONNECT_TIMEOUT),
+                "options": f"{options['options']} {server_options}" if options.get("options") else server_options,
+                "answer_timeout": DATABASE_ANSWER_TIMEOUT,
+                **DATABASE_KEEPALIVES,
+            }
+        )
+    elif database["ENGINE"] == "django.db.backends.sqlite3":
+        # WAL lets the worker read while the web process writes; the timeout rides out short write locks.
+        options.update({"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"})
+    return database
+
+
+DATABASES = {"default": database_from_url(env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'registry.sqlite3'}"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A per-process cache is enough: cached API bodies are keyed by a fingerprint read from the database on every request.
