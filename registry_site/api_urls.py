@@ -30,6 +30,7 @@ urlpatterns = [
     path("transition-requests/<int:pk>/approve/", _open(approval_api.approve), name="transition-request-approve"),
     path("transition-requests/<int:pk>/reject/", _open(approval_api.reject), name="transition-request-reject"),
     path("transition-requests/<int:pk>/withdraw/", _open(approval_api.withdraw), name="transition-request-withdraw"),
+    path("transition-requests/<int:pk>/override-quality/", _open(approval_api.override_quality), name="transition-request-override-quality"),
     path("audit/", _open(audit_api.audit_entries), name="audit"),
     path("", include("apps.lineage.api_urls")),  # datasets, impact, version lineage (each view is login_not_required itself)
     re_path(r"^.*$", _open(json_not_found)),

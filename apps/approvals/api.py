@@ -12,6 +12,7 @@ from .services import (
     production_rollback,
     transition_request_approve,
     transition_request_create,
+    transition_request_override_quality,
     transition_request_reject,
     transition_request_withdraw,
 )
@@ -53,6 +54,7 @@ def _decision(service, **extra):
 approve = _decision(transition_request_approve, comment=True)
 reject = _decision(transition_request_reject, comment=True)
 withdraw = _decision(transition_request_withdraw)
+override_quality = _decision(transition_request_override_quality, reason=True)
 
 
 @api_view(["POST"])

@@ -117,3 +117,14 @@ def test_a_pinned_baseline_is_the_one_judged_at_approval(api_for, model, owner, 
     gate = api_for(reviewer).get(f"/api/v1/transition-requests/{request.pk}/").json()["quality_gate"]
     assert (gate["status"], gate["baseline"], gate["baseline_pinned"]) == ("failed", 1, True)
     assert api_for(reviewer).post(f"/api/v1/transition-requests/{request.pk}/approve/", format="json").status_code == 400
+
+
+def test_the_override_through_the_api_is_for_managers_and_then_the_approval_applies(api_for, demo, owner, reviewer):
+    url = f"/api/v1/transition-requests/{demo.pk}/override-quality/"
+    assert api_for(reviewer).post(url, {"reason": "I think it is fine, honestly."}, format="json").status_code == 403
+    assert api_for(owner).post(url, {"reason": "short"}, format="json").status_code == 400
+    overridden = api_for(owner).post(url, {"reason": "Half the latency; the accuracy drop is accepted."}, format="json").json()
+    assert overridden["override_baseline"] == 4 and overridden["quality_gate"]["override_holds"] is True
+    assert overridden["quality_gate"]["problems"] == []
+    applied = api_for(reviewer).post(f"/api/v1/transition-requests/{demo.pk}/approve/", format="json").json()
+    assert applied["status"] == "applied" and applied["quality_gate"] == {"decided": {"status": "failed", "baseline": 4, "overridden": True}}
