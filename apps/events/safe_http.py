@@ -4,7 +4,8 @@ The host is resolved here and every address it resolves to is vetted; the connec
 address itself, never re-resolving (so a DNS answer that changes between check and connect cannot slip an
 internal address in), with the original Host header and, for https, SNI and certificate verification against
 the original host name. No redirect is followed, and at most the first kilobyte of an answer is read, of which
-only a short printable excerpt is kept.
+only a short printable excerpt is kept. The receiver has `settings.WEBHOOK_TIMEOUT_SECONDS` to answer, connecting
+included: a receiver that drips its answer byte by byte cannot hold a worker longer than that either.
 
 Loopback, private, link-local, multicast, reserved, unspecified and other non-public addresses, and the cloud
 metadata address, are refused unless `settings.WEBHOOK_ALLOWED_INTERNAL_HOSTS` lists the host name, the address
@@ -17,14 +18,13 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 
-CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 10.0
-TOTAL_TIMEOUT = 30.0  # a receiver that drips its answer byte by byte still cannot hold a worker longer than this
+CONNECT_TIMEOUT = 5.0  # at most; never more than settings.WEBHOOK_TIMEOUT_SECONDS
 EXCERPT_CHARS = 200
 READ_LIMIT = 1024
 MAX_URL_LENGTH = 2000
@@ -172,18 +172,18 @@ def check_destination(url: str) -> list[IPAddress]:
 class PinnedHTTPConnection(http.client.HTTPConnection):
     """Connects to the vetted address; the Host header still names the URL's host."""
 
-    def __init__(self, target: Target, address: IPAddress):
-        super().__init__(target.host, target.port, timeout=READ_TIMEOUT)
+    def __init__(self, target: Target, address: IPAddress, timeout: float):
+        super().__init__(target.host, target.port, timeout=timeout)
         self.address = str(address)
 
     def _open_socket(self) -> socket.socket:
-        sock = socket.create_connection((self.address, self.port), timeout=CONNECT_TIMEOUT)
+        sock = socket.create_connection((self.address, self.port), timeout=min(CONNECT_TIMEOUT, self.timeout))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
     def connect(self) -> None:
         self.sock = self._open_socket()
-        self.sock.settimeout(READ_TIMEOUT)
+        self.sock.settimeout(self.timeout)
 
 
 class PinnedHTTPSConnection(PinnedHTTPConnection):
@@ -198,14 +198,14 @@ class PinnedHTTPSConnection(PinnedHTTPConnection):
         except BaseException:
             sock.close()
             raise
-        self.sock.settimeout(READ_TIMEOUT)
+        self.sock.settimeout(self.timeout)
 
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"the TLS certificate was not accepted ({exc.verify_message})"
     if isinstance(exc, TimeoutError | socket.timeout):
-        return "timed out"
+        return f"timed out after {settings.WEBHOOK_TIMEOUT_SECONDS:g} s"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     return (str(exc) or type(exc).__name__)[:200]
@@ -217,7 +217,8 @@ def excerpt(data: bytes) -> str:
     return " ".join(text.split())[:EXCERPT_CHARS]
 
 
-def _abort(connection: http.client.HTTPConnection) -> None:
+def _abort(connection: http.client.HTTPConnection, expired: threading.Event) -> None:
+    expired.set()
     try:
         if connection.sock is not None:
             connection.sock.shutdown(socket.SHUT_RDWR)
@@ -242,13 +243,16 @@ def post(url: str, *, body: bytes, headers: dict[str, str]) -> Answer:
 
 def send_to(target: Target, address: IPAddress, *, body: bytes, headers: dict[str, str]) -> Answer:
     """POST to exactly this (already vetted) address, naming the target's host in Host, SNI and certificate checks."""
-    connection = (PinnedHTTPSConnection if target.scheme == "https" else PinnedHTTPConnection)(target, address)
+    timeout = settings.WEBHOOK_TIMEOUT_SECONDS
+    connection = (PinnedHTTPSConnection if target.scheme == "https" else PinnedHTTPConnection)(target, address, timeout)
+    started = time.monotonic()
     try:
         connection.connect()
     except OSError as exc:
         connection.close()
         raise CouldNotConnect(f"{address}: {_describe(exc)}") from exc
-    watchdog = threading.Timer(TOTAL_TIMEOUT, _abort, args=[connection])
+    expired = threading.Event()
+    watchdog = threading.Timer(max(timeout - (time.monotonic() - started), 0.01), _abort, args=[connection, expired])
     watchdog.daemon = True
     watchdog.start()
     try:
@@ -256,7 +260,8 @@ def send_to(target: Target, address: IPAddress, *, body: bytes, headers: dict[st
         response = connection.getresponse()
         data = response.read(READ_LIMIT)
     except (OSError, http.client.HTTPException) as exc:
-        raise DeliveryFailed(f"{target.host}:{target.port} ({address}): {_describe(exc)}") from exc
+        why = f"timed out: no complete answer within {timeout:g} s" if expired.is_set() else _describe(exc)
+        raise DeliveryFailed(f"{target.host}:{target.port} ({address}): {why}") from exc
     finally:
         watchdog.cancel()
         connection.close()

@@ -10,7 +10,6 @@ over once its lease runs out.
 import hashlib
 import hmac
 import json
-import logging
 import secrets
 import time
 from datetime import timedelta
@@ -25,11 +24,10 @@ from django.utils import timezone
 from apps.audit import services as audit
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require
+from registry_site import broker
 
 from . import safe_http
 from .models import RETRYABLE, Delivery, DeliveryStatus, Event, EventType, Webhook
-
-logger = logging.getLogger(__name__)
 
 MAX_WEBHOOKS_PER_MODEL = 20
 MIN_SECRET_LENGTH = 16
@@ -63,23 +61,20 @@ def _send_on_commit(delivery_ids: list[int]) -> None:
     def send() -> None:
         for delivery_id in delivery_ids:
             if not delivery_send(delivery_id=delivery_id):
-                break  # the broker is down: the sweep sends these and the rest
+                break  # the broker is down (or publishing is paused): the sweep sends these and the rest
 
     if delivery_ids:
         transaction.on_commit(send, robust=True)
 
 
 def delivery_send(*, delivery_id: int, due_at=None) -> bool:
-    """Hand a delivery to the broker, to run at `due_at` (now by default). A broker outage is logged, not raised."""
+    """Hand a delivery to the broker, to run at `due_at` (now by default): one bounded attempt that never raises
+    (registry_site.broker.publish). False if the broker did not take it; `delivery_sweep` sends it later."""
     from .tasks import deliver_webhook
 
     now = timezone.now()
     due_at = max(due_at or now, now)
-    countdown = (due_at - now).total_seconds()
-    try:
-        deliver_webhook.apply_async(args=[delivery_id], countdown=countdown or None, retry=False)
-    except Exception as exc:  # the broker is down: the sweep resends
-        logger.warning("Could not enqueue webhook delivery %s (%s); the sweep will retry.", delivery_id, exc)
+    if not broker.publish(deliver_webhook, args=[delivery_id], countdown=(due_at - now).total_seconds()):
         return False
     Delivery.objects.filter(pk=delivery_id).update(message_due_at=due_at)
     return True

@@ -13,6 +13,7 @@ from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require
 from apps.versions.models import ModelVersion
 from apps.versions.selectors import production_version
+from registry_site import broker
 
 from . import quality
 from .checks import completeness, dependencies, inspection, integrity, pickle_scan
@@ -39,12 +40,11 @@ def validation_job_create(*, version: ModelVersion) -> ValidationJob:
 
 
 def validation_send(*, job_id: int) -> bool:
+    """Wake a worker for a committed job: one bounded attempt (registry_site.broker.publish). False if the broker did
+    not take it; the job stays queued without `enqueued_at` and `validation_sweep` sends it later."""
     from .tasks import run_validation
 
-    try:
-        run_validation.apply_async(args=[job_id], retry=False)
-    except Exception as exc:  # the broker is down: the sweep resends
-        logger.warning("Could not enqueue validation job %s (%s); the sweep will retry.", job_id, exc)
+    if not broker.publish(run_validation, args=[job_id]):
         return False
     ValidationJob.objects.filter(pk=job_id).update(enqueued_at=timezone.now())
     return True

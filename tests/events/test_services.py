@@ -10,7 +10,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.models import AuditEntry
-from apps.events import safe_http
 from apps.events.models import Delivery, DeliveryStatus, Event, EventType
 from apps.events.services import delivery_attempt, delivery_redeliver, delivery_sweep, event_emit, retry_delay, webhook_create, webhook_set_active
 from tests.validation.workers import free_port, producing_to
@@ -150,8 +149,8 @@ def test_an_unreachable_receiver_is_retried(model, owner, allow_loopback):
     assert "connection refused" in outcome.last_error
 
 
-def test_a_receiver_that_does_not_answer_in_time_is_retried(model, webhook, receiver, monkeypatch):
-    monkeypatch.setattr(safe_http, "READ_TIMEOUT", 0.3)
+def test_a_receiver_that_does_not_answer_in_time_is_retried(model, webhook, receiver, settings):
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.3
     receiver.replies.append(Reply(200, b"too late", delay=1.5))
     delivery = event_emit(model=model, event_type=EventType.PRODUCTION_CHANGED, payload={}).deliveries.get()
 
@@ -197,12 +196,12 @@ def test_a_paused_webhook_gets_no_new_deliveries_and_its_pending_ones_wait(model
 
 
 def test_a_broker_outage_at_commit_leaves_the_delivery_pending_for_the_sweep(model, webhook, django_capture_on_commit_callbacks, caplog):
-    with producing_to(f"redis://127.0.0.1:{free_port()}/0"), caplog.at_level(logging.WARNING, logger="apps.events.services"):
+    with producing_to(f"redis://127.0.0.1:{free_port()}/0"), caplog.at_level(logging.WARNING, logger="registry_site.broker"):
         with django_capture_on_commit_callbacks(execute=True):
             event = event_emit(model=model, event_type=EventType.PRODUCTION_ROLLED_BACK, payload=ROLLBACK)
         delivery = event.deliveries.get()
         assert delivery.status == DeliveryStatus.PENDING and delivery.message_due_at is None
-        assert "the sweep will retry" in caplog.text
+        assert "the sweep will resend it" in caplog.text
 
 
 def test_the_sweep_takes_back_an_attempt_whose_worker_died(model, webhook, receiver, settings):
