@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('audit', '0005_append_only_trigger'),
+        ('audit', '0001_initial'),  # only the entries' action and object are read; no later audit state is needed
         ('contenttypes', '0002_remove_content_type_name'),
         ('lineage', '0003_parents_runs_dataset_size'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
