@@ -248,22 +248,6 @@ REST_FRAMEWORK = {
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="registry")
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
-# The broker is never waited for (registry_site.broker): a publish is one attempt (max_retries 0: no kombu connection
-# retries) bounded by the socket timeouts below, and after a failure a process skips publishing for the pause (doubled
-# while failures go on, at most a minute); the sweeps resend. The socket timeout must outlast the 1 s BRPOP workers
-# block in. Workers themselves reconnect for as long as it takes, from start-up on.
-BROKER_CONNECT_TIMEOUT_SECONDS = env_seconds("BROKER_CONNECT_TIMEOUT_SECONDS", 1, minimum=0.1)
-BROKER_SOCKET_TIMEOUT_SECONDS = env_seconds("BROKER_SOCKET_TIMEOUT_SECONDS", 2, minimum=1.5)
-BROKER_PUBLISH_PAUSE_SECONDS = env_seconds("BROKER_PUBLISH_PAUSE_SECONDS", 5)
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "max_retries": 0,
-    "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_SECONDS,
-    "socket_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
-}
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_CONNECTION_MAX_RETRIES = None
-if CELERY_BROKER_URL.startswith("redis://"):
-    CELERY_BROKER_TRANSPORT = "registry_site.broker:RedisTransport"  # a worker survives a broker restart (see that module)
 CELERY_BEAT_SCHEDULE = {
     "sweep-validation-jobs": {"task": "apps.validation.tasks.sweep_validation_jobs", "schedule": env.float("VALIDATION_SWEEP_SECONDS", default=30.0)},
     "sweep-webhook-deliveries": {"task": "apps.events.tasks.sweep_webhook_deliveries", "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=15.0)},
@@ -273,7 +257,10 @@ CELERY_BEAT_SCHEDULE = {
 VALIDATION_LEASE_SECONDS = env.int("VALIDATION_LEASE_SECONDS", default=120)
 VALIDATION_RESEND_AFTER_SECONDS = env.int("VALIDATION_RESEND_AFTER_SECONDS", default=60)
 VALIDATION_READ_BYTES_PER_SECOND = env.int("VALIDATION_READ_BYTES_PER_SECOND", default=0) or None  # 0: no limit
-VALIDATION_PICKLE_ALLOWED_MODULES = env.list("VALIDATION_PICKLE_ALLOWED_MODULES", default=["sklearn", "xgboost", "lightgbm"])
+# The unsafe-serialization scan reads compressed streams and archive members with these caps; passing one is a finding.
+VALIDATION_PICKLE_MAX_BYTES = env_bytes("VALIDATION_PICKLE_MAX_BYTES", 8 * 1024**3)  # decompressed per artifact
+VALIDATION_PICKLE_MAX_RATIO = env_bytes("VALIDATION_PICKLE_MAX_RATIO", 200)  # output bytes per input byte of one stream
+VALIDATION_PICKLE_MAX_DEPTH = env_bytes("VALIDATION_PICKLE_MAX_DEPTH", 4)  # containers inside containers
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -281,7 +268,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "broker"
-    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
@@ -306,13 +293,6 @@ WEBHOOK_RETRY_BASE_SECONDS = _env_positive_int("WEBHOOK_RETRY_BASE_SECONDS", 10)
 WEBHOOK_RETRY_MAX_SECONDS = _env_positive_int("WEBHOOK_RETRY_MAX_SECONDS", 3600)
 WEBHOOK_LEASE_SECONDS = _env_positive_int("WEBHOOK_LEASE_SECONDS", 120)
 WEBHOOK_RESEND_AFTER_SECONDS = _env_positive_int("WEBHOOK_RESEND_AFTER_SECONDS", 60)
-# How long a receiver has to answer one delivery, connecting included; past it the attempt fails and is retried. Shorter
-# than the lease, or the sweep would hand a slow attempt to a second worker while the first still waits.
-WEBHOOK_TIMEOUT_SECONDS = _env_positive_int("WEBHOOK_TIMEOUT_SECONDS", 30)
-if WEBHOOK_TIMEOUT_SECONDS >= WEBHOOK_LEASE_SECONDS:
-    raise ImproperlyConfigured(
-        f"WEBHOOK_TIMEOUT_SECONDS ({WEBHOOK_TIMEOUT_SECONDS}) must be shorter than WEBHOOK_LEASE_SECONDS ({WEBHOOK_LEASE_SECONDS})"
-    )
 
 # Log-in throttling (django-axes, attempts in the database so every worker sees them). Failures are counted per
 # username and per client address; at LOGIN_FAILURE_LIMIT within the cool-off, log-ins for that username, or from that
