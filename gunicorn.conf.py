@@ -17,6 +17,14 @@ GUNICORN_GRACEFUL_TIMEOUT seconds; longer uploads are cut and their spool files 
 """
 
 import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parent
 
 
 def _whole(name: str, default: int, minimum: int = 1) -> int:
@@ -43,3 +51,27 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # instance on the same host would take over; it stays off unless GUNICORN_CONTROL_SOCKET names a path for this instance.
 control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
 control_socket_disable = not control_socket
+
+# Uploads spool on this host's disk (the system temp dir when artifacts are on S3). A worker killed mid-upload leaves
+# its spool file behind, and the periodic cleanup task runs on whichever host runs a Celery worker, not here: so each
+# web master sweeps its own host's abandoned spool files, when it starts and then every UPLOAD_SPOOL_SWEEP_SECONDS
+# (0: leave it to a cron job running `manage.py gc_artifact_blobs --spool-only`).
+spool_sweep_seconds = _whole("UPLOAD_SPOOL_SWEEP_SECONDS", 3600, minimum=0)
+
+
+def _sweep_spool_forever(log) -> None:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "registry_site.settings.production")}
+    while True:
+        finished = subprocess.run(
+            [sys.executable, "manage.py", "gc_artifact_blobs", "--spool-only"], cwd=ROOT, env=env, capture_output=True, text=True,
+        )
+        if finished.returncode == 0:
+            log.info("spool sweep: %s", finished.stdout.strip())
+        else:
+            log.warning("spool sweep failed (exit %s): %s", finished.returncode, finished.stderr.strip()[-2000:])
+        time.sleep(spool_sweep_seconds)
+
+
+def when_ready(server) -> None:
+    if spool_sweep_seconds:
+        threading.Thread(target=_sweep_spool_forever, args=(server.log,), name="spool-sweep", daemon=True).start()

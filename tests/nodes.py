@@ -1,6 +1,5 @@
-"""The web tier as production runs it, for tests: gunicorn with gunicorn.conf.py and the production settings.
-
-Everything listens and connects on 127.0.0.1 only.
+"""Processes as production runs them, for tests: gunicorn with gunicorn.conf.py, Celery workers and beat, all on the
+production settings and configured by environment variables. Everything listens and connects on 127.0.0.1 only.
 """
 
 import http.client
@@ -71,7 +70,7 @@ class WebNode:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                self.request("GET", "/accounts/login/", timeout=2)
+                self.request("GET", "/healthz", timeout=2)  # any answer: the server is up
                 return self
             except OSError:
                 time.sleep(0.1)
@@ -88,13 +87,49 @@ class WebNode:
             connection.close()
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return _read(self.log_path)
 
     def stop(self) -> None:
+        _stop(self.process)
+
+
+class CeleryNode:
+    """`celery -A registry_site worker` (or `beat`) in a process group of its own, logging to a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, *arguments: str):
+        self.env, self.log_path, self.arguments = env, log_path, arguments
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "CeleryNode":
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "registry_site", *self.arguments],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        return self
+
+    def log(self) -> str:
+        return _read(self.log_path)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool children at once, as a crash or an OOM kill would."""
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _stop(process: subprocess.Popen | None) -> None:
+    if process and process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)

@@ -17,7 +17,7 @@ from apps.approvals.models import TransitionRequest
 from apps.models.models import RegisteredModel
 from tests.factories import register_version
 from tests.tcp_proxy import TcpProxy
-from tests.web_nodes import ROOT, SECRET_KEY, WebNode, collect_static, production_env
+from tests.nodes import ROOT, SECRET_KEY, WebNode, collect_static, production_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -43,15 +43,18 @@ def stage_fingerprint(user, name: str, stage: str) -> dict | None:
     """One query: the version a stage points at (for a model the user may view), with what its JSON depends on.
 
     The version's JSON changes only when the version row or its latest validation job changes, so these
-    values make an ETag and a cache key without loading anything else. Hand-written SQL because this is
-    what deployment pipelines poll: building the equivalent ORM query cost more than running it.
+    values make an ETag and a cache key without loading anything else. The job's attempts are among them: a
+    job taken over from a dead worker is `running` again with a new start, and every web process must then
+    answer the new body under a new ETag. Hand-written SQL because this is what deployment pipelines poll:
+    building the equivalent ORM query cost more than running it.
     """
     visible, params = visible_model_sql("m", user)
     versions, models_, jobs = ModelVersion._meta.db_table, RegisteredModel._meta.db_table, ValidationJob._meta.db_table
     sql = (
         f"SELECT v.id, v.model_id, v.number, v.updated_at,"
         f" (SELECT j.id FROM {jobs} j WHERE j.version_id = v.id ORDER BY j.created_at DESC, j.id DESC LIMIT 1),"
-        f" (SELECT j.status FROM {jobs} j WHERE j.version_id = v.id ORDER BY j.created_at DESC, j.id DESC LIMIT 1)"
+        f" (SELECT j.status FROM {jobs} j WHERE j.version_id = v.id ORDER BY j.created_at DESC, j.id DESC LIMIT 1),"
+        f" (SELECT j.attempts FROM {jobs} j WHERE j.version_id = v.id ORDER BY j.created_at DESC, j.id DESC LIMIT 1)"
         f" FROM {versions} v JOIN {models_} m ON m.id = v.model_id"
         f" WHERE m.name = %s AND v.stage = %s AND {visible} ORDER BY v.number DESC LIMIT 1"
     )
@@ -60,7 +63,7 @@ def stage_fingerprint(user, name: str, stage: str) -> dict | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    return dict(zip(("pk", "model_id", "number", "updated_at", "job_id", "job_status"), (str(row[0]), *row[1:])))
+    return dict(zip(("pk", "model_id", "number", "updated_at", "job_id", "job_status", "job_attempts"), (str(row[0]), *row[1:])))
 
 
 def versions_for_model_table(model: RegisteredModel, *, stage: str = "") -> QuerySet[ModelVersion]:
