@@ -1,8 +1,8 @@
-import json
-
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
+from apps.accounts.parsers import json_loads_checked
 from apps.lineage.models import DatasetRole, ParentRelation
 from apps.models.forms import TagsField
 
@@ -29,23 +29,19 @@ def _json_upload(upload, label: str) -> dict:
     if upload.size > settings.METADATA_MAX_BYTES:
         raise forms.ValidationError(f"The {label} file is larger than {settings.METADATA_MAX_BYTES} bytes.")
     try:
-        value = json.loads(upload.read().decode("utf-8"), parse_constant=_no_constants)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise forms.ValidationError(f"The {label} file is not valid JSON: {exc}") from exc
+        value = json_loads_checked(upload.read(), field=f"The {label} file")
+    except ValidationError as exc:
+        raise forms.ValidationError([f"{field} {message}" for field, messages in exc.message_dict.items() for message in messages]) from exc
     if not isinstance(value, dict):
         raise forms.ValidationError(f"The {label} file must hold a JSON object.")
     return value
 
 
-def _no_constants(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 def _hyperparameter_value(text: str):
     """A row's value as JSON when it parses (numbers, lists, true/false), else as the text itself."""
     try:
-        return json.loads(text, parse_constant=_no_constants)
-    except (ValueError, RecursionError):
+        return json_loads_checked(text)
+    except ValidationError:
         return text
 
 
@@ -177,6 +173,16 @@ class VersionUploadForm(forms.Form):
             "run": {"id": cleaned.get("run_id", "").strip(), "url": cleaned.get("run_url", "")} if cleaned.get("run_id", "").strip() or cleaned.get("run_url") else {},
         }
         return cleaned
+
+
+def labelled_for(form: forms.Form, exc: ValidationError) -> ValidationError:
+    """A registration error for the form: messages about a part of the metadata without a field of its own
+    (`datasets[0].name`, `hyperparameters.lr`) say which part, since they are shown above the form."""
+    if not hasattr(exc, "error_dict"):
+        return exc
+    return ValidationError(
+        {key: messages if key in form.fields else [f"{key}: {message}" for message in messages] for key, messages in exc.message_dict.items()}
+    )
 
 
 class VersionEditForm(forms.Form):

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from apps.accounts.parsers import json_document_errors, json_loads_checked
 from apps.lineage.models import DatasetRole, ParentRelation
 from apps.models.names import canonical_model_name
 
@@ -90,15 +91,11 @@ def metadata_from_json(raw: str | bytes) -> VersionMetadata:
     """Parse the metadata JSON text. Raises ValidationError with a message that says what to fix."""
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", errors="replace")
-    if len(raw.encode()) > settings.METADATA_MAX_BYTES:
+    if len(raw.encode("utf-8", errors="surrogatepass")) > settings.METADATA_MAX_BYTES:
         raise ValidationError(
             {"metadata": f"Metadata is larger than {settings.METADATA_MAX_BYTES} bytes; keep large files (requirements, configs) as artifacts."}
         )
-    try:
-        document = json.loads(raw, parse_constant=lambda name: _reject_constant(name))
-    except (ValueError, RecursionError) as exc:
-        raise ValidationError({"metadata": f"Metadata is not valid JSON: {exc}."}) from exc
-    return metadata_from_dict(document)
+    return metadata_from_dict(json_loads_checked(raw, field="metadata"))
 
 
 def _finite(value, depth: int = 0) -> bool:
@@ -114,14 +111,12 @@ def _finite(value, depth: int = 0) -> bool:
     return True
 
 
-def _reject_constant(name):
-    raise ValueError(f"{name} is not allowed")
-
-
 def metadata_from_dict(document) -> VersionMetadata:
     if not isinstance(document, dict):
         raise ValidationError({"metadata": "Metadata must be a JSON object."})
-    errors: dict[str, list[str]] = {}
+    errors = json_document_errors(document, whole="metadata")  # before anything else: a field the database cannot store stops here
+    if errors:
+        raise ValidationError(errors)
     unknown = set(document) - TOP_LEVEL_KEYS
     if unknown:
         errors["metadata"] = [f"Unknown keys: {', '.join(sorted(unknown))}. Allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}."]

@@ -13,7 +13,7 @@ from apps.models.forms import add_validation_errors
 
 from .compare_selectors import comparison_context
 from .downloads import artifact_response
-from .forms import VersionEditForm, VersionUploadForm
+from .forms import VersionEditForm, VersionUploadForm, labelled_for
 from .metadata import metadata_from_dict
 from .selectors import artifact_or_404, version_or_404
 from .serializers import latest_job
@@ -32,7 +32,7 @@ def version_upload(request: HttpRequest, name: str) -> HttpResponse:
             incoming = [incoming_from_upload(f, path=paths[i] if i < len(paths) and paths[i] else None) for i, f in enumerate(uploads)]
             version = version_register(model=model, files=incoming, metadata=metadata, actor=request.user)
         except ValidationError as exc:
-            add_validation_errors(form, exc)
+            add_validation_errors(form, labelled_for(form, exc))
         else:
             messages.success(request, f"Registered {model.name} v{version.number} with {len(incoming)} file(s).")
             return redirect("versions:detail", name=model.name, number=version.number)
