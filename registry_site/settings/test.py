@@ -5,7 +5,7 @@ import socket
 import tempfile
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import database_from_url, env
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -20,7 +20,8 @@ TEST_POSTGRES_URL = env.str("TEST_DATABASE_URL", default="postgres://postgres@12
 TEST_REDIS_URL = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
 POSTGRES_AVAILABLE = _reachable("127.0.0.1", 5432) if "127.0.0.1:5432" in TEST_POSTGRES_URL else True
 if POSTGRES_AVAILABLE:
-    DATABASES = {"default": env.db_url_config(TEST_POSTGRES_URL)}
+    # The production backend and timeouts, so every test goes through them; connections closed after each request as before.
+    DATABASES = {"default": {**database_from_url(TEST_POSTGRES_URL), "CONN_MAX_AGE": 0}}
     # One test database per run, so runs started side by side (a developer's and a helper's) never share one.
     DATABASES["default"]["TEST"] = {"NAME": f"test_registry_{os.getpid()}"}
 else:
