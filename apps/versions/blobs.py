@@ -1,13 +1,34 @@
-"""Content-addressed blob store on top of Django's storage API (local disk or S3 alike)."""
+"""Content-addressed blob store on top of Django's storage API (local disk or S3 alike).
+
+Blobs are shared between versions and storage is not transactional, so deleting one is only safe when no version
+uses it and no registration is about to. A registration therefore reserves its digests (`blob_reserve`) in a
+committed transaction of its own before it looks at the store, and locks its reservations right before its
+version commits (`blob_reservations_hold`). The garbage collector (`blob_collect_garbage`) re-checks each
+candidate under a lock that excludes new reservations, and locks the candidate's reservations too, so it either
+sees the reservation or the committed artifact row, or it deletes first and the registration then finds the blob
+missing and stores it again.
+"""
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, storages
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 PREFIX = "sha256"
+# Key of the PostgreSQL advisory lock between reservations (shared) and collection decisions (exclusive): "blobgcrs".
+RESERVATION_LOCK_KEY = int.from_bytes(b"blobgcrs", "big")
+
+
+class BlobReservationLost(OSError):
+    """A registration outlived its reservations (BLOB_RESERVATION_SECONDS), so its blobs may have been collected.
+
+    An OSError, so the API answers it like any storage failure: 503, nothing registered, try again.
+    """
 
 
 def artifact_storage():
@@ -19,7 +40,10 @@ def blob_key(sha256: str) -> str:
 
 
 def blob_put(*, sha256: str, content: File) -> bool:
-    """Store `content` under its digest unless already there. Returns True when this call created the blob."""
+    """Store `content` under its digest unless already there. Returns True when this call created the blob.
+
+    Reserve the digest first (`blob_reserve`): a blob found here is only safe to reuse while it is reserved.
+    """
     storage = artifact_storage()
     key = blob_key(sha256)
     if storage.exists(key):
@@ -36,6 +60,60 @@ def blob_is_local() -> bool:
     return isinstance(artifact_storage(), FileSystemStorage)
 
 
+def _lock_reservations(*, exclusive: bool) -> None:
+    """Reservations take this lock shared, so they run side by side; a collection decision takes it exclusively.
+
+    On SQLite every write transaction already holds the database's single write lock (BEGIN IMMEDIATE).
+    """
+    if connection.vendor == "postgresql":
+        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {function}(%s)", [RESERVATION_LOCK_KEY])
+
+
+def blob_reserve(*, digests: list[str]) -> list[int]:
+    """Reserve blobs for a registration, committed before it decides to reuse or store them. Returns the reservation ids.
+
+    Call outside any transaction: the garbage collector must see the reservation before the registration looks
+    at the store.
+    """
+    from .models import BlobReservation
+
+    expires_at = timezone.now() + timedelta(seconds=settings.BLOB_RESERVATION_SECONDS)
+    with transaction.atomic():
+        _lock_reservations(exclusive=False)
+        rows = BlobReservation.objects.bulk_create(BlobReservation(sha256=digest, expires_at=expires_at) for digest in sorted(set(digests)))
+    return [row.pk for row in rows]
+
+
+def blob_reservations_hold(*, ids: list[int]) -> None:
+    """Inside the registration's transaction, right before it commits: lock its reservations, all still unexpired.
+
+    The row locks make the garbage collector wait for this commit (and then see the artifact rows) instead of
+    deciding while it is under way. Raises BlobReservationLost when a reservation expired or was collected.
+    """
+    from .models import BlobReservation
+
+    held = BlobReservation.objects.select_for_update().filter(pk__in=ids, expires_at__gt=timezone.now()).values_list("pk", flat=True)
+    if len(list(held)) != len(ids):
+        raise BlobReservationLost(
+            f"Storing the files took longer than the blob reservation ({settings.BLOB_RESERVATION_SECONDS} s), so the cleanup "
+            "may have removed them; nothing was registered. Register the version again."
+        )
+
+
+def blob_reservations_release(*, ids: list[int]) -> None:
+    """Drop a registration's reservations once its version committed (artifact rows protect the blobs) or failed."""
+    from .models import BlobReservation
+
+    try:
+        BlobReservation.objects.filter(pk__in=ids).delete()
+    except DatabaseError:
+        # Called on the way out of a failed registration too, where the database may be the failure: a reservation
+        # left behind only keeps its blob until it expires.
+        logger.warning("Could not release blob reservations %s; they expire on their own", ids, exc_info=True)
+
+
 def _walk(storage, directory: str):
     subdirs, files = storage.listdir(directory)
     for name in files:
@@ -44,12 +122,12 @@ def _walk(storage, directory: str):
         yield from _walk(storage, f"{directory}/{sub}")
 
 
-def orphan_blobs(*, older_than: timezone.timedelta):
-    """Yield keys of stored blobs that no artifact references and that are older than the grace period.
+def orphan_blobs(*, older_than: timedelta):
+    """Yield keys of stored blobs that no artifact references, no registration reserves, and that are older than the grace period.
 
-    The grace period keeps blobs of registrations still in flight (stored, not yet committed).
+    A first pass over the whole store; `blob_collect_garbage` checks each one again under the lock before deleting it.
     """
-    from .models import Artifact
+    from .models import Artifact, BlobReservation
 
     storage = artifact_storage()
     try:
@@ -58,11 +136,44 @@ def orphan_blobs(*, older_than: timezone.timedelta):
         return
     cutoff = timezone.now() - older_than
     digests = [name for _, name in candidates]
-    referenced = set()
+    kept = set()
     for start in range(0, len(digests), 1000):
-        referenced.update(Artifact.objects.filter(sha256__in=digests[start : start + 1000]).values_list("sha256", flat=True))
+        batch = digests[start : start + 1000]
+        kept.update(Artifact.objects.filter(sha256__in=batch).values_list("sha256", flat=True))
+        kept.update(BlobReservation.objects.filter(sha256__in=batch, expires_at__gt=timezone.now()).values_list("sha256", flat=True))
     for key, name in candidates:
-        if name in referenced:
+        if name in kept:
             continue
         if storage.get_modified_time(key) <= cutoff:
             yield key
+
+
+def _blob_delete_if_unused(key: str) -> bool:
+    from .models import Artifact, BlobReservation
+
+    digest = key.rsplit("/", 1)[-1]
+    with transaction.atomic():
+        _lock_reservations(exclusive=True)  # no reservation can commit from here until this decision is carried out
+        reservations = list(BlobReservation.objects.select_for_update().filter(sha256=digest))  # waits for registrations committing
+        if any(reservation.expires_at > timezone.now() for reservation in reservations):
+            return False
+        if Artifact.objects.filter(sha256=digest).exists():
+            return False
+        artifact_storage().delete(key)
+        BlobReservation.objects.filter(pk__in=[reservation.pk for reservation in reservations]).delete()
+    return True
+
+
+def blob_collect_garbage(*, older_than: timedelta) -> list[str]:
+    """Delete blobs that no version uses and no registration reserves, older than the grace period. Returns their keys.
+
+    Each deletion is decided and carried out under the reservation lock, so a registration that reserved the blob
+    keeps it, however long it takes to commit (up to its reservation's expiry). Expired reservations are dropped.
+    """
+    from .models import BlobReservation
+
+    deleted = [key for key in list(orphan_blobs(older_than=older_than)) if _blob_delete_if_unused(key)]
+    for key in deleted:
+        logger.info("Deleted unused blob %s", key)
+    BlobReservation.objects.filter(expires_at__lte=timezone.now()).delete()
+    return deleted

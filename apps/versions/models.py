@@ -129,6 +129,22 @@ class Artifact(models.Model):
         return blob_key(self.sha256)
 
 
+class BlobReservation(models.Model):
+    """A registration's claim on a blob, from before it decides to reuse or store the blob until its version commits.
+
+    One row per registration and digest, so registrations never wait on each other's rows. The blob garbage
+    collector deletes a blob only when no artifact row references it and no unexpired reservation names it,
+    decided under a lock (apps.versions.blobs).
+    """
+
+    sha256 = models.CharField(max_length=64, db_index=True)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.sha256[:12]} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
 class StageTransition(models.Model):
     """One applied stage change: the version's stage history."""
 

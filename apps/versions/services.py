@@ -19,7 +19,7 @@ from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require
 from apps.validation.services import validation_job_create
 
-from .blobs import blob_put
+from .blobs import blob_put, blob_reservations_hold, blob_reservations_release, blob_reserve
 from .metadata import VersionMetadata
 from .models import Artifact, Deployment, Metric, ModelVersion
 from .paths import canonical_artifact_path
@@ -82,21 +82,27 @@ def version_register(*, model: RegisteredModel, files: list[IncomingFile], metad
     """Register a new version atomically: all artifacts stored and checksummed, or no version at all.
 
     Blobs are written first (storage is not transactional), then the version and its artifacts in one
-    transaction. Blobs of a registration that fails after storing stay unreferenced and are removed by
+    transaction. The digests are reserved before the store is looked at and the reservations locked right
+    before the commit, so the garbage collector never deletes a blob this registration reuses or stored
+    (apps.versions.blobs). Blobs of a registration that fails after storing stay unreferenced and are removed by
     `manage.py gc_artifact_blobs` after a grace period. They are not deleted on the spot: a concurrent
     registration of the same bytes may have found this blob already stored and be about to reference it.
     """
     require(actor, Action.REGISTER, model)
     checked = _checked_files(files)
     parents = parents_resolve(actor=actor, model=model, declared=metadata.parents)  # before storing: a bad parent stores nothing
-    for _, item in checked:
-        item.content.seek(0)
-        blob_put(sha256=item.sha256, content=item.content)
-    return _version_create(model=model, checked=checked, metadata=metadata, actor=actor, parents=parents)
+    reservations = blob_reserve(digests=[item.sha256 for _, item in checked])  # committed before the reuse decisions below
+    try:
+        for _, item in checked:
+            item.content.seek(0)
+            blob_put(sha256=item.sha256, content=item.content)
+        return _version_create(model=model, checked=checked, metadata=metadata, actor=actor, parents=parents, reservations=reservations)
+    finally:
+        blob_reservations_release(ids=reservations)
 
 
 @transaction.atomic
-def _version_create(*, model, checked, metadata: VersionMetadata, actor, parents: list) -> ModelVersion:
+def _version_create(*, model, checked, metadata: VersionMetadata, actor, parents: list, reservations: list[int]) -> ModelVersion:
     locked = RegisteredModel.objects.select_for_update().get(pk=model.pk)
     locked.last_version_number += 1
     locked.save(update_fields=["last_version_number"])
@@ -150,6 +156,7 @@ def _version_create(*, model, checked, metadata: VersionMetadata, actor, parents
         },
         registered_model_id=locked.pk,
     )
+    blob_reservations_hold(ids=reservations)  # last, so the collector waits for this commit instead of deciding during it
     return version
 
 

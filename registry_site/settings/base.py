@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "apps.versions.spool.SpoolWriteFailedMiddleware",  # outside CSRF, which reads (and spools) the body
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
@@ -251,6 +252,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BEAT_SCHEDULE = {
     "sweep-validation-jobs": {"task": "apps.validation.tasks.sweep_validation_jobs", "schedule": env.float("VALIDATION_SWEEP_SECONDS", default=30.0)},
     "sweep-webhook-deliveries": {"task": "apps.events.tasks.sweep_webhook_deliveries", "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=15.0)},
+    "collect-artifact-garbage": {"task": "apps.versions.tasks.collect_artifact_garbage", "schedule": env.float("ARTIFACT_GC_SECONDS", default=3600.0)},
 }
 
 # Validation jobs: a running job whose heartbeat is older than the lease is taken over by the sweep.
@@ -293,6 +295,14 @@ WEBHOOK_RETRY_BASE_SECONDS = _env_positive_int("WEBHOOK_RETRY_BASE_SECONDS", 10)
 WEBHOOK_RETRY_MAX_SECONDS = _env_positive_int("WEBHOOK_RETRY_MAX_SECONDS", 3600)
 WEBHOOK_LEASE_SECONDS = _env_positive_int("WEBHOOK_LEASE_SECONDS", 120)
 WEBHOOK_RESEND_AFTER_SECONDS = _env_positive_int("WEBHOOK_RESEND_AFTER_SECONDS", 60)
+
+# Artifact cleanup (`manage.py gc_artifact_blobs` and the periodic task above, ARTIFACT_GC_SECONDS apart). Blobs that no
+# version uses and no registration reserves go once older than ARTIFACT_GC_GRACE_MINUTES. A registration reserves its
+# blobs for BLOB_RESERVATION_SECONDS, longer than storing its files may take; one that takes longer answers 503.
+# Upload spool files that no live process writes go once untouched for UPLOAD_SPOOL_GRACE_MINUTES.
+ARTIFACT_GC_GRACE_MINUTES = _env_positive_int("ARTIFACT_GC_GRACE_MINUTES", 60)
+BLOB_RESERVATION_SECONDS = _env_positive_int("BLOB_RESERVATION_SECONDS", 12 * 3600)
+UPLOAD_SPOOL_GRACE_MINUTES = _env_positive_int("UPLOAD_SPOOL_GRACE_MINUTES", 360)
 
 # Log-in throttling (django-axes, attempts in the database so every worker sees them). Failures are counted per
 # username and per client address; at LOGIN_FAILURE_LIMIT within the cool-off, log-ins for that username, or from that

@@ -1,0 +1,15 @@
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+
+from .blobs import blob_collect_garbage
+from .spool import spool_sweep
+
+
+@shared_task
+def collect_artifact_garbage() -> dict:
+    """The periodic twin of `manage.py gc_artifact_blobs`: unused blobs and abandoned upload spool files."""
+    blobs = blob_collect_garbage(older_than=timedelta(minutes=settings.ARTIFACT_GC_GRACE_MINUTES))
+    spool = spool_sweep(older_than=timedelta(minutes=settings.UPLOAD_SPOOL_GRACE_MINUTES))
+    return {"blobs_deleted": len(blobs), "spool_files_removed": len(spool)}
