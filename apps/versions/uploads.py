@@ -3,13 +3,19 @@
 import hashlib
 
 from django.conf import settings
-from django.core.files.uploadhandler import TemporaryFileUploadHandler
+from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
+
+from .middleware import is_upload_route
 
 
 class HashingUploadHandler(TemporaryFileUploadHandler):
     chunk_size = 1024 * 1024
 
     def new_file(self, *args, **kwargs):
+        if not is_upload_route(self.request):
+            # Only the upload routes take files, and only after UploadGateMiddleware (or the API view) authorized the
+            # caller. Anywhere else (CSRF parsing a stranger's POST, say) stop parsing instead of spooling to disk.
+            raise StopUpload(connection_reset=True)
         super().new_file(*args, **kwargs)
         self._hasher = hashlib.sha256()
         self._received = 0

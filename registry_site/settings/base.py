@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "apps.versions.middleware.UploadGateMiddleware",  # before CSRF, which reads (and spools) the body
     "apps.versions.spool.SpoolWriteFailedMiddleware",  # outside CSRF, which reads (and spools) the body
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
