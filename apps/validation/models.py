@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 from apps.models.models import RegisteredModel
@@ -57,6 +58,10 @@ class ValidationJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def max_attempts(self) -> int:
+        return settings.VALIDATION_MAX_ATTEMPTS
 
     @property
     def duration_seconds(self) -> float | None:

@@ -1,11 +1,13 @@
 import logging
+import time
 import traceback
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from apps.audit import services as audit
@@ -17,7 +19,7 @@ from registry_site import broker
 
 from . import quality
 from .checks import completeness, dependencies, inspection, integrity, pickle_scan
-from .checks.base import CheckContext, Outcome
+from .checks.base import BudgetExceeded, CheckContext, Outcome
 from .models import CheckResult, JobStatus, QualityRule, ValidationJob, ValidationPolicy
 
 logger = logging.getLogger(__name__)
@@ -59,24 +61,33 @@ def validation_rerun(*, version: ModelVersion, actor) -> ValidationJob:
 
 
 def validation_sweep() -> dict:
-    """Resend jobs that never reached a worker, and take back running jobs whose worker stopped beating."""
+    """Resend jobs that never reached a worker, take back running jobs whose worker stopped beating, and give up
+    on jobs that have used all their attempts (recorded as `error` with the last reason; never sent again)."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.VALIDATION_LEASE_SECONDS)
-    reclaimed = ValidationJob.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale).update(status=JobStatus.QUEUED, enqueued_at=None)
+    hard_limit = settings.VALIDATION_JOB_HARD_LIMIT_SECONDS
+    reason = Case(
+        When(started_at__lt=now - timedelta(seconds=hard_limit), then=Value(f"the attempt ran past the hard limit of {hard_limit} s and its worker stopped")),
+        default=Value(f"the worker stopped during the attempt (no heartbeat for {settings.VALIDATION_LEASE_SECONDS} s)"),
+    )
+    reclaimed = ValidationJob.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale).update(status=JobStatus.QUEUED, enqueued_at=None, error=reason)
+    exhausted = ValidationJob.objects.filter(status=JobStatus.QUEUED, attempts__gte=settings.VALIDATION_MAX_ATTEMPTS)
+    gave_up = sum(validation_give_up(job_id=job_id, reason=error) for job_id, error in exhausted.values_list("pk", "error"))
     resend_before = now - timedelta(seconds=settings.VALIDATION_RESEND_AFTER_SECONDS)
     waiting = ValidationJob.objects.filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=resend_before), status=JobStatus.QUEUED)
     sent = sum(validation_send(job_id=job_id) for job_id in waiting.values_list("pk", flat=True))
-    return {"reclaimed": reclaimed, "sent": sent}
+    return {"reclaimed": reclaimed, "sent": sent, "gave_up": gave_up}
 
 
 def _claim(job_id: int) -> bool:
-    """Atomically take a queued job, or a running one whose lease ran out. A finished job is never run again."""
+    """Atomically take a queued job, or a running one whose lease ran out, while it has attempts left.
+    A finished job is never run again; one out of attempts is left for the sweep to give up on."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.VALIDATION_LEASE_SECONDS)
     claimable = Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale)
     return bool(
-        ValidationJob.objects.filter(claimable, pk=job_id).update(
-            status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, finished_at=None, attempts=F("attempts") + 1, error=""
+        ValidationJob.objects.filter(claimable, pk=job_id, attempts__lt=settings.VALIDATION_MAX_ATTEMPTS).update(
+            status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, finished_at=None, attempts=F("attempts") + 1
         )
     )
 
@@ -100,7 +111,12 @@ def quality_gate(version: ModelVersion, policy: ValidationPolicy | None) -> tupl
 
 
 def validation_run(*, job_id: int) -> ValidationJob | None:
-    """Run every check of a job on a worker. Safe to call twice: only the caller that claims the job runs it."""
+    """Run every check of a job on a worker. Safe to call twice: only the caller that claims the job runs it.
+
+    Each check has VALIDATION_CHECK_BUDGET_SECONDS (past it, its verdict is `error` and the next check runs); the
+    job has VALIDATION_JOB_HARD_LIMIT_SECONDS, and the Celery soft time limit backs that up: past either, the job
+    is recorded as `error` with the reason and the checks done so far, and is not retried.
+    """
     if not _claim(job_id):
         return None
     job = ValidationJob.objects.select_related("version__model").get(pk=job_id)
@@ -115,12 +131,24 @@ def validation_run(*, job_id: int) -> ValidationJob | None:
         artifacts=list(version.artifacts.all()),
         required_file_patterns=list(policy.required_file_patterns) if policy else [],
         heartbeat=beat,
+        job_deadline=time.monotonic() + settings.VALIDATION_JOB_HARD_LIMIT_SECONDS,
+        job_limit_seconds=settings.VALIDATION_JOB_HARD_LIMIT_SECONDS,
+        check_budget_seconds=settings.VALIDATION_CHECK_BUDGET_SECONDS,
     )
     outcomes: list[tuple[object, Outcome]] = []
+    running = None
     try:
         for check in CHECKS:
+            running = check
+            context.start_check(check.name)
             try:
                 outcome = check.run(context)
+            except BudgetExceeded as exc:
+                if exc.job_limit:
+                    raise
+                outcome = Outcome("error", exc.reason, {"budget_seconds": settings.VALIDATION_CHECK_BUDGET_SECONDS})
+            except SoftTimeLimitExceeded:
+                raise
             except FileNotFoundError as exc:  # a blob gone from storage will not come back by retrying
                 outcome = Outcome("error", f"an artifact is missing from storage: {exc}"[:480], {})
             except (OSError, OperationalError) as exc:
@@ -129,16 +157,29 @@ def validation_run(*, job_id: int) -> ValidationJob | None:
                 logger.exception("Check %s crashed on job %s", check.name, job_id)
                 outcome = Outcome("error", f"the check crashed: {exc}"[:480], {"traceback": traceback.format_exc()[-4000:]})
             outcomes.append((check, outcome))
+            running = None
             beat()
         quality_status, baseline, rule_results = quality_gate(version, policy)
-    except TransientError:
-        ValidationJob.objects.filter(pk=job_id).update(status=JobStatus.QUEUED, enqueued_at=timezone.now())
+    except (BudgetExceeded, SoftTimeLimitExceeded) as exc:
+        stopped = exc.reason if isinstance(exc, BudgetExceeded) else _soft_limit_reason(running.name if running else "the bookkeeping between checks")
+        if running is not None:
+            outcomes.append((running, Outcome("error", stopped[:480], {"job_limit_seconds": settings.VALIDATION_JOB_HARD_LIMIT_SECONDS})))
+        return _finish(job, outcomes, context.inspection, "", None, [], error=f"{stopped} (attempt {job.attempts})")
+    except TransientError as exc:
+        if job.attempts >= settings.VALIDATION_MAX_ATTEMPTS:
+            validation_give_up(job_id=job_id, reason=str(exc))
+            return None
+        ValidationJob.objects.filter(pk=job_id).update(status=JobStatus.QUEUED, enqueued_at=timezone.now(), error=str(exc)[:2000])
         raise
     return _finish(job, outcomes, context.inspection, quality_status, baseline, rule_results)
 
 
+def _soft_limit_reason(where: str) -> str:
+    return f"the job ran past the worker's soft time limit of {settings.VALIDATION_TASK_SOFT_TIME_LIMIT} s during {where}"
+
+
 @transaction.atomic
-def _finish(job, outcomes, found: dict, quality_status: str, baseline, rule_results) -> ValidationJob:
+def _finish(job, outcomes, found: dict, quality_status: str, baseline, rule_results, error: str = "") -> ValidationJob:
     job = ValidationJob.objects.select_for_update().get(pk=job.pk)
     if job.status != JobStatus.RUNNING:
         return job  # another worker took it over after our lease ran out and finished first
@@ -148,12 +189,13 @@ def _finish(job, outcomes, found: dict, quality_status: str, baseline, rule_resu
         for i, (check, o) in enumerate(outcomes)
     )
     verdicts = {o.verdict for _, o in outcomes}
-    if "error" in verdicts:
+    if error or "error" in verdicts:
         job.status = JobStatus.ERROR
     elif "fail" in verdicts or quality_status == "failed":
         job.status = JobStatus.FAILED
     else:
         job.status = JobStatus.PASSED
+    job.error = error[:2000]
     job.unsafe_finding = any(check is pickle_scan and o.verdict == "fail" for check, o in outcomes)
     job.quality_status = quality_status
     job.quality_baseline = baseline
@@ -169,11 +211,36 @@ def _finish(job, outcomes, found: dict, quality_status: str, baseline, rule_resu
     return job
 
 
-def validation_give_up(*, job_id: int, error: str) -> None:
-    """After the last retry: record the job as errored, so it shows and the sweep stops resending it."""
-    ValidationJob.objects.filter(pk=job_id).exclude(status__in=[JobStatus.PASSED, JobStatus.FAILED]).update(
-        status=JobStatus.ERROR, error=error[:2000], finished_at=timezone.now()
+def validation_give_up(*, job_id: int, reason: str) -> bool:
+    """Record an unfinished job as `error` for good, "gave up after N attempts: <reason>": the page and the API show
+    it and the sweep stops resending it. Returns False if the job had finished meanwhile."""
+
+    def describe(job: ValidationJob) -> str:
+        return f"gave up after {job.attempts} attempt{'' if job.attempts == 1 else 's'}: {reason or 'no reason was recorded'}"
+
+    return _end_in_error(job_id, describe, action="validation.gave_up")
+
+
+def validation_stop(*, job_id: int, reason: str) -> bool:
+    """Record a running job stopped by a time limit outside `validation_run`'s own handling (the worker's hard limit
+    killed its process). Not retried: the same input would hit the same limit."""
+    return _end_in_error(job_id, lambda job: f"{reason} (attempt {job.attempts})", action="validation.stopped")
+
+
+@transaction.atomic
+def _end_in_error(job_id: int, describe, *, action: str) -> bool:
+    job = ValidationJob.objects.select_for_update().select_related("version").filter(pk=job_id).first()
+    if job is None or job.is_finished:
+        return False
+    job.status = JobStatus.ERROR
+    job.error = describe(job)[:2000]
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "error", "finished_at"])
+    audit.record(
+        actor=None, obj=job, action=action, registered_model_id=job.version.model_id,
+        after={"version": job.version.number, "status": job.status, "attempts": job.attempts, "error": job.error},
     )
+    return True
 
 
 @transaction.atomic

@@ -32,6 +32,7 @@ def validation_to_dict(job) -> tuple[dict, dict]:
         "status": job.status,
         "job_id": job.pk,
         "attempts": job.attempts,
+        "error": job.error,
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,

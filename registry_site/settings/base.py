@@ -28,6 +28,13 @@ def env_bytes(name: str, default: int) -> int:
     return value
 
 
+def _env_positive_int(name: str, default: int) -> int:
+    raw = env.str(name, default=str(default)).strip()
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ImproperlyConfigured(f"{name} must be a positive whole number, got {raw!r}")
+    return int(raw)
+
+
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-local-development-key-change-me")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
@@ -264,6 +271,27 @@ VALIDATION_READ_BYTES_PER_SECOND = env.int("VALIDATION_READ_BYTES_PER_SECOND", d
 VALIDATION_PICKLE_MAX_BYTES = env_bytes("VALIDATION_PICKLE_MAX_BYTES", 8 * 1024**3)  # decompressed per artifact
 VALIDATION_PICKLE_MAX_RATIO = env_bytes("VALIDATION_PICKLE_MAX_RATIO", 200)  # output bytes per input byte of one stream
 VALIDATION_PICKLE_MAX_DEPTH = env_bytes("VALIDATION_PICKLE_MAX_DEPTH", 4)  # containers inside containers
+# Time limits. Each check stops at its budget (its verdict is `error`); a job stops at its hard limit (`error` with the
+# reason, not retried). Celery's limits back these up for code that does not check its budget: the soft one is recorded
+# like the job's hard limit; at the hard one the pool child is killed and the job recorded. A job is tried at most
+# VALIDATION_MAX_ATTEMPTS times (a worker that died counts); then the sweep records it as `error` and stops resending it.
+def _soft_and_hard_limits(prefix: str, soft_default: int) -> tuple[int, int]:
+    """<prefix>SOFT_TIME_LIMIT and <prefix>TIME_LIMIT (default: a minute more). Celery's prefork pool arms the hard
+    limit only when the soft one fires, so the soft one must be the shorter."""
+    soft = _env_positive_int(f"{prefix}SOFT_TIME_LIMIT", soft_default)
+    hard = _env_positive_int(f"{prefix}TIME_LIMIT", soft + 60)
+    if soft >= hard:
+        raise ImproperlyConfigured(f"{prefix}SOFT_TIME_LIMIT must be less than {prefix}TIME_LIMIT, got {soft} and {hard}")
+    return soft, hard
+
+
+VALIDATION_CHECK_BUDGET_SECONDS = _env_positive_int("VALIDATION_CHECK_BUDGET_SECONDS", 300)
+VALIDATION_JOB_HARD_LIMIT_SECONDS = _env_positive_int("VALIDATION_JOB_HARD_LIMIT_SECONDS", 900)
+VALIDATION_TASK_SOFT_TIME_LIMIT, VALIDATION_TASK_TIME_LIMIT = _soft_and_hard_limits("VALIDATION_TASK_", VALIDATION_JOB_HARD_LIMIT_SECONDS + 30)
+VALIDATION_MAX_ATTEMPTS = _env_positive_int("VALIDATION_MAX_ATTEMPTS", 3)
+VALIDATION_SAFETENSORS_MAX_HEADER_BYTES = env_bytes("VALIDATION_SAFETENSORS_MAX_HEADER_BYTES", 16 * 1024 * 1024)
+# Every other task (webhook deliveries, sweeps) runs under CELERY_TASK_SOFT_TIME_LIMIT and CELERY_TASK_TIME_LIMIT.
+CELERY_TASK_SOFT_TIME_LIMIT, CELERY_TASK_TIME_LIMIT = _soft_and_hard_limits("CELERY_TASK_", 120)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -283,13 +311,6 @@ if CELERY_BROKER_URL == "filesystem://":
 # Webhooks (apps.events). Receivers on loopback, private, link-local or metadata addresses are refused unless listed
 # here (host names, addresses or networks, comma-separated). Failed deliveries are retried after 10 s, 20 s, 40 s, ...
 # (capped) until WEBHOOK_MAX_ATTEMPTS; an attempt in flight longer than the lease is taken over by the sweep.
-def _env_positive_int(name: str, default: int) -> int:
-    raw = env.str(name, default=str(default)).strip()
-    if not raw.isdigit() or int(raw) <= 0:
-        raise ImproperlyConfigured(f"{name} must be a positive whole number, got {raw!r}")
-    return int(raw)
-
-
 WEBHOOK_ALLOWED_INTERNAL_HOSTS = env.list("WEBHOOK_ALLOWED_INTERNAL_HOSTS", default=[])
 WEBHOOK_MAX_ATTEMPTS = _env_positive_int("WEBHOOK_MAX_ATTEMPTS", 8)
 WEBHOOK_RETRY_BASE_SECONDS = _env_positive_int("WEBHOOK_RETRY_BASE_SECONDS", 10)

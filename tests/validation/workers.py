@@ -65,9 +65,20 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL the worker and its pool children at once, as a crash or an OOM kill would."""
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)  # the group outlives a main process killed on its own
+            except ProcessLookupError:
+                pass
             self.process.wait(10)
+
+    def kill_main_process(self) -> None:
+        """SIGKILL only the worker's main process, leaving its pool children to fend for themselves."""
+        self.process.kill()
+        self.process.wait(10)
+
+    def pool_children(self) -> list[int]:
+        return [pid for pid, parent in _processes() if parent == self.process.pid]
 
     def stop(self) -> str:
         if self.process and self.process.poll() is None:
@@ -106,6 +117,23 @@ class RedisServer:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+
+def _processes():
+    """(pid, parent pid) of every live process (zombies excluded), from /proc."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    state, parent = handle.read().rsplit(")", 1)[1].split()[:2]
+            except (OSError, ValueError):
+                continue
+            if state != "Z":
+                yield int(entry), int(parent)
+
+
+def alive(pid: int) -> bool:
+    return any(live == pid for live, _ in _processes())
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.2):

@@ -1,5 +1,12 @@
-"""What every check receives and returns. A check is a module-level object with `name`, `version` and `run(context)`."""
+"""What every check receives and returns. A check is a module-level object with `name`, `version` and `run(context)`.
 
+Every check runs under a time budget. Reads through `context.open()` / `context.read_chunks()` and calls to
+`context.check_budget()` beat the job's heartbeat and raise `BudgetExceeded` once the check's budget or the
+job's hard limit has run out, so a check that reads or loops cooperatively can never pin a worker.
+"""
+
+import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -10,6 +17,7 @@ from apps.versions.blobs import artifact_storage
 from apps.versions.models import Artifact, ModelVersion
 
 CHUNK_SIZE = 8 * 1024 * 1024
+HEARTBEAT_EVERY_SECONDS = 1.0
 
 
 @dataclass
@@ -19,6 +27,88 @@ class Outcome:
     details: dict = field(default_factory=dict)
 
 
+# BaseException, like KeyboardInterrupt: a check's own `except Exception` (e.g. "could not parse, so unsafe")
+# must not turn a timeout into a verdict about the file.
+class BudgetExceeded(BaseException):
+    """The running check is out of time; `job_limit` tells whether the whole job is (then no further check runs)."""
+
+    def __init__(self, reason: str, *, job_limit: bool):
+        super().__init__(reason)
+        self.reason = reason
+        self.job_limit = job_limit
+
+
+class TooDeeplyNested(ValueError):
+    pass
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_INNERMOST_PAIR = re.compile(rb"\[\]|\{\}")
+
+
+def loads_bounded(raw: bytes, *, max_depth: int):
+    """`json.loads` for untrusted bytes that refuses nesting deeper than `max_depth` with `TooDeeplyNested`.
+
+    Parsed first (linear, in C; past the interpreter's recursion limit it stops by itself), then the depth of the
+    now known-valid text is measured without recursion: strings removed, each pass strips the innermost brackets.
+    """
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except RecursionError as exc:
+        raise TooDeeplyNested(f"JSON nests deeper than {max_depth} levels") from exc
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_A_BRACKET)
+    for _ in range(max_depth):
+        if not brackets:
+            return value
+        brackets = _INNERMOST_PAIR.sub(b"", brackets)
+    if brackets:
+        raise TooDeeplyNested(f"JSON nests deeper than {max_depth} levels")
+    return value
+
+
+class BudgetedReader:
+    """A read-only file wrapper: every read first checks the budget (which also beats the heartbeat)."""
+
+    def __init__(self, raw, check_budget: Callable[[], None]):
+        self._raw = raw
+        self._check_budget = check_budget
+
+    def read(self, size: int = -1) -> bytes:
+        self._check_budget()
+        return self._raw.read(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        self._check_budget()
+        return (self._raw.read1 if hasattr(self._raw, "read1") else self._raw.read)(size)
+
+    def readinto(self, buffer) -> int:
+        self._check_budget()
+        return self._raw.readinto(buffer)
+
+    def readline(self, size: int = -1) -> bytes:
+        self._check_budget()
+        return self._raw.readline(size)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def __enter__(self) -> "BudgetedReader":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._raw.close()
+
+    def __getattr__(self, name: str):  # seek, tell, seekable, close, name, ...
+        return getattr(self._raw, name)
+
+
 @dataclass
 class CheckContext:
     version: ModelVersion
@@ -26,14 +116,36 @@ class CheckContext:
     required_file_patterns: list[str]
     heartbeat: Callable[[], None] = lambda: None
     inspection: dict = field(default_factory=dict)  # what format inspection found; saved on the version
+    job_deadline: float | None = None  # time.monotonic() past which the job stops
+    job_limit_seconds: float | None = None
+    check_budget_seconds: float | None = None
+    current_check: str = ""
+    _check_deadline: float | None = field(default=None, repr=False)
+    _last_beat: float = field(default=0.0, repr=False)
 
-    def open(self, artifact: Artifact):
-        return artifact_storage().open(artifact.blob_key, "rb")
+    def start_check(self, name: str) -> None:
+        """Start the clock of the next check; its budget never reaches past the job's hard limit."""
+        self.current_check = name
+        self._check_deadline = time.monotonic() + self.check_budget_seconds if self.check_budget_seconds else None
+
+    def check_budget(self) -> None:
+        """Beat the heartbeat (at most once a second) and raise `BudgetExceeded` once time is up."""
+        now = time.monotonic()
+        if self.job_deadline is not None and now >= self.job_deadline:
+            raise BudgetExceeded(f"the job ran past its hard limit of {self.job_limit_seconds:g} s during {self.current_check}", job_limit=True)
+        if self._check_deadline is not None and now >= self._check_deadline:
+            raise BudgetExceeded(f"{self.current_check} ran past its time budget of {self.check_budget_seconds:g} s", job_limit=False)
+        if now - self._last_beat >= HEARTBEAT_EVERY_SECONDS:
+            self.heartbeat()
+            self._last_beat = now
+
+    def open(self, artifact: Artifact) -> BudgetedReader:
+        return BudgetedReader(artifact_storage().open(artifact.blob_key, "rb"), self.check_budget)
 
     def read_chunks(self, artifact: Artifact):
-        """Stream an artifact in chunks, honouring the optional read-rate limit and beating the heartbeat."""
+        """Stream an artifact in chunks, honouring the optional read-rate limit; each read checks the budget."""
         limit = settings.VALIDATION_READ_BYTES_PER_SECOND
-        started, sent, last_beat = time.monotonic(), 0, time.monotonic()
+        started, sent = time.monotonic(), 0
         with self.open(artifact) as handle:
             while chunk := handle.read(CHUNK_SIZE if not limit else min(CHUNK_SIZE, max(4096, limit // 4))):
                 yield chunk
@@ -42,9 +154,6 @@ class CheckContext:
                     ahead = sent / limit - (time.monotonic() - started)
                     if ahead > 0:
                         time.sleep(ahead)
-                if time.monotonic() - last_beat > 1:
-                    self.heartbeat()
-                    last_beat = time.monotonic()
 
     def by_suffix(self, *suffixes: str) -> list[Artifact]:
         return [a for a in self.artifacts if a.path.lower().endswith(suffixes)]
