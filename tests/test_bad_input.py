@@ -18,6 +18,7 @@ from apps.models.permissions import Action
 from apps.models.services import model_permission_grant
 from apps.versions.models import ModelVersion
 from tests.factories import register_version, upload
+from tests.upload_spool import spool_fixture  # noqa: F401  (the `spool` fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -29,15 +30,6 @@ DEEP = "[" * 100_000 + "]" * 100_000
 @pytest.fixture(autouse=True)
 def on_postgresql():
     assert connection.vendor == "postgresql", "these tests are about what PostgreSQL refuses"
-
-
-@pytest.fixture
-def spool(settings, tmp_path):
-    """Uploads spool here (as they do next to the artifacts in production), so a test can see what was left."""
-    folder = tmp_path / "spool"
-    folder.mkdir()
-    settings.FILE_UPLOAD_TEMP_DIR = str(folder)
-    return folder
 
 
 def files_under(folder: Path) -> list[Path]:

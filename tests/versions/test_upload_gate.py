@@ -17,6 +17,7 @@ from django.test import Client
 
 from apps.accounts.services import api_token_create
 from apps.versions.models import ModelVersion
+from tests.upload_spool import spool_fixture  # noqa: F401  (the `spool` fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,14 +25,6 @@ TOTAL = 50 * 1024 * 1024
 CHUNK = 64 * 1024
 BOUNDARY = "gate-test-boundary"
 CSRF_COOKIE = _get_new_csrf_string()  # a well-formed token: without one CSRF refuses before reading, which would prove nothing
-
-
-@pytest.fixture
-def spool(settings, tmp_path):
-    folder = tmp_path / "spool"
-    folder.mkdir()
-    settings.FILE_UPLOAD_TEMP_DIR = str(folder)
-    return folder
 
 
 def _body_chunks():
