@@ -276,3 +276,13 @@ def test_the_cli_reports_a_look_alike_path_in_one_line_and_registers_nothing(liv
     error = capsys.readouterr().err
     assert "U+202E (RIGHT-TO-LEFT OVERRIDE)" in error and len(error.strip().splitlines()) == 1
     assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/models/a%00b/", "/api/v1/models/?search=a%00b", "/api/v1/datasets/?search=%00", "/models/a%00b/", "/models/?q%00=1"]
+)
+def test_a_nul_in_the_url_or_query_string_is_a_400_not_a_database_error(api_for, web_for, owner, model, url):
+    response = (api_for(owner) if url.startswith("/api/") else web_for(owner)).get(url)
+    assert response.status_code == 400
+    body = response.json()["error"]["message"] if url.startswith("/api/") else response.content.decode()
+    assert "NUL" in body

@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "apps.accounts.middleware.UnstorableUrlMiddleware",  # a NUL in the URL is a 400, not a database error
     "apps.versions.middleware.UploadGateMiddleware",  # before CSRF, which reads (and spools) the body
     "apps.versions.spool.SpoolWriteFailedMiddleware",  # outside CSRF, which reads (and spools) the body
     "django.middleware.csrf.CsrfViewMiddleware",
