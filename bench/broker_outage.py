@@ -3,9 +3,10 @@
 stopped (connections refused) and hung (accepts connections, never answers).
 
 One gunicorn (the project's gunicorn.conf.py: gthread, 2 processes x 4 threads, production settings) on a scratch
-PostgreSQL database `registry_bench_broker`, with a private redis-server as the broker and no Celery worker. Each round
-goes through the three states in turn, each round starting with another one; in each it makes 30 registrations one after another through the API (a 1 KB
-file, Bearer token) and loads `GET /api/v1/models/{name}/stages/production/` with 32 connections for a few seconds.
+PostgreSQL database `registry_bench_broker` holding stage_lookup.py's data, with a private redis-server as the broker
+and no Celery worker. Each round goes through the three states, each round starting with another one; in each it
+makes 30 registrations one after another through the API (a 1 KB file, Bearer token) and loads
+`GET /api/v1/models/{name}/stages/production/` with 32 connections for a few seconds.
 After the broker comes back, registrations continue until every process publishes again (the publish pause has run
 out), so "up" measures publishing, not skipping it. At the end the validation sweep sends the jobs left behind during
 the outages, each once. Prints p50/p99 per state and round, the ratios down/up and hung/up with their spread over the
@@ -33,13 +34,12 @@ import urllib.request
 from pathlib import Path
 
 import common
-from stage_lookup import free_port, load_python, stop, worker_count
+from stage_lookup import MODEL, free_port, load_python, seed, stop, worker_count
 
 ROOT = common.ROOT
 VENV_BIN = Path(sys.executable).parent
 DATABASE = "registry_bench_broker"
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
-MODEL = "bench-broker-outage"
 REGISTRATIONS = 30
 WEB_PROCESSES = 2
 RATIO_TARGET = 1.5
@@ -100,42 +100,6 @@ def database(action: str) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
         if action == "create":
             conn.execute(f"CREATE DATABASE {DATABASE}")
-
-
-def seed(env: dict[str, str]) -> str:
-    """Migrate; a user with a token, a model and a version in production (validated, requested, approved). Returns the token."""
-    os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-    from django.db import connections
-
-    from apps.accounts.services import api_token_create
-    from apps.approvals.services import transition_request_approve, transition_request_create
-    from apps.models.permissions import Action
-    from apps.models.services import model_create, model_permission_grant
-    from apps.validation.services import validation_run
-    from apps.versions.metadata import metadata_from_dict
-    from apps.versions.services import incoming_from_bytes, version_register
-
-    call_command("migrate", verbosity=0, interactive=False)
-    user = get_user_model().objects.create_user(username="bench", password=secrets.token_urlsafe(24))
-    model = model_create(name=MODEL, actor=user, description="Broker outage benchmark", tags=["bench"])
-    _, token = api_token_create(user=user, name="bench")
-    version = version_register(model=model, files=[incoming_from_bytes("model.onnx", b"onnx model bytes " * 64)],
-                               metadata=metadata_from_dict({"flavor": "onnx"}), actor=user)
-    validation_run(job_id=version.validation_jobs.get().pk)
-    approver = get_user_model().objects.create_user(username="bench-approver")
-    for action in (Action.VIEW, Action.APPROVE_TRANSITION):
-        model_permission_grant(model=model, actor=user, action=action, user=approver)
-    transition_request_create(version=version, to_stage="staging", actor=user, justification="benchmark")
-    request = transition_request_create(version=version, to_stage="production", actor=user, justification="benchmark")
-    transition_request_approve(request=request, actor=approver)
-    connections.close_all()
-    return token
 
 
 def start_gunicorn(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen, int]:
@@ -237,7 +201,7 @@ def main() -> None:
         broker.up()
         env = common.server_environment(workdir, DATABASE_URL)
         env["CELERY_BROKER_URL"] = broker.url
-        token = seed(env)
+        token, _, _ = seed(env)  # stage_lookup's data: a model with 5 versions, v3 in production
         from django.conf import settings
 
         server, port = start_gunicorn(env, workdir)
