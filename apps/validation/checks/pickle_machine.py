@@ -25,6 +25,7 @@ import _compat_pickle
 import codecs
 import struct
 import sys
+import warnings
 from dataclasses import dataclass, field
 
 from .pickle_allowlist import is_allowed
@@ -806,7 +807,9 @@ def load_string(m: Machine):
     if not (len(data) >= 2 and data[0] == data[-1] and data[0] in b"\"'"):
         raise Rejected("the STRING opcode argument must be quoted")
     try:
-        decoded = codecs.escape_decode(data[1:-1])[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # "invalid escape sequence": accepted, as pickle does
+            decoded = codecs.escape_decode(data[1:-1])[0]
     except ValueError as exc:
         raise Rejected(f"STRING: {exc}") from None
     m.push(_py2_string(m, decoded if len(decoded) <= NAME_KEEP else None))
