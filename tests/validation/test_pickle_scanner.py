@@ -291,3 +291,17 @@ def test_the_generated_allow_list_entries_are_exactly_what_the_reference_pickles
     generated = {pair for pair, entry in ALLOWED.items() if entry.origin == "generated"}
     assert generated - imported == set(), "entries no reference file needs"
     assert all(entry.reason for entry in ALLOWED.values())
+
+
+def test_safetensors_files_are_not_pickles_whatever_their_header_length():
+    # The first byte of a safetensors file is its header length's low byte: EXT1/2/4, MARK, NONE... start many of them.
+    import json
+    import struct
+
+    flagged = []
+    for pad in range(256):
+        header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "__metadata__": {"p": "x" * pad}}).encode()
+        result = _scan(struct.pack("<Q", len(header)) + header + struct.pack("<2f", 0.5, -1.0))
+        if result["unsafe"]:
+            flagged.append((len(header) % 256, result["unsafe"]))
+    assert flagged == []

@@ -389,6 +389,7 @@ class Machine:
         self.depth = 0
         self.proto = 0
         self.effects = 0  # imports and calls since this pickle began
+        self.pending_extension = ""  # an EXT lookup, judged once the unpickler gets past the next opcode
         self.wrapper_seen = False
 
     def push(self, value) -> None:
@@ -501,7 +502,16 @@ class Machine:
             handler = dispatch.get(key[0])
             if handler is None:
                 raise Rejected(f"invalid load key {key!r}")
-            if handler(self) is STOP:
+            pending = self.pending_extension
+            outcome = handler(self)
+            if pending:
+                # The unpickler got past the opcode after EXT, so the looked-up object is in play (an unregistered
+                # code, or an opcode it stops at right away, as the first bytes of many binary files read, are inert).
+                self.effects += 1
+                self.walk.flag(pending)
+                if self.pending_extension is pending:
+                    self.pending_extension = ""
+            if outcome is STOP:
                 return
 
     # Imports and calls.
@@ -708,14 +718,12 @@ def load_persid(m: Machine):
         line[:-1].decode("ascii")
     except UnicodeDecodeError:
         raise Rejected("persistent IDs in protocol 0 must be ASCII strings") from None
-    m.effects += 1
     m.push(UNKNOWN)  # the loader's persistent_load decides (plain pickle refuses; torch returns a storage)
 
 
 @op(b"Q")
 def load_binpersid(m: Machine):
     m.pop()
-    m.effects += 1
     m.push(UNKNOWN)
 
 
@@ -1014,8 +1022,7 @@ def load_stack_global(m: Machine):
 def _extension(m: Machine, code: int):
     if code <= 0:
         raise Rejected("EXT specifies code <= 0")
-    m.effects += 1
-    m.walk.flag(f"cannot be shown safe: copyreg extension code {code} imports whatever the loading process registered")
+    m.pending_extension = f"cannot be shown safe: copyreg extension code {code} imports whatever the loading process registered"
     m.push(UNKNOWN)
 
 
