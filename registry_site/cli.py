@@ -8,8 +8,13 @@ REGISTRY_URL (e.g. https://registry.example.com) and REGISTRY_TOKEN (a personal 
     model-registry get churn --stage production
     model-registry download churn 3 weights/model.safetensors -o model.safetensors
 
-Files are streamed: each is read once, hashed while it is sent, and its SHA-256 is declared in the metadata
-part that follows the files, so the server refuses the registration if a byte changed on the way.
+Files are streamed: each is read once per attempt, hashed while it is sent, and its SHA-256 is declared in the
+metadata part that follows the files, so the server refuses the registration if a byte changed on the way.
+
+A registration is sent with a fresh Idempotency-Key and retried with the same key when the connection fails or the
+registry answers 502, 503, 504 or 409 "in progress": at most REGISTRY_RETRIES times (default 5), waiting 1, 2, 4, ...
+seconds (or the Retry-After the registry asked for, at most a minute). If the first attempt was registered but its
+answer lost, the retry gets that answer: never a second version.
 """
 
 import argparse
@@ -17,30 +22,60 @@ import hashlib
 import http.client
 import json
 import os
+import random
 import sys
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 CHUNK = 1024 * 1024
+RETRY_STATUSES = (502, 503, 504)
+MAX_RETRY_WAIT_SECONDS = 60.0
 
 
 class CliError(Exception):
     """A failure to report as one line and exit code 1."""
 
 
+class RetryableError(CliError):
+    """A failure that a repeat of the same request may not meet: the connection, a gateway, an overloaded registry."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Client:
-    def __init__(self, base_url: str, token: str):
+    def __init__(self, base_url: str, token: str, retries: int = 0):
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise CliError(f"REGISTRY_URL must be an http(s) URL like https://registry.example.com, not {base_url!r}.")
         self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
         self.prefix = parts.path.rstrip("/")
         self.token = token
+        self.retries = retries
 
     def _connection(self) -> http.client.HTTPConnection:
         factory = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
         return factory(self.host, self.port, timeout=600)
+
+    def request_with_retries(self, method: str, path: str, *, body, headers: dict) -> dict:
+        """Send a request that is safe to repeat (it carries an Idempotency-Key), retrying what may pass next time.
+
+        `body` makes the body afresh for each attempt. At most `self.retries` retries, with exponential backoff.
+        """
+        attempt = 0
+        while True:
+            try:
+                return self.request(method, path, body=body(), headers=headers)
+            except RetryableError as exc:
+                if attempt == self.retries:
+                    raise
+                wait = _retry_wait(attempt, exc.retry_after)
+                attempt += 1
+                print(f"model-registry: {exc} Retrying in {wait:.1f} s with the same Idempotency-Key ({attempt} of {self.retries}).", file=sys.stderr)
+                time.sleep(wait)
 
     def request(self, method: str, path: str, *, body=None, headers: dict | None = None, stream_to: Path | None = None):
         connection = self._connection()
@@ -51,12 +86,15 @@ class Client:
             if response.status in (301, 302, 303, 307, 308) and stream_to is not None:
                 return self._download_redirect(response.getheader("Location"), stream_to)
             if response.status >= 400:
-                raise CliError(_error_message(response.status, response.read()))
+                raise _answer_error(response)
             if stream_to is not None:
                 return _save(response, stream_to)
-            return json.loads(response.read() or b"null")
-        except OSError as exc:
-            raise CliError(f"Could not reach the registry at {self.scheme}://{self.host}: {exc}. Check REGISTRY_URL and the network.") from exc
+            result = json.loads(response.read() or b"null")
+            if response.getheader("Idempotent-Replayed") == "true":
+                print("model-registry: the registry had already done this (an earlier attempt's answer was lost); here is its answer.", file=sys.stderr)
+            return result
+        except (OSError, http.client.HTTPException) as exc:
+            raise RetryableError(f"Could not reach the registry at {self.scheme}://{self.host}: {exc or type(exc).__name__}. Check REGISTRY_URL and the network.") from exc
         finally:
             connection.close()
 
@@ -75,14 +113,32 @@ class Client:
             connection.close()
 
 
-def _error_message(status: int, raw: bytes) -> str:
+def _answer_error(response) -> CliError:
+    raw = response.read()
     try:
         error = json.loads(raw)["error"]
-        message = error["message"]
-    except (ValueError, KeyError, TypeError):
-        message = raw[:200].decode(errors="replace") or "no details"
+        message, code = error["message"], error.get("code")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        message, code = raw[:200].decode(errors="replace") or "no details", None
     hint = {401: " Check REGISTRY_TOKEN (create one under 'API tokens').", 404: " Check the model name and version (and that you may view it)."}
-    return f"The registry answered {status}: {message}{hint.get(status, '')}"
+    text = f"The registry answered {response.status}: {message}{hint.get(response.status, '')}"
+    if response.status in RETRY_STATUSES or (response.status == 409 and code == "idempotency_key_in_use"):
+        return RetryableError(text, retry_after=_seconds(response.getheader("Retry-After")))
+    return CliError(text)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: use the backoff instead
+
+
+def _retry_wait(attempt: int, retry_after: float | None) -> float:
+    """What the registry asked for, else 1, 2, 4, ... s with jitter so that many clients do not retry in step."""
+    if retry_after is not None:
+        return min(retry_after, MAX_RETRY_WAIT_SECONDS)
+    return min(2.0**attempt, MAX_RETRY_WAIT_SECONDS) * random.uniform(0.75, 1.0)
 
 
 def _save(response, target: Path) -> dict:
@@ -148,6 +204,7 @@ class MultipartBody:
         return size
 
     def __iter__(self):
+        self.declared = []  # each attempt streams, hashes and declares the files anew
         for file, artifact_path in self.files:
             yield self._file_head(artifact_path)
             hasher = hashlib.sha256()
@@ -200,8 +257,12 @@ def _metadata(args) -> dict:
 
 def command_register(client: Client, args) -> dict:
     body = MultipartBody(_files_to_upload(args.paths), _metadata(args))
-    headers = {"Content-Type": f"multipart/form-data; boundary={body.boundary}", "Content-Length": str(body.length())}
-    return client.request("POST", f"/api/v1/models/{quote(args.model, safe='')}/versions/", body=iter(body), headers=headers)
+    headers = {
+        "Content-Type": f"multipart/form-data; boundary={body.boundary}",
+        "Content-Length": str(body.length()),
+        "Idempotency-Key": str(uuid.uuid4()),  # one per registration, the same on each retry of it
+    }
+    return client.request_with_retries("POST", f"/api/v1/models/{quote(args.model, safe='')}/versions/", body=lambda: iter(body), headers=headers)
 
 
 def command_create_model(client: Client, args) -> dict:
@@ -255,6 +316,12 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _retries(value: str) -> int:
+    if not value.isdigit() or int(value) > 20:
+        raise CliError(f"REGISTRY_RETRIES must be a whole number from 0 to 20, not {value!r}.")
+    return int(value)
+
+
 def main(argv: list[str] | None = None, environ: dict | None = None) -> int:
     environ = os.environ if environ is None else environ
     args = parser().parse_args(argv)
@@ -262,7 +329,7 @@ def main(argv: list[str] | None = None, environ: dict | None = None) -> int:
         url, token = environ.get("REGISTRY_URL", ""), environ.get("REGISTRY_TOKEN", "")
         if not url or not token:
             raise CliError("Set REGISTRY_URL (e.g. https://registry.example.com) and REGISTRY_TOKEN (create one under 'API tokens').")
-        result = args.run(Client(url, token), args)
+        result = args.run(Client(url, token, retries=_retries(environ.get("REGISTRY_RETRIES", "5"))), args)
     except CliError as exc:
         print(f"model-registry: {exc}", file=sys.stderr)
         return 1

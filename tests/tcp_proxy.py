@@ -4,6 +4,8 @@
 - cut: the port refuses connections and every open connection is reset, as when the server is down.
 - hang: connections are accepted and then nothing is forwarded, on new and open connections alike, as when the
   server (or a machine between) stops answering while its kernel still accepts connections.
+- drop_answers(n): requests reach the server, but the next n answers are thrown away and their client connections
+  reset when the answer's first bytes arrive, as when the network fails after the server did the work.
 """
 
 import socket
@@ -24,6 +26,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self.port = 0
         self._stopped = False
+        self._answers_to_drop = 0
+        self.answers_dropped = 0
 
     def start(self) -> "TcpProxy":
         self._listen()
@@ -36,6 +40,10 @@ class TcpProxy:
 
     def hang(self) -> None:
         self._flowing.clear()
+
+    def drop_answers(self, count: int) -> None:
+        with self._lock:
+            self._answers_to_drop = count
 
     def cut(self) -> None:
         self._flowing.set()  # pumps blocked by a hang wake up and find their sockets reset
@@ -93,10 +101,19 @@ class TcpProxy:
                 continue
             upstream.settimeout(None)
             self._track(upstream)
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            for source, sink, answers in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(source, sink, answers), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _take_answer_to_drop(self) -> bool:
+        with self._lock:
+            if self._answers_to_drop <= 0:
+                return False
+            self._answers_to_drop -= 1
+            self.answers_dropped += 1
+            return True
+
+    def _pump(self, source: socket.socket, sink: socket.socket, answers: bool = False) -> None:
+        first = True
         while True:
             try:
                 data = source.recv(65536)
@@ -105,6 +122,10 @@ class TcpProxy:
             self._flowing.wait()
             if not data or self._stopped:
                 break
+            if answers and first and self._take_answer_to_drop():
+                self._reset(sink)
+                break
+            first = False
             try:
                 sink.sendall(data)
             except OSError:

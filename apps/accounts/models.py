@@ -2,6 +2,7 @@ import hashlib
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 def token_digest(raw_token: str) -> str:
@@ -45,3 +46,24 @@ class TeamLeads(models.Model):
 
     def __str__(self) -> str:
         return f"{self.team.name}: {self.leads.name}"
+
+
+class IdempotencyRecord(models.Model):
+    """The answer to one write sent with an Idempotency-Key, kept so that a retry gets it again (apps.accounts.idempotency).
+
+    Written in the write's own transaction: a committed write always has its answer here.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request: method, path and body (or its manifest).")
+    status_code = models.PositiveSmallIntegerField()
+    body = models.TextField(help_text="The JSON answer exactly as sent, so a replay is byte for byte the same.")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_once_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status_code})"

@@ -3,6 +3,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from apps.accounts.idempotency import idempotent_response
 from apps.models.permissions import get_model_for
 from apps.versions.selectors import production_at, production_history, version_or_404
 
@@ -29,10 +30,14 @@ def _text(request, key: str) -> str:
 def transition_request_collection(request, name: str, number: int):
     model = get_model_for(request.user, name)
     version = version_or_404(model, number)
-    created = transition_request_create(
-        version=version, to_stage=_text(request, "to_stage"), actor=request.user, justification=_text(request, "comment") or _text(request, "justification")
+    return idempotent_response(
+        request,
+        lambda: transition_request_create(
+            version=version, to_stage=_text(request, "to_stage"), actor=request.user, justification=_text(request, "comment") or _text(request, "justification")
+        ),
+        status=201,
+        render=lambda created: request_to_dict(request_for(request.user, created.pk)),
     )
-    return Response(request_to_dict(request_for(request.user, created.pk)), status=201)
 
 
 @api_view(["GET"])
@@ -44,9 +49,12 @@ def _decision(service, **extra):
     @api_view(["POST"])
     def view(request, pk: int):
         target = request_for(request.user, pk)
-        kwargs = {key: _text(request, key) for key in extra}
-        service(request=target, actor=request.user, **kwargs)
-        return Response(request_to_dict(request_for(request.user, pk)))
+        return idempotent_response(
+            request,
+            lambda: service(request=target, actor=request.user, **{key: _text(request, key) for key in extra}),
+            status=200,
+            render=lambda _: request_to_dict(request_for(request.user, pk)),
+        )
 
     return view
 
@@ -60,12 +68,19 @@ override_quality = _decision(transition_request_override_quality, reason=True)
 @api_view(["POST"])
 def rollback(request, name: str):
     model = get_model_for(request.user, name)
+    return idempotent_response(
+        request,
+        lambda: production_rollback(model=model, actor=request.user, reason=_text(request, "reason"), to_version=_rollback_target(request, model)),
+        status=201,
+        render=_change_to_dict,
+    )
+
+
+def _rollback_target(request, model):
     number = request.data.get("to_version") if hasattr(request.data, "get") else None
     if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
         raise ValidationError({"to_version": ["Give a version number, e.g. {\"to_version\": 3}, or leave it out for the previous one."]})
-    target = version_or_404(model, number) if number is not None else None
-    change = production_rollback(model=model, actor=request.user, reason=_text(request, "reason"), to_version=target)
-    return Response(_change_to_dict(change), status=201)
+    return version_or_404(model, number) if number is not None else None
 
 
 def _change_to_dict(change) -> dict:

@@ -37,7 +37,9 @@ def validation_job_create(*, version: ModelVersion) -> ValidationJob:
     If the broker is down then, the row stays queued and `validation_sweep` sends it later.
     """
     job = ValidationJob.objects.create(version=version)
-    transaction.on_commit(lambda: validation_send(job_id=job.pk))
+    # Robust: the caller's write has committed and its answer is ready; a failure here (the database gone after the
+    # commit) is logged, and the sweep sends the job later.
+    transaction.on_commit(lambda: validation_send(job_id=job.pk), robust=True)
     return job
 
 

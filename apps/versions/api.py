@@ -9,16 +9,17 @@ from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from apps.accounts.idempotency import idempotent_call
 from apps.approvals.lifecycle import Stage
 from apps.models.api import Pages
 from apps.models.permissions import Action, get_model_for
 
-from .metadata import metadata_from_json
+from .metadata import VersionMetadata, metadata_from_json
 from .downloads import artifact_response
 from .models import ModelVersion
 from .selectors import artifact_or_404, stage_fingerprint, version_or_404, versions_with_details
 from .serializers import version_to_dict
-from .services import deployment_report, incoming_from_upload, version_register
+from .services import IncomingFile, deployment_report, incoming_from_upload, version_register
 
 
 def _metadata_text(request) -> str:
@@ -41,6 +42,21 @@ def versions_collection(request, name: str):
         return paginator.get_paginated_response([version_to_dict(v, request) for v in page])
 
     model = get_model_for(request.user, name, Action.REGISTER)
+    with idempotent_call(request) as call:  # after authorization, before the body is read
+        if call.replayed is not None:
+            return call.replayed
+        metadata, files = _registration(request)
+        version_register(
+            model=model,
+            files=files,
+            metadata=metadata,
+            actor=request.user,
+            before_commit=lambda version: call.record(status=status.HTTP_201_CREATED, body=_registered_to_dict(version, request)),
+        )
+        return call.respond()
+
+
+def _registration(request) -> tuple[VersionMetadata, list[IncomingFile]]:
     if not hasattr(request.data, "getlist"):
         raise ValidationError({"files": ["Send multipart/form-data with 'files' parts and a 'metadata' JSON part."]})
     metadata = metadata_from_json(_metadata_text(request))
@@ -53,9 +69,12 @@ def versions_collection(request, name: str):
         incoming.append(
             incoming_from_upload(upload, path=declared.path if declared else None, declared_sha256=declared.sha256 if declared else None)
         )
-    version = version_register(model=model, files=incoming, metadata=metadata, actor=request.user)
-    version = versions_with_details(ModelVersion.objects.filter(pk=version.pk)).get()
-    return Response(version_to_dict(version, request), status=status.HTTP_201_CREATED)
+    return metadata, incoming
+
+
+def _registered_to_dict(version: ModelVersion, request) -> dict:
+    """The answer to a registration, read inside its transaction: nothing after the commit can fail it."""
+    return version_to_dict(versions_with_details(ModelVersion.objects.filter(pk=version.pk)).get(), request)
 
 
 @api_view(["GET"])

@@ -1,5 +1,6 @@
 import hashlib
 import mimetypes
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -78,8 +79,18 @@ def _checked_files(files: list[IncomingFile]) -> list[tuple[str, IncomingFile]]:
     return checked
 
 
-def version_register(*, model: RegisteredModel, files: list[IncomingFile], metadata: VersionMetadata, actor) -> ModelVersion:
+def version_register(
+    *,
+    model: RegisteredModel,
+    files: list[IncomingFile],
+    metadata: VersionMetadata,
+    actor,
+    before_commit: Callable[[ModelVersion], None] | None = None,
+) -> ModelVersion:
     """Register a new version atomically: all artifacts stored and checksummed, or no version at all.
+
+    `before_commit` is called with the new version inside the registration's transaction (the API renders and
+    stores its answer there, apps.accounts.idempotency); if it raises, nothing is registered.
 
     Blobs are written first (storage is not transactional), then the version and its artifacts in one
     transaction. The digests are reserved before the store is looked at and the reservations locked right
@@ -96,13 +107,15 @@ def version_register(*, model: RegisteredModel, files: list[IncomingFile], metad
         for _, item in checked:
             item.content.seek(0)
             blob_put(sha256=item.sha256, content=item.content)
-        return _version_create(model=model, checked=checked, metadata=metadata, actor=actor, parents=parents, reservations=reservations)
+        return _version_create(
+            model=model, checked=checked, metadata=metadata, actor=actor, parents=parents, reservations=reservations, before_commit=before_commit
+        )
     finally:
         blob_reservations_release(ids=reservations)
 
 
 @transaction.atomic
-def _version_create(*, model, checked, metadata: VersionMetadata, actor, parents: list, reservations: list[int]) -> ModelVersion:
+def _version_create(*, model, checked, metadata: VersionMetadata, actor, parents: list, reservations: list[int], before_commit=None) -> ModelVersion:
     locked = RegisteredModel.objects.select_for_update().get(pk=model.pk)
     locked.last_version_number += 1
     locked.save(update_fields=["last_version_number"])
@@ -142,6 +155,8 @@ def _version_create(*, model, checked, metadata: VersionMetadata, actor, parents
     parents_attach(version=version, parents=parents)
     training_run_attach(version=version, run=metadata.run)
     validation_job_create(version=version)
+    if before_commit is not None:
+        before_commit(version)  # before the audit record, which serialises registrations until the commit
     audit.record(
         actor=actor,
         obj=version,

@@ -254,6 +254,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apps.accounts.api_errors.json_error_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Idempotency-Key (apps.accounts.idempotency): how long an answer is kept for retries, and the Retry-After of a 409
+# to a retry that arrives while its first request is still running.
+IDEMPOTENCY_KEY_HOURS = _env_positive_int("IDEMPOTENCY_KEY_HOURS", 24)
+IDEMPOTENCY_RETRY_AFTER_SECONDS = _env_positive_int("IDEMPOTENCY_RETRY_AFTER_SECONDS", 2)
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="registry")
@@ -262,6 +266,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-validation-jobs": {"task": "apps.validation.tasks.sweep_validation_jobs", "schedule": env.float("VALIDATION_SWEEP_SECONDS", default=30.0)},
     "sweep-webhook-deliveries": {"task": "apps.events.tasks.sweep_webhook_deliveries", "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=15.0)},
     "collect-artifact-garbage": {"task": "apps.versions.tasks.collect_artifact_garbage", "schedule": env.float("ARTIFACT_GC_SECONDS", default=3600.0)},
+    "purge-idempotency-records": {"task": "apps.accounts.tasks.purge_idempotency_records", "schedule": 3600.0},
 }
 
 # Validation jobs: a running job whose heartbeat is older than the lease is taken over by the sweep.
