@@ -262,6 +262,22 @@ IDEMPOTENCY_RETRY_AFTER_SECONDS = _env_positive_int("IDEMPOTENCY_RETRY_AFTER_SEC
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="registry")
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
+# The broker is never waited for (registry_site.broker): a publish is one attempt (max_retries 0: no kombu connection
+# retries) bounded by the socket timeouts below, and after a failure a process skips publishing for the pause (doubled
+# while failures go on, at most a minute); the sweeps resend. The socket timeout must outlast the 1 s BRPOP workers
+# block in. Workers themselves reconnect for as long as it takes, from start-up on.
+BROKER_CONNECT_TIMEOUT_SECONDS = env_seconds("BROKER_CONNECT_TIMEOUT_SECONDS", 1, minimum=0.1)
+BROKER_SOCKET_TIMEOUT_SECONDS = env_seconds("BROKER_SOCKET_TIMEOUT_SECONDS", 2, minimum=1.5)
+BROKER_PUBLISH_PAUSE_SECONDS = env_seconds("BROKER_PUBLISH_PAUSE_SECONDS", 5)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "max_retries": 0,
+    "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_SECONDS,
+    "socket_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+if CELERY_BROKER_URL.startswith("redis://"):
+    CELERY_BROKER_TRANSPORT = "registry_site.broker:RedisTransport"  # a worker survives a broker restart (see that module)
 CELERY_BEAT_SCHEDULE = {
     "sweep-validation-jobs": {"task": "apps.validation.tasks.sweep_validation_jobs", "schedule": env.float("VALIDATION_SWEEP_SECONDS", default=30.0)},
     "sweep-webhook-deliveries": {"task": "apps.events.tasks.sweep_webhook_deliveries", "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=15.0)},
@@ -305,7 +321,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "broker"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
@@ -323,6 +339,13 @@ WEBHOOK_RETRY_BASE_SECONDS = _env_positive_int("WEBHOOK_RETRY_BASE_SECONDS", 10)
 WEBHOOK_RETRY_MAX_SECONDS = _env_positive_int("WEBHOOK_RETRY_MAX_SECONDS", 3600)
 WEBHOOK_LEASE_SECONDS = _env_positive_int("WEBHOOK_LEASE_SECONDS", 120)
 WEBHOOK_RESEND_AFTER_SECONDS = _env_positive_int("WEBHOOK_RESEND_AFTER_SECONDS", 60)
+# How long a receiver has to answer one delivery, connecting included; past it the attempt fails and is retried. Shorter
+# than the lease, or the sweep would hand a slow attempt to a second worker while the first still waits.
+WEBHOOK_TIMEOUT_SECONDS = _env_positive_int("WEBHOOK_TIMEOUT_SECONDS", 30)
+if WEBHOOK_TIMEOUT_SECONDS >= WEBHOOK_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        f"WEBHOOK_TIMEOUT_SECONDS ({WEBHOOK_TIMEOUT_SECONDS}) must be shorter than WEBHOOK_LEASE_SECONDS ({WEBHOOK_LEASE_SECONDS})"
+    )
 
 # Artifact cleanup (`manage.py gc_artifact_blobs` and the periodic task above, ARTIFACT_GC_SECONDS apart). Blobs that no
 # version uses and no registration reserves go once older than ARTIFACT_GC_GRACE_MINUTES. A registration reserves its
