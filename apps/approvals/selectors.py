@@ -42,12 +42,6 @@ def requests_for_version(version) -> QuerySet[TransitionRequest]:
     return requests_with_details(TransitionRequest.objects.filter(version=version))
 
 
-def pending_count_for(user) -> int:
-    return approval_inbox(user).count()
-
-
-
-
 def rollback_candidates(model, production=None) -> list[int]:
     """Numbers of the versions that were in production before and could be rolled back to, newest first."""
     from apps.versions.models import ProductionPointerChange

@@ -24,11 +24,6 @@ class Verdict(models.TextChoices):
     ERROR = "error", "Error"
 
 
-class ValidationJobQuerySet(models.QuerySet):
-    def latest_for(self, version: ModelVersion):
-        return self.filter(version=version).order_by("-created_at").first()
-
-
 class ValidationJob(models.Model):
     """One run of every check on one version. The row is the outbox: it exists before any message is sent."""
 
@@ -45,8 +40,6 @@ class ValidationJob(models.Model):
     quality_status = models.CharField(max_length=16, blank=True)
     quality_baseline = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     quality_rules = models.JSONField(default=list, blank=True)
-
-    objects = ValidationJobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

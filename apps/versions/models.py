@@ -5,8 +5,9 @@ from django.db import models
 from taggit.managers import TaggableManager, _TaggableManager
 from taggit.models import TaggedItemBase
 
-from apps.approvals.lifecycle import Stage
 from apps.models.models import RegisteredModel
+
+from .lifecycle import Stage
 
 
 class Flavor(models.TextChoices):
@@ -20,11 +21,9 @@ class Flavor(models.TextChoices):
 
 
 class ModelVersionQuerySet(models.QuerySet):
-    def for_model(self, model: RegisteredModel):
-        return self.filter(model=model)
-
-    def in_stage(self, stage: str):
-        return self.filter(stage=stage)
+    def production(self):
+        """The version serving production (at most one per model, a database constraint)."""
+        return self.filter(stage=Stage.PRODUCTION)
 
     def visible_to(self, user):
         from apps.models.permissions import visible_models
