@@ -5,9 +5,8 @@ from django.db import models
 from taggit.managers import TaggableManager, _TaggableManager
 from taggit.models import TaggedItemBase
 
+from apps.approvals.lifecycle import Stage
 from apps.models.models import RegisteredModel
-
-from .lifecycle import Stage
 
 
 class Flavor(models.TextChoices):
@@ -21,10 +20,6 @@ class Flavor(models.TextChoices):
 
 
 class ModelVersionQuerySet(models.QuerySet):
-    def production(self):
-        """The version serving production (at most one per model, a database constraint)."""
-        return self.filter(stage=Stage.PRODUCTION)
-
     def visible_to(self, user):
         from apps.models.permissions import visible_models
 
