@@ -26,6 +26,7 @@ import joblib
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+TORCH_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "torch"  # real torch.save files, see make_torch_fixtures.py
 # EXT1, EXT2 and EXT4 codes, and what the loading process registers under them (copyreg allows one code per name)
 EXTENSION_CODES = {1: (101, "os", "system"), 2: (40_000, "posix", "system"), 4: (70_000, "subprocess", "getoutput")}
 
@@ -103,6 +104,52 @@ def _npy_object_array(obj) -> bytes:
     return buffer.getvalue()
 
 
+def torch_file(name: str) -> bytes:
+    return (TORCH_FIXTURES / name).read_bytes()
+
+
+def legacy_torch_pickles(data: bytes) -> list[int]:
+    """Where the first three pickles of a legacy torch file (magic number, protocol version, system info) end."""
+    stream = io.BytesIO(data)
+    ends = []
+    for _ in range(3):
+        pickle.load(stream)
+        ends.append(stream.tell())
+    return ends
+
+
+def _binunicode(text: str) -> bytes:
+    data = text.encode()
+    return b"X" + struct.pack("<I", len(data)) + data
+
+
+TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+def legacy_torch_file(values: list[int], *, storage: bytes = b"ctorch\nLongStorage\n", key: str = "0") -> bytes:
+    """A legacy torch.save file of one int64 tensor, written opcode by opcode as torch 2.13 writes it (torch.load reads
+    it back): magic number, protocol version, system info, the tensor (its storage as a persistent id), the storage
+    keys, then the storage's element count and raw bytes."""
+    count = len(values)
+    pid = b"(" + _binunicode("storage") + storage + _binunicode(key) + _binunicode("cpu") + b"J" + struct.pack("<i", count) + b"NtQ"
+    tensor = (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n(" + pid + b"K\x00J" + struct.pack("<i", count) + b"\x85K\x01\x85\x89"
+              + b"ccollections\nOrderedDict\n)RtR.")
+    head = b"".join(pickle.dumps(v, protocol=2) for v in (TORCH_LEGACY_MAGIC, 1001, {"little_endian": True}))
+    return head + tensor + pickle.dumps([key], protocol=2) + struct.pack("<q", count) + struct.pack(f"<{count}q", *values)
+
+
+def zip_replacing(data: bytes, members: dict[str, bytes]) -> bytes:
+    """A copy of a zip archive (entries, order, compression) with some members' content replaced or added."""
+    members = dict(members)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as real, zipfile.ZipFile(buffer, "w") as archive:
+        for info in real.infolist():
+            archive.writestr(info, members.pop(info.filename, None) or real.read(info))
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
 def malicious(marker_dir: Path) -> list[Sample]:
     """At least one file per opcode that imports or calls, per protocol 0-5, per bypass family of issue 8, per container."""
     samples: list[Sample] = []
@@ -162,6 +209,17 @@ def malicious(marker_dir: Path) -> list[Sample]:
     name = "containers/torch-archive.pt"
     add(name, _zip({"archive/data.pkl": pickle.dumps({"state": RunsCommand(cmd(name))}, protocol=2), "archive/data/0": b"\x00" * 16, "archive/version": b"3\n"}),
         loader="zip-member", member="archive/data.pkl", family="PyTorch zip archive")
+    name = "containers/torch-state-dict.pt"
+    add(name, zip_replacing(torch_file("state_dict.pt"), {"archive/data.pkl": pickle.dumps(OrderedDict(w=RunsCommand(cmd(name))), protocol=2)}),
+        loader="zip-member", member="archive/data.pkl", family="PyTorch zip archive")
+    legacy = torch_file("state_dict-legacy.pt")
+    magic_end, version_end, sys_info_end = legacy_torch_pickles(legacy)
+    name = "containers/torch-legacy-2nd-pickle.pt"
+    add(name, legacy[:magic_end] + pickle.dumps(RunsCommand(cmd(name)), protocol=2) + legacy[version_end:],
+        loader="pickle-all", family="PyTorch legacy format: a malicious pickle among the five torch.load reads")
+    name = "containers/torch-legacy-3rd-pickle.pt"
+    add(name, legacy[:version_end] + pickle.dumps({"little_endian": RunsCommand(cmd(name))}, protocol=2) + legacy[sys_info_end:],
+        loader="pickle-all", family="PyTorch legacy format: a malicious pickle among the five torch.load reads")
     name = "containers/zip-in-zip.zip"
     add(name, _zip({"inner.zip": _zip({"archive/data.pkl": pickle.dumps(RunsCommand(cmd(name)), protocol=2)})}),
         loader="zip-in-zip", member="inner.zip", family="nested containers")
@@ -275,7 +333,17 @@ def benign() -> list[Sample]:
     samples.append(Sample("plain/bz2.pkl.bz2", bz2.compress(pickle.dumps(PLAIN, protocol=4)), "bz2"))
     samples.append(Sample("plain/xz.pkl.xz", lzma.compress(pickle.dumps(PLAIN, protocol=4)), "xz"))
     samples.append(Sample("plain/zlib.pkl.z", zlib.compress(pickle.dumps(PLAIN, protocol=4)), "zlib"))
-    return samples
+    return samples + torch_benign()
+
+
+TORCH_MODULES = ("module.pt", "module-legacy.pt")  # a whole pickled nn.Module: imports code-bearing classes, must be flagged
+
+
+def torch_benign() -> list[Sample]:
+    """The real torch.save files that must pass: a state dict, a checkpoint with optimizer state and a set of tensors,
+    each in the zip format and the legacy one (torch.load(weights_only=True) accepts all of them)."""
+    names = sorted(p.name for p in TORCH_FIXTURES.glob("*.pt") if p.name not in TORCH_MODULES)
+    return [Sample(f"torch/{name}", torch_file(name), "torch") for name in names]
 
 
 def common_estimators() -> dict:

@@ -20,7 +20,8 @@ from apps.validation.checks.pickle_machine import Machine
 from apps.validation.checks.pickle_scan import scan_file
 
 from . import pickle_corpus
-from .pickle_corpus import ROOT, benign, common_estimators, malicious, prove_dangerous, serialized
+from .pickle_corpus import ROOT, TORCH_MODULES, benign, common_estimators, legacy_torch_file, malicious, prove_dangerous, serialized
+from .pickle_corpus import torch_benign, torch_file, zip_replacing
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +76,8 @@ def test_a_harmless_pickle_then_a_malicious_one_is_flagged_however_many_come_bef
 
 
 def test_trailing_bytes_that_are_not_a_pickle_end_the_walk_without_a_finding():
-    legacy_torch_like = b"".join(pickle.dumps(x, protocol=2) for x in (0x1950A86A20F9469CFC6C, 1001, {}, {"w": 1}, ["0"]))
-    result = _scan(legacy_torch_like + (16).to_bytes(8, "little") + b"\x00" * 64)
+    pickles = b"".join(pickle.dumps(x, protocol=2) for x in (7, 1001, {}, {"w": 1}, ["0"]))
+    result = _scan(pickles + (16).to_bytes(8, "little") + b"\x00" * 64)
     assert result["unsafe"] == [] and result["format"] == "pickle"
 
 
@@ -280,6 +281,10 @@ def test_the_byte_cap_is_a_finding():
 # The allow-list is exactly what the reference files need.
 
 
+def _imports(result: dict) -> set[tuple[str, str]]:
+    return {tuple(name.rsplit(".", 1)) for name in result["imports"]}
+
+
 def test_the_generated_allow_list_entries_are_exactly_what_the_reference_pickles_import():
     imported = set()
     references = [pickle_corpus.PLAIN, pickle_corpus.arrays(), *common_estimators().values()]
@@ -287,7 +292,8 @@ def test_the_generated_allow_list_entries_are_exactly_what_the_reference_pickles
         for data in serialized(obj):
             result = _scan(data)
             assert result["unsafe"] == [], (type(obj).__name__, result["unsafe"])
-            imported |= {tuple(name.rsplit(".", 1)) for name in result["imports"]}
+            imported |= _imports(result)
+    imported |= {pair for sample in torch_benign() for pair in _imports(_scan(sample.data))}
     generated = {pair for pair, entry in ALLOWED.items() if entry.origin == "generated"}
     assert generated - imported == set(), "entries no reference file needs"
     assert all(entry.reason for entry in ALLOWED.values())
@@ -305,3 +311,61 @@ def test_safetensors_files_are_not_pickles_whatever_their_header_length():
         if result["unsafe"]:
             flagged.append((len(header) % 256, result["unsafe"]))
     assert flagged == []
+
+
+# PyTorch: real torch.save files (tests/validation/fixtures/torch, made by make_torch_fixtures.py with torch 2.13.0).
+
+
+def test_the_torch_allow_list_entries_are_exactly_what_the_real_torch_files_import():
+    imported = set()
+    for sample in torch_benign():
+        result = _scan(sample.data)
+        assert result["unsafe"] == [], (sample.name, result["unsafe"])
+        imported |= _imports(result)
+    torch_entries = {pair for pair in ALLOWED if pair[0] == "torch" or pair[0].startswith("torch.")}
+    assert {pair for pair in imported if pair[0].split(".")[0] == "torch"} == torch_entries
+    assert {f"{name}.pt" for name in ("state_dict", "checkpoint", "tensors")} | {f"{name}-legacy.pt" for name in ("state_dict", "checkpoint", "tensors")} \
+        == {sample.name.removeprefix("torch/") for sample in torch_benign()}
+
+
+@pytest.mark.parametrize("name", TORCH_MODULES)
+def test_a_whole_pickled_module_is_flagged_for_its_module_classes(name):
+    unsafe = _scan(torch_file(name))["unsafe"]
+    for cls in ("container.Sequential", "linear.Linear", "normalization.LayerNorm", "sparse.Embedding", "conv.Conv2d", "batchnorm.BatchNorm2d"):
+        assert any(u.endswith(f"torch.nn.modules.{cls}") for u in unsafe), (cls, unsafe)
+    assert not any("cannot be shown safe" in u for u in unsafe)  # the legacy format's ('module', class) ids give back the class
+
+
+def test_the_raw_storages_a_torch_archive_names_are_data_and_every_other_member_is_walked():
+    reads_as_an_import = b"cos\nsystem\n(S'true'\ntR."
+    raw = _scan(zip_replacing(torch_file("state_dict.pt"), {"archive/data/0": reads_as_an_import}))
+    assert raw["unsafe"] == [] and "archive/data/0" not in raw["containers"]  # torch.load reads data/0 as tensor bytes
+    extra = _scan(zip_replacing(torch_file("state_dict.pt"), {"archive/data/99": reads_as_an_import}))
+    assert extra["unsafe"] == ["archive/data/99: os.system"]  # no storage id names it: walked like any member
+
+
+def test_a_legacy_torch_file_is_read_past_its_raw_storages_exactly():
+    # 99 int64 tens: the element count reads as GLOBAL and the data as its two lines; torch.load reads them as data
+    data = legacy_torch_file([10] * 99)
+    assert _scan(data)["unsafe"] == []
+    assert ("\x00" * 7, "\x00" * 7) in _machine(data[-(8 + 99 * 8) :]).imports  # the same bytes read as opcodes
+    after = _scan(data + pickle.dumps(pickle_corpus.RunsCommand("true"), protocol=2))
+    assert after["unsafe"] == ["posix.system"]  # whatever follows the storages is walked too
+    assert any("ends inside its raw storage" in u for u in _scan(data[:-1])["unsafe"])
+    wrong_count = data[: -99 * 8 - 8] + (98).to_bytes(8, "little") + data[-99 * 8 :]
+    assert any("does not hold the 99 elements" in u for u in _scan(wrong_count)["unsafe"])
+    assert any("lists a storage its object does not name" in u for u in _scan(data.replace(b"]q\x00X\x01\x00\x00\x000", b"]q\x00X\x01\x00\x00\x001"))["unsafe"])
+
+
+def test_a_storage_id_must_name_a_storage_class_and_a_module_id_gives_back_its_class():
+    not_a_storage = legacy_torch_file([1, 2], storage=b"ccollections\nOrderedDict\n")
+    assert any("torch storage id that is not" in u for u in _scan(not_a_storage)["unsafe"])
+    module_id = b"\x80\x02(" + b"X\x06\x00\x00\x00module" + b"ccollections\nOrderedDict\nNNtQ}b."  # BUILD on the class itself
+    assert any("BUILD on the imported object collections.OrderedDict" in u for u in _scan(module_id)["unsafe"])
+
+
+def test_pytorchs_old_tar_checkpoint_format_cannot_be_shown_safe():
+    from .pickle_corpus import _tar
+
+    unsafe = _scan(_tar({"storages": pickle.dumps(0, protocol=2), "tensors": pickle.dumps(0, protocol=2), "pickle": pickle.dumps({}, protocol=2)}))["unsafe"]
+    assert any("old tar checkpoint format" in u for u in unsafe)

@@ -7,8 +7,10 @@ judged here (see README, "What the unsafe-serialization scan guarantees").
 
 How the table was made: `tests/validation/pickle_corpus.py` pickles plain data at protocols 0-5, numpy arrays and
 scalars, and the fitted estimators of COMMON_ESTIMATORS (pickle protocols 0-5 and joblib, compressed or not), and
-`test_pickle_scanner_allowlist.py` checks that every entry tagged "generated" is imported by one of those files and
-that nothing they import is missing. Entries tagged "spelling" are the same callables under a name older writers use.
+`test_pickle_scanner.py` checks that every entry tagged "generated" is imported by one of those files and
+that nothing they import is missing. The PyTorch entries come the same way from the real `torch.save` files of
+`tests/validation/fixtures/torch/` (made with torch 2.13.0 by `make_torch_fixtures.py`), and each is also on torch's
+own `torch.load(weights_only=True)` list (`torch/_weights_only_unpickler.py`, `_get_allowed_globals`). Entries tagged "spelling" are the same callables under a name older writers use.
 Adding an entry is a security decision: say what the callable does with attacker-chosen arguments.
 """
 
@@ -29,6 +31,10 @@ PY2 = "Python 2 spelling written by protocols 0-2; the unpickler maps it to the 
 ESTIMATOR = "scikit-learn estimator class: REDUCE/NEWOBJ make an empty instance, BUILD sets its fitted attributes"
 PART = "scikit-learn class held by a fitted estimator (loss, link, tree, optimizer, encoder): built from plain state"
 CYTHON = "Cython's generated __pyx_unpickle_<Class>(type, checksum, state): refuses a type that is not <Class>"
+STORAGE = (
+    "torch storage class named in a persistent id: torch.load maps the name to a dtype (StorageType) without importing "
+    "it, and the storage is data read raw from the file"
+)
 
 ALLOWED: dict[tuple[str, str], Entry] = {
     # Plain data: what protocols 0-5 need to rebuild builtin containers and scalars.
@@ -107,6 +113,23 @@ ALLOWED: dict[tuple[str, str], Entry] = {
     **_group("sklearn.neural_network._stochastic_optimizers", ("AdamOptimizer",), PART),
     **_group("sklearn.pipeline", ("Pipeline",), "Pipeline: a list of (name, estimator) steps; each step's class is checked here"),
     **_group("sklearn.compose._column_transformer", ("ColumnTransformer",), ESTIMATOR),
+    # PyTorch: what torch.save writes for tensors, state dicts and checkpoints (never nn.Module classes: a whole pickled
+    # module imports its code-bearing classes and is refused, as torch.load(weights_only=True) refuses it).
+    **_group("torch._utils", ("_rebuild_tensor_v2",), (
+        "tensor from (storage, offset, size, stride, requires_grad, hooks, metadata): Tensor.set_ checks the bounds "
+        "against the storage; hooks are objects this pickle built, run only by a backward pass"
+    )),
+    **_group("torch._utils", ("_rebuild_parameter",), "nn.Parameter(tensor, requires_grad) with its hooks, as _rebuild_tensor_v2"),
+    **_group("torch._utils", ("_rebuild_qtensor",), "quantized tensor from a storage and (qscheme, scale, zero point): checks axis and lengths"),
+    **_group("torch._utils", ("_rebuild_sparse_tensor",), "sparse COO/CSR tensor from its index and value tensors; torch.load validates it after loading"),
+    **_group("torch.serialization", ("_get_layout",), "looks a layout up by its name (torch.sparse_coo) in a table; unknown names raise"),
+    **_group("torch", ("Size",), "tuple subclass: torch.Size(tuple of ints)"),
+    **_group("torch", ("device",), "torch.device('cpu'|'cuda', index): parses a device name, allocates nothing"),
+    **_group("torch", ("per_tensor_affine",), "a qscheme constant passed to _rebuild_qtensor; imported, never called"),
+    **_group("torch", (
+        "BFloat16Storage", "BoolStorage", "ByteStorage", "CharStorage", "DoubleStorage", "FloatStorage", "HalfStorage",
+        "IntStorage", "LongStorage", "QInt8Storage", "ShortStorage",
+    ), STORAGE),
 }
 
 

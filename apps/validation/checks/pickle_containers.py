@@ -2,7 +2,9 @@
 (zlib, gzip, bz2, lzma, xz and the old "ZF" format, detected by the prefixes `joblib.numpy_pickle_utils._detect_compressor`
 uses), zip archives (PyTorch's too; found the way `zipfile` finds them, by the end-of-central-directory record),
 tar archives and the data section of `.npy` files (where `numpy.load(allow_pickle=True)` unpickles object arrays).
-Containers nest up to a depth cap.
+Containers nest up to a depth cap. In a zip laid out as `torch.save` writes it (`<name>/data.pkl`), the members
+`<name>/data/<key>` that data.pkl's storage ids name are raw tensor bytes `torch.load` reads as data: they are not
+walked as pickles (random weights read as opcodes would look like imports now and then).
 
 Everything is read as a stream: decompressors are called with a bounded output size, zip members are read in chunks,
 and a tree of openers lets each walk start over without keeping data in memory. Totals and expansion ratios are
@@ -232,7 +234,8 @@ class Scanner:
         with opener() as stream:
             return Machine(stream, joblib=joblib, on_progress=self.on_progress).run()
 
-    def _node(self, where: str, opener, *, depth: int, seekable: bool) -> None:
+    def _node(self, where: str, opener, *, depth: int, seekable: bool) -> set[str]:
+        """Scan one stream and the containers in it; returns the keys of the torch storages its pickles name."""
         walk = self._walk(where, opener, joblib=False)
         walks = [walk]
         if walk.wrappers:
@@ -246,11 +249,12 @@ class Scanner:
         with opener() as stream:
             head = stream.read(512)
         self._containers(where, opener, head, depth=depth, seekable=seekable)
+        return walk.storage_keys
 
-    def _child(self, where: str, name: str, opener, *, depth: int, seekable: bool) -> None:
+    def _child(self, where: str, name: str, opener, *, depth: int, seekable: bool) -> set[str]:
         label = f"{where} > {name}" if where else name
         self.report.containers.append(label)
-        self._node(label, opener, depth=depth, seekable=seekable)
+        return self._node(label, opener, depth=depth, seekable=seekable)
 
     def _too_deep(self, where: str, depth: int) -> bool:
         if depth < self.limits.max_depth:
@@ -320,8 +324,12 @@ class Scanner:
         members = archive.infolist()
         if len(members) > MAX_MEMBERS:
             raise CapExceeded(f"a zip archive with more than {MAX_MEMBERS} members")
-        for info in members:
-            if info.is_dir():
+        # torch's zip reader takes the folder of the first entry as the archive's name and reads <name>/data.pkl
+        prefix = members[0].filename.partition("/")[0] + "/" if members and "/" in members[0].filename else None
+        torch_pickle = f"{prefix}data.pkl" if prefix else None
+        raw_storages: set[str] = set()
+        for info in sorted(members, key=lambda i: i.filename != torch_pickle):  # data.pkl first: it names the storages
+            if info.is_dir() or info.filename in raw_storages:
                 continue
             if info.file_size > RATIO_GRACE and info.file_size > self.limits.max_ratio * max(info.compress_size, 1):
                 raise CapExceeded(f"zip member {info.filename} expands more than {self.limits.max_ratio:g} times (VALIDATION_PICKLE_MAX_RATIO)")
@@ -330,7 +338,9 @@ class Scanner:
             except (RuntimeError, NotImplementedError, zipfile.BadZipFile, OSError, ValueError) as exc:
                 self.report.flag(where, f"cannot be shown safe: zip member {info.filename} cannot be read ({exc})")
                 continue
-            self._child(where, info.filename, lambda info=info: Counted(archive.open(info), self.budget), depth=depth + 1, seekable=False)
+            keys = self._child(where, info.filename, lambda info=info: Counted(archive.open(info), self.budget), depth=depth + 1, seekable=False)
+            if info.filename == torch_pickle:
+                raw_storages |= {f"{prefix}data/{key}" for key in keys}
 
     def _tar(self, where: str, handle, *, depth: int) -> None:
         try:
@@ -340,6 +350,8 @@ class Scanner:
                 count += 1
                 if count > MAX_MEMBERS:
                     raise CapExceeded(f"a tar archive with more than {MAX_MEMBERS} members")
+                if member.name == "storages":
+                    self.report.flag(where, "cannot be shown safe: PyTorch's old tar checkpoint format (pickles between raw storages) is not modelled")
                 if member.isfile():
                     self._child(where, member.name, lambda m=member: Counted(archive.extractfile(m), self.budget), depth=depth + 1, seekable=False)
         except tarfile.TarError as exc:

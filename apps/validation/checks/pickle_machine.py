@@ -17,6 +17,13 @@ Outcome of a walk, per stream:
 Two loaders read a stream differently and both are walked: `pickle.load` in a loop (every pickle of the stream, as
 legacy `torch.load` reads five), and `joblib.load`, whose NumpyUnpickler reads raw array bytes from the file right
 after each `NumpyArrayWrapper` BUILD (and a nested pickle for object arrays).
+
+`torch.load` is modelled where it departs from `pickle.load` (torch/serialization.py, `_load` and `_legacy_load`):
+its persistent_load turns a `('storage', <storage class>, key, location, numel[, view])` id into a storage and, in
+the legacy format, a `('module', <class>, file, source)` id into that class; and a legacy file (magic number,
+protocol version, system info, the object, the storage keys) is followed by each listed storage's raw bytes (an
+8-byte element count, then the data), which torch reads as data: the walk steps over exactly those bytes and goes on
+with whatever follows them. A legacy file whose storages do not match its keys cannot be shown safe.
 """
 
 from __future__ import annotations
@@ -46,6 +53,19 @@ NUMPY_DTYPE = ("numpy", "dtype")
 RECONSTRUCTOR = ("copyreg", "_reconstructor")
 WRAPPER_FIELDS = ("subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes")
 JOBLIB_DEFAULT_ALIGNMENT = 16
+TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER, the first pickle of a legacy file
+TORCH_LEGACY_PROTOCOL = 1001  # torch.serialization.PROTOCOL_VERSION, the second
+MAX_STORAGES = 1_000_000  # storages one pickle may name; the legacy format's key list may be this long too
+# Element size of each class a torch storage id may name (torch.storage._dtype_to_storage_type_map; UntypedStorage is bytes).
+TORCH_STORAGE_SIZES = {
+    ("torch", name): size
+    for name, size in (
+        ("BFloat16Storage", 2), ("BoolStorage", 1), ("ByteStorage", 1), ("CharStorage", 1), ("ComplexDoubleStorage", 16),
+        ("ComplexFloatStorage", 8), ("DoubleStorage", 8), ("FloatStorage", 4), ("HalfStorage", 2), ("IntStorage", 4),
+        ("LongStorage", 8), ("QInt32Storage", 4), ("QInt8Storage", 1), ("QUInt2x4Storage", 1), ("QUInt4x2Storage", 1),
+        ("QUInt8Storage", 1), ("ShortStorage", 2), ("UntypedStorage", 1),
+    )
+}
 
 
 class Rejected(Exception):
@@ -117,6 +137,7 @@ class Walk:
     unsafe: list = field(default_factory=list)  # findings, in the order met
     pickles: int = 0  # pickles read to their STOP
     wrappers: int = 0  # NumpyArrayWrapper BUILDs met
+    storage_keys: set = field(default_factory=set)  # keys of the torch storages persistent ids name (a zip's data/<key>)
     stopped: str = ""  # why the walk ended before the end of the data ("" when it reached it)
 
     def flag(self, message: str) -> None:
@@ -380,6 +401,8 @@ class Machine:
         self.walk = Walk()
         self.memo: dict[int, object] = {}
         self.retained = 0
+        self.firsts: list = []  # the values of the first two pickles: a legacy torch file's magic number and version
+        self.legacy_storages: dict = {}  # key -> (element size, count) of the storages a legacy file's object names
 
     # The stack, as pickle.py keeps it: the items above the last MARK, and the stacks below each MARK.
 
@@ -391,6 +414,10 @@ class Machine:
         self.effects = 0  # imports and calls since this pickle began
         self.pending_extension = ""  # an EXT lookup, judged once the unpickler gets past the next opcode
         self.wrapper_seen = False
+        self.result = None  # what STOP returned
+        self.storages: dict = {}  # torch storages this pickle's persistent ids name: key -> (element size, count)
+        # a legacy torch file's key list may name every storage; other lists keep CONTAINER_KEEP items
+        self.container_keep = MAX_STORAGES if self._legacy() and self.walk.pickles == 4 else CONTAINER_KEEP
 
     def push(self, value) -> None:
         self.stack.append(value)
@@ -480,6 +507,7 @@ class Machine:
                 self._reset()
                 self.load_one()
                 self.walk.pickles += 1
+                self._after_pickle()
             raise Undecidable(f"more than {MAX_PICKLES} pickles in one stream")
         except Rejected as exc:
             where = f"pickle {self.walk.pickles + 1} at byte {self.source.position}"
@@ -491,6 +519,69 @@ class Machine:
             self.walk.flag(f"cannot be shown safe: {exc}")
             self.walk.stopped = str(exc)
         return self.walk
+
+    def _legacy(self) -> bool:
+        """Whether torch.load reads this stream as a legacy file: its own checks of the first two pickles pass."""
+        magic = self.firsts[:1] == [TORCH_LEGACY_MAGIC] and type(self.firsts[0]) is int
+        return magic and len(self.firsts) == 2 and type(self.firsts[1]) in (int, float, bool) and self.firsts[1] == TORCH_LEGACY_PROTOCOL
+
+    def _after_pickle(self) -> None:
+        count = self.walk.pickles
+        if count <= 2:
+            self.firsts.append(self.result)
+        elif count == 4 and self._legacy():
+            self.legacy_storages = self.storages  # only the object (4th pickle) is loaded with a persistent_load
+        elif count == 5 and self._legacy():
+            self._skip_legacy_storages(self.result)
+
+    def _skip_legacy_storages(self, keys) -> None:
+        """`_legacy_load` after the key list: for each key, `_set_from_file` reads an int64 element count (it must be
+        the storage's) and that many elements of raw data. Then torch.load returns; the walk goes on as pickle.load."""
+        if not isinstance(keys, List) or keys.items is None:
+            raise Undecidable("the storage key list of a legacy torch file cannot be worked out")
+        for key in keys.items:
+            try:
+                size, count = self.legacy_storages[key]
+            except (KeyError, TypeError):
+                raise Undecidable(f"a legacy torch file lists a storage its object does not name ({str(key)[:40]!r})") from None
+            stored = self.reader.read(8)
+            if len(stored) < 8 or int.from_bytes(stored, "little", signed=True) != count:
+                raise Undecidable(f"the raw storage {str(key)[:40]!r} of a legacy torch file does not hold the {count} elements it names")
+            if self.reader.skip(count * size) < count * size:
+                raise Undecidable(f"a legacy torch file ends inside its raw storage {str(key)[:40]!r}")
+
+    def persistent_load(self, pid) -> object:
+        """What BINPERSID gives. pickle.load refuses every persistent id, torch.load all but its own two shapes, which
+        are modelled; any other id is some other loader's business (UNKNOWN: calling it is a finding)."""
+        if not (isinstance(pid, tuple) and pid):
+            return UNKNOWN
+        kind = pid[0].decode("latin-1") if isinstance(pid[0], bytes) else pid[0]  # torch's _maybe_decode_ascii
+        if kind == "module" and len(pid) == 4:
+            return pid[1]  # legacy torch.load returns the class the id names (its import is judged like any other)
+        if kind != "storage":
+            return UNKNOWN
+        storage_type, key, location, count, view = (*pid[1:], None)[:5] if len(pid) in (5, 6) else (None,) * 5
+        size = TORCH_STORAGE_SIZES.get(storage_type.pair) if isinstance(storage_type, Global) else None
+        if (
+            size is None
+            or not isinstance(key, (str, int))
+            or not isinstance(location, (str, bytes))
+            or type(count) is not int
+            or count < 0
+            or not (view is None or (isinstance(view, tuple) and len(view) == 3 and isinstance(view[0], (str, int))
+                                     and all(type(v) is int and v >= 0 for v in view[1:])))
+        ):
+            raise Undecidable("a torch storage id that is not (storage class, key, location, element count[, view])")
+        self._storage(key, size, count)
+        if view is not None:
+            self._storage(view[0], size, view[2])
+        return Obj(cls=storage_type, args="a torch storage")
+
+    def _storage(self, key, size: int, count: int) -> None:
+        if key not in self.storages and len(self.storages) >= MAX_STORAGES:
+            raise Undecidable(f"a pickle naming more than {MAX_STORAGES} torch storages")
+        self.storages.setdefault(key, (size, count))  # torch keeps the first storage loaded under a key
+        self.walk.storage_keys.add(str(key))
 
     def load_one(self) -> None:
         dispatch = DISPATCH
@@ -610,7 +701,7 @@ class Machine:
             inner = Machine.__new__(Machine)
             inner.source, inner.reader, inner.joblib, inner.walk = self.source, Frames(self.source), True, self.walk
             inner.memo, inner.retained = {}, self.retained
-            inner.wrapper_seen = False
+            inner.wrapper_seen, inner.firsts, inner.legacy_storages = False, [], {}
             inner._reset()
             inner.load_one()  # a Rejected here ends joblib.load, as it ends the outer walk
             self.retained = inner.retained
@@ -723,8 +814,7 @@ def load_persid(m: Machine):
 
 @op(b"Q")
 def load_binpersid(m: Machine):
-    m.pop()
-    m.push(UNKNOWN)
+    m.push(m.persistent_load(m.pop()))
 
 
 @op(b"N")
@@ -942,7 +1032,7 @@ def load_frozenset(m: Machine):
 @op(b"l")
 def load_list(m: Machine):
     items = m.pop_mark()
-    m.push(List(items if len(items) <= CONTAINER_KEEP and m.keep(len(items)) else None))
+    m.push(List(items if len(items) <= m.container_keep and m.keep(len(items)) else None))
 
 
 def _set_items(m: Machine, target, pairs: list) -> None:
@@ -1120,7 +1210,7 @@ def _append(m: Machine, target, items: list) -> None:
     if isinstance(target, Global):
         m.walk.flag(f"cannot be shown safe: APPEND on the imported object {target.module}.{target.name}")
     elif isinstance(target, List) and target.items is not None:
-        if len(target.items) + len(items) > CONTAINER_KEEP or not m.keep(len(items)):
+        if len(target.items) + len(items) > m.container_keep or not m.keep(len(items)):
             target.items = None
         else:
             target.items.extend(items)
@@ -1175,5 +1265,5 @@ def load_mark(m: Machine):
 
 @op(b".")
 def load_stop(m: Machine):
-    m.pop()
+    m.result = m.pop()
     return STOP
