@@ -42,7 +42,7 @@ def main() -> None:
 
         from apps.models.services import model_create
         from apps.validation.services import validation_run
-        from apps.versions.metadata import metadata_from_dict
+        from apps.versions.document import metadata_from_dict
         from apps.versions.services import incoming_from_bytes, version_register
 
         user = get_user_model().objects.create_superuser("bench", password="bench-password")

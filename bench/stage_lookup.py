@@ -78,7 +78,7 @@ def seed(env: dict[str, str]) -> tuple[str, int, dict[str, int]]:
     from apps.models.permissions import Action
     from apps.models.services import model_create, model_permission_grant
     from apps.validation.services import validation_run
-    from apps.versions.metadata import metadata_from_dict
+    from apps.versions.document import metadata_from_dict
     from apps.versions.services import incoming_from_bytes, version_register
 
     call_command("migrate", verbosity=0, interactive=False)

@@ -59,7 +59,7 @@ def main() -> None:
 
         from apps.models.services import model_create
         from apps.validation.services import validation_run
-        from apps.versions.metadata import metadata_from_dict
+        from apps.versions.document import metadata_from_dict
         from apps.versions.services import IncomingFile, version_register
 
         source = workdir / "model.safetensors"

@@ -5,7 +5,7 @@ import io
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.versions.metadata import metadata_from_dict
+from apps.versions.document import metadata_from_dict
 from apps.versions.services import incoming_from_bytes, version_register
 
 

@@ -14,7 +14,7 @@ from apps.approvals.lifecycle import Stage
 from apps.models.api import Pages
 from apps.models.permissions import Action, get_model_for
 
-from .metadata import VersionMetadata, metadata_from_json
+from .document import VersionMetadata, metadata_from_json
 from .downloads import artifact_response
 from .models import ModelVersion
 from .selectors import artifact_or_404, stage_fingerprint, version_or_404, versions_with_details

@@ -6,7 +6,7 @@ from apps.accounts.parsers import json_loads_checked
 from apps.lineage.models import DatasetRole, ParentRelation
 from apps.models.forms import TagsField
 
-from .metadata import run_url_error
+from .document import run_url_error
 from .models import Flavor
 
 

@@ -1,13 +1,11 @@
-"""The version JSON of the API, built from a version loaded by `selectors.versions_with_details`."""
+"""The version JSON of the API: the metadata document (`document.py`) plus what the registry adds (number, stage,
+files, validation). Reads a version loaded by `selectors.versions_with_details` without further queries."""
 
-from django.core.exceptions import ObjectDoesNotExist
 from django.urls import reverse
+from rest_framework import serializers
 
+from .document import DocumentSerializer, Instant
 from .models import ModelVersion
-
-
-def artifact_download_path(version: ModelVersion, path: str) -> str:
-    return reverse("api:artifact-download", kwargs={"name": version.model.name, "number": version.number, "path": path})
 
 
 def latest_job(version: ModelVersion):
@@ -16,96 +14,80 @@ def latest_job(version: ModelVersion):
     return jobs[0] if jobs else None
 
 
-def training_run_to_dict(version: ModelVersion) -> dict | None:
-    """The run that produced the version (one query unless `training_run` was select_related)."""
-    try:
-        run = version.training_run
-    except ObjectDoesNotExist:
-        return None
-    return {"id": run.run_id, "url": run.url}
+class CheckSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    verdict = serializers.CharField()
+    summary = serializers.CharField()
+    details = serializers.JSONField()
+    checker_version = serializers.CharField()
 
 
-def validation_to_dict(job) -> tuple[dict, dict]:
-    if job is None:
-        return {"status": "none", "checks": []}, {"status": "none", "baseline_version": None, "rules": []}
-    validation = {
-        "status": job.status,
-        "job_id": job.pk,
-        "attempts": job.attempts,
-        "error": job.error,
-        "created_at": job.created_at.isoformat(),
-        "started_at": job.started_at.isoformat() if job.started_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "unsafe_finding": job.unsafe_finding,
-        "checks": [
-            {"name": c.name, "verdict": c.verdict, "summary": c.summary, "details": c.details, "checker_version": c.checker_version}
-            for c in job.checks.all()
-        ],
-    }
-    quality = {
-        "status": job.quality_status or ("pending" if not job.is_finished else "none"),
-        "baseline_version": job.quality_baseline.number if job.quality_baseline else None,
-        "rules": job.quality_rules,
-    }
-    return validation, quality
+class ValidationJobSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    job_id = serializers.IntegerField(source="pk")
+    attempts = serializers.IntegerField()
+    error = serializers.CharField()
+    created_at = Instant()
+    started_at = Instant(allow_null=True)
+    finished_at = Instant(allow_null=True)
+    unsafe_finding = serializers.BooleanField()
+    checks = CheckSerializer(many=True)
+
+
+class QualitySerializer(serializers.Serializer):
+    status = serializers.SerializerMethodField()
+    baseline_version = serializers.IntegerField(source="quality_baseline.number", allow_null=True)
+    rules = serializers.JSONField(source="quality_rules")
+
+    def get_status(self, job) -> str:
+        return job.quality_status or ("pending" if not job.is_finished else "none")
+
+
+class LatestValidation(serializers.Field):
+    """The version's newest validation job through `serializer`, or `none` when it has never been validated."""
+
+    def __init__(self, serializer: serializers.Serializer, none: dict, **kwargs):
+        self.serializer, self.none = serializer, none
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, version):
+        job = latest_job(version)
+        return self.serializer.to_representation(job) if job is not None else dict(self.none)
+
+
+class VersionSerializer(DocumentSerializer):
+    """A registered version as the API shows it (detail, list items, stage lookups, the registration's answer)."""
+
+    FIELD_ORDER = (
+        "id", "model", "number", "stage", "description", "tags", "flavor", "hyperparameters", "metrics", "datasets", "code",
+        "dependencies", "environment", "run", "lineage", "artifacts", "inspection", "validation", "quality", "created_by",
+        "created_at", "stage_changed_at",
+    )
+
+    id = serializers.CharField(read_only=True)
+    model = serializers.CharField(source="model.name", read_only=True)
+    number = serializers.IntegerField(read_only=True)
+    stage = serializers.CharField(read_only=True)
+    lineage = serializers.SerializerMethodField()
+    inspection = serializers.JSONField(read_only=True)
+    validation = LatestValidation(ValidationJobSerializer(), {"status": "none", "checks": []})
+    quality = LatestValidation(QualitySerializer(), {"status": "none", "baseline_version": None, "rules": []})
+    created_by = serializers.CharField(source="created_by.get_username", read_only=True, allow_null=True)
+    created_at = Instant(read_only=True)
+    stage_changed_at = Instant(read_only=True)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        return {name: fields[name] for name in self.FIELD_ORDER + tuple(name for name in fields if name not in self.FIELD_ORDER)}
+
+    def get_lineage(self, version) -> dict:
+        request = self.context.get("request")
+        kwargs = {"name": version.model.name, "number": version.number}
+        return {
+            key: request.build_absolute_uri(url) if request is not None else url
+            for key, url in (("graph_url", reverse("api:version-lineage", kwargs=kwargs)), ("impact_url", reverse("api:version-impact", kwargs=kwargs)))
+        }
 
 
 def version_to_dict(version: ModelVersion, request=None) -> dict:
-    def absolute(url: str) -> str:
-        return request.build_absolute_uri(url) if request is not None else url
-
-    validation, quality = validation_to_dict(latest_job(version))
-    return {
-        "id": str(version.id),
-        "model": version.model.name,
-        "number": version.number,
-        "stage": version.stage,
-        "description": version.description,
-        "tags": sorted(tag.name for tag in version.tags.all()),
-        "flavor": version.flavor,
-        "hyperparameters": version.hyperparameters,
-        "metrics": {metric.name: metric.value for metric in version.metrics.all()},
-        "datasets": [
-            {
-                "id": link.dataset_id, "name": link.dataset.name, "uri": link.dataset.uri, "digest": link.dataset.digest,
-                "size_bytes": link.dataset.size_bytes, "role": link.role,
-            }
-            for link in version.dataset_links.all()
-        ],
-        "code": {
-            "repository": version.code_repository,
-            "commit": version.code_commit,
-            "branch": version.code_branch,
-            "dirty": version.code_dirty,
-        },
-        "dependencies": {
-            "requirements": version.requirements,
-            "python_version": version.python_version,
-            "framework": version.framework,
-            "framework_version": version.framework_version,
-        },
-        "environment": version.environment,
-        # Parents are not in this body: it is cached for every viewer (the stage endpoint), and which parents a
-        # caller may see depends on the caller. The lineage endpoint answers per caller.
-        "run": training_run_to_dict(version),
-        "lineage": {
-            "graph_url": absolute(reverse("api:version-lineage", kwargs={"name": version.model.name, "number": version.number})),
-            "impact_url": absolute(reverse("api:version-impact", kwargs={"name": version.model.name, "number": version.number})),
-        },
-        "artifacts": [
-            {
-                "path": artifact.path,
-                "size": artifact.size,
-                "sha256": artifact.sha256,
-                "content_type": artifact.content_type,
-                "download_url": absolute(artifact_download_path(version, artifact.path)),
-            }
-            for artifact in version.artifacts.all()
-        ],
-        "inspection": version.inspection,
-        "validation": validation,
-        "quality": quality,
-        "created_by": version.created_by.get_username() if version.created_by else None,
-        "created_at": version.created_at.isoformat(),
-        "stage_changed_at": version.stage_changed_at.isoformat(),
-    }
+    return VersionSerializer(version, context={"request": request}).data

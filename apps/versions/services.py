@@ -21,7 +21,7 @@ from apps.models.permissions import Action, require
 from apps.validation.services import validation_job_create
 
 from .blobs import blob_put, blob_reservations_hold, blob_reservations_release, blob_reserve
-from .metadata import VersionMetadata
+from .document import VersionMetadata
 from .models import Artifact, Deployment, Metric, ModelVersion
 from .paths import canonical_artifact_path
 

@@ -14,7 +14,7 @@ from apps.models.forms import add_validation_errors
 from .compare_selectors import comparison_context
 from .downloads import artifact_response
 from .forms import VersionEditForm, VersionUploadForm, labelled_for
-from .metadata import metadata_from_dict
+from .document import metadata_from_dict
 from .selectors import artifact_or_404, version_or_404
 from .serializers import latest_job
 from .services import incoming_from_upload, version_register

@@ -8,7 +8,7 @@ from apps.audit.models import AuditEntry
 from apps.lineage.models import Dataset, TrainingRun, VersionParent
 from apps.lineage.services import dataset_register
 from apps.models.models import RegisteredModel
-from apps.versions.metadata import metadata_from_dict
+from apps.versions.document import metadata_from_dict
 from apps.versions.models import ModelVersion
 from tests.factories import register_version
 

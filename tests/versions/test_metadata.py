@@ -3,7 +3,7 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
-from apps.versions.metadata import metadata_from_json
+from apps.versions.document import metadata_from_json
 
 
 def test_a_full_document_parses():

@@ -10,7 +10,7 @@ from django.db import IntegrityError
 from apps.audit.models import AuditEntry
 from apps.models.models import RegisteredModel
 from apps.versions.blobs import artifact_storage, blob_key, blob_put
-from apps.versions.metadata import metadata_from_dict
+from apps.versions.document import metadata_from_dict
 from apps.versions.models import Artifact, Metric, ModelVersion
 from apps.versions.services import incoming_from_bytes, version_register, version_update
 from tests.factories import register_version, sha256

@@ -14,7 +14,7 @@ from apps.approvals.services import transition_request_approve, transition_reque
 from apps.models.models import RegisteredModel
 from apps.models.services import model_create
 from apps.validation.services import validation_policy_update, validation_run
-from apps.versions.metadata import metadata_from_dict
+from apps.versions.document import metadata_from_dict
 from apps.versions.services import incoming_from_bytes, version_register
 
 DEMO_USERS = [
