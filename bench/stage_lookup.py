@@ -259,7 +259,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="alternating baseline/app rounds (the summary takes the median)")
     parser.add_argument("--postgres", action="store_true", help=f"use {POSTGRES_URL} instead of SQLite in a temp dir")
     parser.add_argument("--conn-max-age", type=int, metavar="SECONDS",
-                        help="append ?conn_max_age=SECONDS to DATABASE_URL (persistent connections; default: as the settings have it, i.e. 0)")
+                        help="append ?conn_max_age=SECONDS to DATABASE_URL (default: the settings, DATABASE_CONN_MAX_AGE or 60)")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto", help="load generator (auto: wrk if installed)")
     args = parser.parse_args()
     seconds = args.seconds or (5 if args.quick else 20)
