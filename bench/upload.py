@@ -63,13 +63,15 @@ def seed(env: dict[str, str]) -> str:
     from django.core.management import call_command
     from django.db import connections
 
+    from apps.accounts.models import TokenScope
+
     from apps.accounts.services import api_token_create
     from apps.models.services import model_create
 
     call_command("migrate", verbosity=0, interactive=False)
     user = get_user_model().objects.create_user(username="bench", password=secrets.token_urlsafe(24))
     model_create(name=MODEL, actor=user, description="Upload benchmark")
-    _, token = api_token_create(user=user, name="bench")
+    _, token = api_token_create(user=user, name="bench", scope=TokenScope.REGISTER)
     connections.close_all()
     return token
 

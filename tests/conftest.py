@@ -12,6 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from apps.accounts.models import TokenScope
+
 from apps.accounts.services import api_token_create
 from apps.models.permissions import Action
 from apps.models.services import model_create, model_permission_grant
@@ -96,7 +98,7 @@ def version(model, owner):
 
 def _client_for(user) -> APIClient:
     client = APIClient()
-    _, secret = api_token_create(user=user, name="test")
+    _, secret = api_token_create(user=user, name="test", scope=TokenScope.FULL)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     return client
 

@@ -263,12 +263,13 @@ def test_paths_in_other_scripts_and_plain_punctuation_are_still_accepted(model, 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_cli_reports_a_look_alike_path_in_one_line_and_registers_nothing(live_server, owner, tmp_path, capsys):
+    from apps.accounts.models import TokenScope
     from apps.accounts.services import api_token_create
     from apps.models.services import model_create
     from registry_site.cli import main
 
     model_create(name="churn", actor=owner)
-    _, token = api_token_create(user=owner, name="pipeline")
+    _, token = api_token_create(user=owner, name="pipeline", scope=TokenScope.FULL)
     export = tmp_path / "export"
     export.mkdir()
     (export / "model\u202egnp.exe").write_bytes(b"x")

@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from apps.accounts.models import TokenScope
+
 from apps.accounts.services import api_token_create
 from apps.models.services import model_create
 from apps.versions.models import ModelVersion
@@ -15,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def cli(live_server, owner):
-    _, token = api_token_create(user=owner, name="pipeline")
+    _, token = api_token_create(user=owner, name="pipeline", scope=TokenScope.FULL)
     environ = {"REGISTRY_URL": live_server.url, "REGISTRY_TOKEN": token}
 
     def run(*argv, env=None):

@@ -12,6 +12,8 @@ import sys
 import pytest
 from django.db import connection, transaction
 
+from apps.accounts.models import TokenScope
+
 from apps.accounts.services import api_token_create
 from apps.approvals.models import TransitionRequest
 from apps.models.models import RegisteredModel
@@ -67,7 +69,7 @@ def caller(web, proxy, model, owner, client, settings):
     """The owner's API token and a logged-in session cookie, both valid on the gunicorn node (same SECRET_KEY)."""
     settings.SECRET_KEY = SECRET_KEY
     client.force_login(owner)
-    _, secret = api_token_create(user=owner, name="faults")
+    _, secret = api_token_create(user=owner, name="faults", scope=TokenScope.FULL)
     proxy.forward()
     yield {"api": {"Authorization": f"Bearer {secret}"}, "page": {"Cookie": f"sessionid={client.cookies['sessionid'].value}"}}
     proxy.forward()  # whatever the test left the proxy in, the next one starts with a working database

@@ -22,7 +22,7 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from apps.accounts.idempotency import _lock_id
-from apps.accounts.models import IdempotencyRecord
+from apps.accounts.models import IdempotencyRecord, TokenScope
 from apps.accounts.services import api_token_create
 from apps.accounts.tasks import purge_idempotency_records
 from apps.approvals.models import TransitionRequest
@@ -290,7 +290,7 @@ def _advisory_lock_held(user_id: int, key: str) -> bool:
 
 @pytest.mark.postgres
 def test_a_retry_while_the_first_request_is_still_uploading_is_a_409_with_retry_after(live_server, owner, model):
-    _, token = api_token_create(user=owner, name="pipeline")
+    _, token = api_token_create(user=owner, name="pipeline", scope=TokenScope.FULL)
     body, content_type = _multipart({"model.bin": WEIGHTS}, {"metrics": {"auc": 0.9}})
     headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type, "Content-Length": str(len(body)), "Idempotency-Key": KEY}
     port, path = int(live_server.url.rsplit(":", 1)[1]), f"/api/v1/models/{model.name}/versions/"
@@ -369,7 +369,7 @@ def front(web):
 
 @pytest.fixture
 def token(owner):
-    return api_token_create(user=owner, name="pipeline")[1]
+    return api_token_create(user=owner, name="pipeline", scope=TokenScope.FULL)[1]
 
 
 @pytest.mark.postgres

@@ -5,8 +5,12 @@ from .models import ApiToken
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["user", "name", "prefix", "digest", "created_at", "last_used_at", "revoked_at"]
+    list_display = ["name", "user", "prefix", "scope", "expires_at", "limited_to_models", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["scope", "limited_to_models"]
+    readonly_fields = [
+        "user", "name", "prefix", "digest", "scope", "expires_at", "limited_to_models", "allowed_models",
+        "created_at", "last_used_at", "revoked_at",
+    ]
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_superuser  # token digests are nobody else's business

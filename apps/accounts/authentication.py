@@ -8,27 +8,40 @@ from datetime import timezone as dt_timezone
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import authentication, exceptions
 
-from .models import ApiToken, token_digest
+from .models import ApiToken, TokenGrant, token_digest
 
 logger = logging.getLogger(__name__)
 
 
 def _user_for_token(digest: str):
-    """The token's user, with `token_id` and `token_last_used_at`, in one query.
+    """The token's user, with the token's `token_id`, `token_last_used_at`, `token_scope`, `token_expires_at` and
+    `token_limited` attached, in one query.
 
     A raw query because every API request pays for this one: building the ORM join cost more than running it.
     """
     User = get_user_model()
     sql = (
-        f"SELECT u.*, t.id AS token_id, t.last_used_at AS token_last_used_at FROM {User._meta.db_table} u"
+        "SELECT u.*, t.id AS token_id, t.prefix AS token_prefix, t.last_used_at AS token_last_used_at, t.scope AS token_scope,"
+        " t.expires_at AS token_expires_at, t.limited_to_models AS token_limited"
+        f" FROM {User._meta.db_table} u"
         f" JOIN {ApiToken._meta.db_table} t ON t.user_id = u.{User._meta.pk.column}"
         " WHERE t.digest = %s AND t.revoked_at IS NULL"
     )
     return next(iter(User.objects.raw(sql, [digest])), None)
+
+
+def _grant_for(user) -> TokenGrant:
+    """The token as the permission helper reads it. Only a token limited to chosen models costs a second query."""
+    model_ids = None
+    if user.token_limited:
+        chosen = ApiToken.allowed_models.through.objects.filter(apitoken_id=user.token_id)
+        model_ids = frozenset(chosen.values_list("registeredmodel_id", flat=True))
+    return TokenGrant(id=user.token_id, scope=user.token_scope, expires_at=_aware(user.token_expires_at), model_ids=model_ids)
 
 
 def client_address(request) -> str | None:
@@ -105,7 +118,11 @@ def _aware(value) -> datetime | None:
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
-    """`Authorization: Bearer <token>` (or `Token <token>`), looked up by its SHA-256."""
+    """`Authorization: Bearer <token>` (or `Token <token>`), looked up by its SHA-256.
+
+    Returns (user, TokenGrant): the grant is DRF's `request.auth` and is also attached to the user as `active_token`,
+    which is how apps.models.permissions applies the token's scope and model limit to every check made for that user.
+    """
 
     keywords = ("bearer", "token")
 
@@ -123,10 +140,18 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             token_failure_record(address)
             raise exceptions.AuthenticationFailed("Unknown or revoked token; create a new one under 'API tokens'.")
         now = timezone.now()
+        expires_at = _aware(user.token_expires_at)
+        if expires_at is not None and expires_at <= now:
+            # Not counted as a failed attempt: the caller holds a real secret, it has only run out.
+            raise exceptions.AuthenticationFailed(
+                f"This token ('{user.token_prefix}…') expired on {expires_at.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M} UTC;"
+                f" create a new one on the API tokens page ({reverse('accounts:tokens')}) or with 'manage.py api_token create'."
+            )
         last_used = _aware(user.token_last_used_at)
         if last_used is None or now - last_used > timedelta(minutes=5):
             ApiToken.objects.filter(pk=user.token_id).update(last_used_at=now)
-        return user, user.token_id
+        user.active_token = _grant_for(user)
+        return user, user.active_token
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'

@@ -1,4 +1,6 @@
 import hashlib
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -9,13 +11,19 @@ def token_digest(raw_token: str) -> str:
     return hashlib.sha256(raw_token.encode()).hexdigest()
 
 
-class ApiTokenQuerySet(models.QuerySet):
-    def active(self):
-        return self.filter(revoked_at__isnull=True)
+class TokenScope(models.TextChoices):
+    """What a token may do, within what its user may do (apps.models.permissions applies it). Ordered narrowest first."""
+
+    READ = "read", "Read only"
+    REGISTER = "register", "Register versions"
+    FULL = "full", "Full"
 
 
 class ApiToken(models.Model):
-    """A personal API token. Only its SHA-256 is stored; the secret is shown once, at creation."""
+    """A personal API token. Only its SHA-256 is stored; the secret is shown once, at creation.
+
+    A token never grants more than its user holds: its scope and model limit only take away.
+    """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
@@ -24,14 +32,36 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ApiTokenQuerySet.as_manager()
+    scope = models.CharField(max_length=16, choices=TokenScope.choices, default=TokenScope.READ)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Refused from this instant on; empty: never expires.")
+    # A flag besides the list, so that a token whose chosen models are all deleted sees none rather than all.
+    limited_to_models = models.BooleanField(default=False)
+    allowed_models = models.ManyToManyField("models.RegisteredModel", blank=True, related_name="+")
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """The token a request authenticated with, as the permission helper reads it (DRF's `request.auth`).
+
+    The authentication class attaches it to the user it returns (`user.active_token`), so that every check made
+    for that user — views, services, selectors — applies the same scope and model limit.
+    """
+
+    id: int
+    scope: str
+    expires_at: datetime | None
+    model_ids: frozenset[int] | None  # None: every model the user may see
+
+
+def active_token(user) -> TokenGrant | None:
+    """The token the user authenticated with in this request; None for sessions and for users loaded any other way."""
+    return getattr(user, "active_token", None)
 
 
 class TeamLeads(models.Model):

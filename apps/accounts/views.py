@@ -58,14 +58,15 @@ def login_locked_out(request: HttpRequest, original_response: HttpResponse | Non
 
 @require_http_methods(["GET", "POST"])
 def token_list(request: HttpRequest) -> HttpResponse:
-    form = ApiTokenForm(request.POST or None)
+    form = ApiTokenForm(request.POST or None, user=request.user)
     new_secret = None
     if request.method == "POST" and form.is_valid():
-        token, new_secret = api_token_create(user=request.user, name=form.cleaned_data["name"])
+        token, new_secret = api_token_create(user=request.user, **form.token_options())
         messages.success(request, f"Token '{token.name}' created. Copy it now: it will not be shown again.")
-        form = ApiTokenForm()
-    tokens = ApiToken.objects.filter(user=request.user)
-    return render(request, "accounts/token_list.html", {"form": form, "tokens": tokens, "new_secret": new_secret})
+        form = ApiTokenForm(user=request.user)
+    tokens = ApiToken.objects.filter(user=request.user).prefetch_related("allowed_models")
+    context = {"form": form, "tokens": tokens, "new_secret": new_secret, "now": timezone.now()}
+    return render(request, "accounts/token_list.html", context)
 
 
 @require_POST

@@ -3,8 +3,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from apps.accounts.models import TokenScope
 from apps.audit import services as audit
-from apps.models.permissions import visible_models
+from apps.models.permissions import require_scope, visible_models
 
 from .models import Dataset, TrainingRun, VersionDataset, VersionParent
 from .selectors import visible_datasets
@@ -65,6 +66,7 @@ def dataset_register(
     """
     if actor is None or not actor.is_authenticated or not actor.is_active:
         raise PermissionDenied("Log in to register datasets.")
+    require_scope(actor, TokenScope.REGISTER, "registering datasets")
     name, uri, digest = (value.strip() if isinstance(value, str) else value for value in (name or "", uri or "", digest or ""))
     description = description or ""
     errors = _dataset_errors(name=name, uri=uri, digest=digest, description=description, size_bytes=size_bytes)

@@ -1,6 +1,11 @@
 """The one permission choke point. Views, API, admin and services all ask here.
 
 Not allowed to view -> 404 (the model's existence is not revealed); allowed to view but not to act -> 403.
+
+A user who authenticated with an API token carries it (`apps.accounts.models.active_token`), and every function here
+applies it on top of the user's own permissions: the token's scope caps the actions (read: view only; register:
+view and register versions; full: everything the user may do) and a token limited to chosen models sees no other
+model (404, and absent from lists). A token never grants more than its user holds.
 """
 
 from django.contrib.auth.models import AnonymousUser
@@ -9,6 +14,8 @@ from django.db import models
 from django.db.models import Exists, OuterRef
 from django.http import Http404
 from guardian.core import ObjectPermissionChecker
+
+from apps.accounts.models import TokenGrant, TokenScope, active_token
 
 from .models import RegisteredModel, RegisteredModelGroupObjectPermission, RegisteredModelUserObjectPermission
 
@@ -23,6 +30,51 @@ class Action(models.TextChoices):
 
 def _perm(action: str) -> str:
     return f"models.{Action(action).value}"
+
+
+SCOPE_ACTIONS: dict[str, frozenset[str]] = {
+    TokenScope.READ: frozenset({Action.VIEW}),
+    TokenScope.REGISTER: frozenset({Action.VIEW, Action.REGISTER}),
+    TokenScope.FULL: frozenset(Action.values),
+}
+SCOPE_RANK = {scope: rank for rank, scope in enumerate(TokenScope.values)}
+
+
+def _token_allows(token: TokenGrant | None, action: str, model_id: int | None = None) -> bool:
+    if token is None:
+        return True
+    if action not in SCOPE_ACTIONS[token.scope]:
+        return False
+    return model_id is None or token.model_ids is None or model_id in token.model_ids
+
+
+def _scope_refusal(token: TokenGrant, doing: str) -> PermissionDenied:
+    wider = [f"'{scope}'" for scope in TokenScope.values if SCOPE_RANK[scope] > SCOPE_RANK[token.scope]]
+    return PermissionDenied(
+        f"This API token has the '{token.scope}' scope ({TokenScope(token.scope).label.lower()}), which does not allow"
+        f" {doing}. Use a token with the {' or '.join(wider)} scope; create one on the API tokens page."
+    )
+
+
+def _refuse(user, action: str, model: RegisteredModel) -> PermissionDenied:
+    token = active_token(user)
+    if token is not None and action not in SCOPE_ACTIONS[token.scope]:
+        return _scope_refusal(token, f"'{Action(action).label}' on model '{model.name}'")
+    return PermissionDenied(f"You need the '{Action(action).label}' permission on model '{model.name}'.")
+
+
+def require_scope(user, scope: str, doing: str) -> None:
+    """For writes that are no action on one model (creating a model, registering a dataset, withdrawing a request):
+    refuse them (403) when the user's active API token has a narrower scope than `scope`. No token: nothing to check."""
+    token = active_token(user)
+    if token is not None and SCOPE_RANK[token.scope] < SCOPE_RANK[scope]:
+        raise _scope_refusal(token, doing)
+
+
+def token_limits_models(user) -> bool:
+    """True when the user's active API token sees only chosen models (whole-registry reads such as the audit log are refused)."""
+    token = active_token(user)
+    return token is not None and token.model_ids is not None
 
 
 def visible_models(user) -> models.QuerySet[RegisteredModel]:
@@ -43,6 +95,11 @@ def restrict(queryset: models.QuerySet[RegisteredModel], user, action: str) -> m
     """
     if user is None or isinstance(user, AnonymousUser) or not user.is_active:
         return queryset.none()
+    token = active_token(user)
+    if not _token_allows(token, action):
+        return queryset.none()
+    if token is not None and token.model_ids is not None:
+        queryset = queryset.filter(pk__in=token.model_ids)
     if user.is_superuser:
         return queryset
     codename = Action(action).value
@@ -57,8 +114,15 @@ def visible_model_sql(model_alias: str, user) -> tuple[str, list]:
     """The same test as `visible_models`, as an SQL condition on `<model_alias>.id`, for hand-written hot-path queries."""
     if user is None or not user.is_authenticated or not user.is_active:
         return "1 = 0", []
+    token = active_token(user)
+    limit, limit_params = "", []
+    if token is not None and token.model_ids is not None:
+        if not token.model_ids:
+            return "1 = 0", []
+        limit_params = sorted(token.model_ids)
+        limit = f"{model_alias}.id IN ({', '.join(['%s'] * len(limit_params))}) AND "
     if user.is_superuser:
-        return "1 = 1", []
+        return (limit + "1 = 1"), limit_params
     direct = RegisteredModelUserObjectPermission._meta.db_table
     via_group = RegisteredModelGroupObjectPermission._meta.db_table
     sql = (
@@ -68,11 +132,13 @@ def visible_model_sql(model_alias: str, user) -> tuple[str, list]:
         f" JOIN auth_user_groups ug ON ug.group_id = gp.group_id"
         f" WHERE gp.content_object_id = {model_alias}.id AND ug.user_id = %s AND p.codename = %s))"
     )
-    return sql, [user.pk, Action.VIEW.value, user.pk, Action.VIEW.value]
+    return limit + sql, [*limit_params, user.pk, Action.VIEW.value, user.pk, Action.VIEW.value]
 
 
 def can(user, action: str, model: RegisteredModel) -> bool:
     if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    if not _token_allows(active_token(user), action, model.pk):
         return False
     return user.has_perm(_perm(action), model)
 
@@ -82,7 +148,7 @@ def require(user, action: str, model: RegisteredModel) -> None:
     if not can(user, Action.VIEW, model):
         raise Http404("No such model.")
     if action != Action.VIEW and not can(user, action, model):
-        raise PermissionDenied(f"You need the '{Action(action).label}' permission on model '{model.name}'.")
+        raise _refuse(user, action, model)
 
 
 def get_model_for(user, name: str, action: str = Action.VIEW, queryset=None) -> RegisteredModel:
@@ -95,7 +161,7 @@ def get_model_for(user, name: str, action: str = Action.VIEW, queryset=None) -> 
     if model is None:
         raise Http404("No such model.")
     if action != Action.VIEW and not can(user, action, model):
-        raise PermissionDenied(f"You need the '{Action(action).label}' permission on model '{model.name}'.")
+        raise _refuse(user, action, model)
     return model
 
 
@@ -103,4 +169,8 @@ def actions_for(user, model: RegisteredModel) -> set[str]:
     """All actions the user may take on the model (one checker, two queries), for showing only buttons that work."""
     if user is None or not user.is_authenticated or not user.is_active:
         return set()
-    return set(ObjectPermissionChecker(user).get_perms(model)) & set(Action.values)
+    token = active_token(user)
+    if not _token_allows(token, Action.VIEW, model.pk):
+        return set()
+    allowed = SCOPE_ACTIONS[token.scope] if token is not None else set(Action.values)
+    return set(ObjectPermissionChecker(user).get_perms(model)) & allowed

@@ -3,12 +3,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
+from apps.accounts.models import TokenScope
 from apps.accounts.teams import team_leads_ensure, team_leads_group
 from apps.audit import services as audit
 
 from .models import RegisteredModel
 from .names import canonical_model_name
-from .permissions import Action, require
+from .permissions import Action, require, require_scope
 
 TEAM_ACTIONS = (Action.VIEW, Action.REGISTER, Action.REQUEST_TRANSITION)
 LEAD_ACTIONS = (Action.VIEW, Action.APPROVE_TRANSITION)
@@ -29,6 +30,7 @@ def model_create(*, name: str, actor, description: str = "", team: Group | None 
     the team's leads may view and approve (so a request always has someone to go to)."""
     if not actor.is_active:
         raise ValidationError("Inactive users cannot create models.")
+    require_scope(actor, TokenScope.FULL, "creating models")
     model = RegisteredModel(name=canonical_model_name(name), description=description, team=team, created_by=actor)
     model.full_clean(exclude=["last_version_number"], validate_unique=False, validate_constraints=False)
     if RegisteredModel.objects.filter(name__iexact=model.name).exists():

@@ -60,6 +60,8 @@ def main() -> None:
     from django.test import Client
     from rest_framework.test import APIClient
 
+    from apps.accounts.models import TokenScope
+
     from apps.accounts.services import api_token_create
     from apps.models.services import model_create
 
@@ -70,7 +72,7 @@ def main() -> None:
     web = Client()
     web.force_login(owner)
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=owner, name='test')[1]}")
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=owner, name='test', scope=TokenScope.FULL)[1]}")
     tags_round_trip(web, api, "sentiment")
     print("round trip passed on", connection.vendor)
 

@@ -22,6 +22,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
+from apps.accounts.models import TokenScope
+
 from apps.accounts.services import api_token_create
 from apps.versions.models import Artifact, ModelVersion
 from apps.versions.spool import SPOOL_GLOB
@@ -216,7 +218,7 @@ def _kill_mid_body(server: Gunicorn, token: str, model_name: str, spool: Path) -
 
 
 def test_a_worker_killed_mid_upload_leaves_a_spool_file_the_cleanup_removes_but_never_one_still_being_written(owner, model, spool, tmp_path):
-    _, token = api_token_create(user=owner, name="pipeline")
+    _, token = api_token_create(user=owner, name="pipeline", scope=TokenScope.FULL)
     server = _server(spool, tmp_path)
     try:
         orphan = _kill_mid_body(server, token, model.name, spool)
@@ -244,7 +246,7 @@ def test_a_worker_killed_mid_upload_leaves_a_spool_file_the_cleanup_removes_but_
 
 @pytest.mark.redis
 def test_the_periodic_cleanup_task_on_a_worker_removes_an_abandoned_spool_file(owner, model, spool, tmp_path):
-    _, token = api_token_create(user=owner, name="pipeline")
+    _, token = api_token_create(user=owner, name="pipeline", scope=TokenScope.FULL)
     server = _server(spool, tmp_path)
     try:
         orphan = _kill_mid_body(server, token, model.name, spool)
@@ -261,7 +263,7 @@ def test_the_periodic_cleanup_task_on_a_worker_removes_an_abandoned_spool_file(o
 
 
 def test_a_full_disk_answers_507_deletes_the_partial_upload_at_once_and_the_next_upload_succeeds(owner, model, small_disk, tmp_path):
-    _, token = api_token_create(user=owner, name="pipeline")
+    _, token = api_token_create(user=owner, name="pipeline", scope=TokenScope.FULL)
     server = _server(small_disk, tmp_path)
     try:
         too_big = StreamingUpload(server, token, model.name, mib=8)
@@ -306,7 +308,7 @@ def test_the_upload_page_explains_a_full_disk_and_the_next_upload_through_it_wor
 
 
 def test_a_client_that_disconnects_mid_upload_leaves_no_spool_file(owner, model, spool, tmp_path):
-    _, token = api_token_create(user=owner, name="pipeline")
+    _, token = api_token_create(user=owner, name="pipeline", scope=TokenScope.FULL)
     server = _server(spool, tmp_path)
     try:
         gone = StreamingUpload(server, token, model.name, mib=64)

@@ -15,6 +15,8 @@ import pytest
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 
+from apps.accounts.models import TokenScope
+
 from apps.accounts.services import api_token_create
 from apps.versions.models import ModelVersion
 from tests.upload_spool import spool_fixture  # noqa: F401  (the `spool` fixture)
@@ -125,7 +127,7 @@ def test_an_outsiders_session_upload_to_the_api_is_a_json_404_before_its_body_is
 def test_a_token_upload_to_the_api_without_register_permission_is_refused_before_its_body_is_read(
     live_server, model, request, spool, isolated_artifacts, who, expected
 ):
-    _, token = api_token_create(user=request.getfixturevalue(who), name="pipeline")
+    _, token = api_token_create(user=request.getfixturevalue(who), name="pipeline", scope=TokenScope.FULL)
     status, _, sent = stream_upload(live_server.url, f"/api/v1/models/{model.name}/versions/", token=token)
     assert status == expected
     _assert_nothing_read(sent, spool, isolated_artifacts)
@@ -162,7 +164,7 @@ def test_the_owner_still_uploads_through_the_page_and_the_api(live_server, model
     )
     response = page.getresponse()
     assert response.status == 302 and response.getheader("Location") == f"/models/{model.name}/versions/1/"
-    _, token = api_token_create(user=owner, name="pipeline")
+    _, token = api_token_create(user=owner, name="pipeline", scope=TokenScope.FULL)
     api = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     api.request(
         "POST", f"/api/v1/models/{model.name}/versions/", body=_small_multipart({"metadata": "{}"}),
