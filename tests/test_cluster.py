@@ -17,6 +17,7 @@ from io import StringIO
 import pytest
 from django.db import connection
 
+from apps.accounts.models import TokenScope
 from apps.accounts.services import api_token_create
 from apps.audit.models import AuditEntry
 from apps.validation import services as validation_services
@@ -122,8 +123,8 @@ def job_of(model, number: int) -> ValidationJob:
 
 
 def test_two_web_nodes_and_two_workers_share_everything_and_finish_each_job_once(cluster, cluster_env, model, owner, reviewer, tmp_path):
-    _, owner_token = api_token_create(user=owner, name="pipeline")
-    _, reviewer_token = api_token_create(user=reviewer, name="review")
+    _, owner_token = api_token_create(user=owner, name="pipeline", scope=TokenScope.FULL)
+    _, reviewer_token = api_token_create(user=reviewer, name="review", scope=TokenScope.FULL)
     node_a, node_b = cluster.web
     (tmp_path / "v1").mkdir()
     (tmp_path / "v1" / "model.onnx").write_bytes(b"onnx-bytes of version 1")

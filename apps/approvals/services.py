@@ -7,11 +7,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from apps.accounts.models import TokenScope
 from apps.audit import services as audit
 from apps.events.models import EventType
 from apps.events.services import event_emit
 from apps.models.models import RegisteredModel
-from apps.models.permissions import Action, can, require
+from apps.models.permissions import Action, can, require, require_scope
 from apps.validation.models import JobStatus, ValidationJob, Verdict
 from apps.validation.services import _policy as validation_policy, quality_gate, unsafe_finding_blocks
 from apps.versions.models import ModelVersion, PointerChangeKind, ProductionPointerChange, StageTransition
@@ -362,6 +363,7 @@ def transition_request_reject(*, request: TransitionRequest, actor, comment: str
 def transition_request_withdraw(*, request: TransitionRequest, actor) -> TransitionRequest:
     model, request = _lock_pending(request)
     require(actor, Action.VIEW, model)
+    require_scope(actor, TokenScope.FULL, "withdrawing transition requests")
     if request.requested_by_id != actor.pk:
         raise PermissionDenied("Only the requester can withdraw a request.")
     _decide(request, RequestStatus.WITHDRAWN, actor)

@@ -2,6 +2,8 @@ from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
 
+from apps.models.permissions import token_limits_models, visible_models
+
 from .filters import AuditEntryFilter
 from .models import AuditEntry
 from .permissions import is_auditor
@@ -36,7 +38,11 @@ def audit_entries(request):
     """The whole audit log, newest first, for auditors. Filters: action, actor, model, since, until (dates), q."""
     if not is_auditor(request.user):
         raise PermissionDenied("Only auditors may read the audit log.")
-    filterset = AuditEntryFilter(request.query_params, queryset=entries_for_listing())
+    entries = entries_for_listing()
+    if token_limits_models(request.user):
+        # A token limited to chosen models reads only their entries, as it sees only them everywhere else.
+        entries = entries.filter(registered_model_id__in=visible_models(request.user).values("pk"))
+    filterset = AuditEntryFilter(request.query_params, queryset=entries)
     if not filterset.is_valid():
         raise ValidationError(filterset.errors)
     paginator = Pages()
