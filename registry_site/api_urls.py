@@ -1,7 +1,9 @@
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path, re_path
+from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from apps.accounts.api_errors import json_not_found
+from apps.web.errors import json_not_found
 from apps.approvals import api as approval_api
 from apps.audit import api as audit_api
 from apps.models import api as model_api
@@ -33,5 +35,9 @@ urlpatterns = [
     path("transition-requests/<int:pk>/override-quality/", _open(approval_api.override_quality), name="transition-request-override-quality"),
     path("audit/", _open(audit_api.audit_entries), name="audit"),
     path("", include("apps.lineage.api_urls")),  # datasets, impact, version lineage (each view is login_not_required itself)
-    re_path(r"^.*$", _open(json_not_found)),
+    # The OpenAPI 3 schema (JSON; YAML with ?format=yaml) and its docs pages, for logged-in users and token holders.
+    path("schema/", _open(SpectacularAPIView.as_view()), name="schema"),
+    path("docs/", _open(SpectacularSwaggerView.as_view(url_name="api:schema")), name="docs"),
+    path("docs/redoc/", _open(SpectacularRedocView.as_view(url_name="api:schema")), name="redoc"),
+    re_path(r"^.*$", _open(extend_schema(exclude=True)(json_not_found))),
 ]

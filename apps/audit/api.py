@@ -1,19 +1,16 @@
+from rest_framework import serializers
 from rest_framework.decorators import api_view
-from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.exceptions import PermissionDenied
 
 from apps.models.permissions import token_limits_models, visible_models
+
+from apps.web.lists import paginated
+from apps.web.openapi import documented, filter_parameters, page_schema
 
 from .filters import AuditEntryFilter
 from .models import AuditEntry
 from .permissions import is_auditor
 from .selectors import entries_for_listing
-
-
-class Pages(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
 
 def entry_to_dict(entry: AuditEntry) -> dict:
@@ -33,6 +30,29 @@ def entry_to_dict(entry: AuditEntry) -> dict:
     }
 
 
+class AuditEntrySerializer(serializers.Serializer):
+    """One audit entry as `entry_to_dict` renders it."""
+
+    sequence = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    actor = serializers.CharField()
+    action = serializers.CharField()
+    object_type = serializers.CharField()
+    object_id = serializers.CharField()
+    object_repr = serializers.CharField()
+    model = serializers.CharField(allow_blank=True, allow_null=True)
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+    request_id = serializers.CharField(allow_blank=True, allow_null=True)
+    entry_hash = serializers.CharField()
+
+
+@documented(
+    summary="Read the audit log (auditors)",
+    parameters=filter_parameters(AuditEntryFilter),
+    responses={200: page_schema(AuditEntrySerializer, "AuditEntry")},
+    errors=[400, 403],
+)
 @api_view(["GET"])
 def audit_entries(request):
     """The whole audit log, newest first, for auditors. Filters: action, actor, model, since, until (dates), q."""
@@ -42,9 +62,4 @@ def audit_entries(request):
     if token_limits_models(request.user):
         # A token limited to chosen models reads only their entries, as it sees only them everywhere else.
         entries = entries.filter(registered_model_id__in=visible_models(request.user).values("pk"))
-    filterset = AuditEntryFilter(request.query_params, queryset=entries)
-    if not filterset.is_valid():
-        raise ValidationError(filterset.errors)
-    paginator = Pages()
-    page = paginator.paginate_queryset(filterset.qs, request)
-    return paginator.get_paginated_response([entry_to_dict(entry) for entry in page])
+    return paginated(request, entries, entry_to_dict, filterset_class=AuditEntryFilter)

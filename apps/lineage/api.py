@@ -2,21 +2,53 @@
 
 from django.contrib.auth.models import Group
 from django.urls import reverse
-from rest_framework import status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from apps.accounts.api_errors import error_body
-from apps.models.api import Pages
+from apps.web.errors import error_body
+from apps.web.lists import paginated
+from apps.web.openapi import documented, filter_parameters, page_parameters, page_schema
 from apps.models.permissions import get_model_for
 from apps.versions.models import ModelVersion
 from apps.versions.selectors import version_or_404
 
+from .filters import DatasetFilter
 from .models import Dataset
-from .selectors import dataset_or_404, datasets_for_list, impacted_versions, version_lineage_graph
+from .selectors import ImpactedVersion, dataset_or_404, datasets_for_list, impacted_versions, version_lineage_graph
 from .services import TEAM_ERROR, dataset_register
 
 DATASET_KEYS = {"name", "uri", "digest", "size_bytes", "description", "team"}
+DatasetBody = inline_serializer(
+    name="DatasetBody",
+    fields={
+        "name": serializers.CharField(),
+        "uri": serializers.CharField(),
+        "digest": serializers.CharField(required=False),
+        "size_bytes": serializers.IntegerField(required=False, allow_null=True),
+        "description": serializers.CharField(required=False),
+        "team": serializers.CharField(required=False, allow_null=True),
+    },
+)
+IMPACT_PAGE = page_schema(OpenApiTypes.OBJECT, "ImpactedVersion")
+
+
+class RegisteredDatasetSerializer(serializers.Serializer):
+    """A dataset as `dataset_to_dict` renders it (`versions_using` in lists only)."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    uri = serializers.CharField()
+    digest = serializers.CharField(allow_blank=True)
+    size_bytes = serializers.IntegerField(allow_null=True)
+    description = serializers.CharField(allow_blank=True)
+    owner = serializers.CharField(allow_null=True)
+    team = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    url = serializers.URLField()
+    versions_using = serializers.IntegerField(required=False)
 
 
 def dataset_to_dict(dataset: Dataset, request=None) -> dict:
@@ -38,6 +70,21 @@ def dataset_to_dict(dataset: Dataset, request=None) -> dict:
     return body
 
 
+@documented(
+    methods=["GET"],
+    summary="List the datasets you may see",
+    operation_id="datasets_list",
+    parameters=filter_parameters(DatasetFilter),
+    responses={200: page_schema(RegisteredDatasetSerializer, "RegisteredDataset")},
+    errors=[400],
+)
+@documented(
+    methods=["POST"],
+    summary="Register a dataset (200 with the existing one when the URI and digest are already registered)",
+    request=DatasetBody,
+    responses={201: RegisteredDatasetSerializer, 200: RegisteredDatasetSerializer},
+    errors=[400, 415],
+)
 @api_view(["GET", "POST"])
 def datasets_collection(request):
     if request.method == "POST":
@@ -56,24 +103,27 @@ def datasets_collection(request):
         fields = {key: data.get(key) for key in DATASET_KEYS - {"team"}}
         dataset, created = dataset_register(actor=request.user, team=team, **fields)
         return Response(dataset_to_dict(dataset, request), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
-    paginator = Pages()
-    datasets = datasets_for_list(request.user, search=request.query_params.get("search", "").strip()).select_related("owner", "team")
-    page = paginator.paginate_queryset(datasets, request)
-    return paginator.get_paginated_response([dataset_to_dict(d, request) for d in page])
+    datasets = datasets_for_list(request.user).select_related("owner", "team")
+    return paginated(request, datasets, lambda dataset: dataset_to_dict(dataset, request), filterset_class=DatasetFilter)
 
 
+@documented(summary="Read a dataset", responses={200: RegisteredDatasetSerializer}, errors=[404])
 @api_view(["GET"])
 def dataset_detail(request, pk: int):
     return Response(dataset_to_dict(dataset_or_404(request.user, pk), request))
 
 
+@documented(
+    summary="Versions trained or evaluated on the dataset, and versions derived from them",
+    parameters=page_parameters(),
+    responses={200: IMPACT_PAGE},
+    errors=[400, 404],
+)
 @api_view(["GET"])
 def dataset_impact(request, pk: int):
     """Every version the caller may view trained or evaluated on the dataset, through derived versions too."""
     dataset = dataset_or_404(request.user, pk)
-    paginator = Pages()
-    page = paginator.paginate_queryset(impacted_versions(request.user, dataset=dataset), request)
-    response = paginator.get_paginated_response([item.as_dict() for item in page])
+    response = paginated(request, impacted_versions(request.user, dataset=dataset), ImpactedVersion.as_dict)
     response.data = {"dataset": dataset_to_dict(dataset, request), **response.data}
     return response
 
@@ -82,6 +132,11 @@ def _version_or_404(user, name: str, number: int) -> ModelVersion:
     return version_or_404(get_model_for(user, name), number)
 
 
+@documented(
+    summary="A version's lineage graph (nodes and edges you may see)",
+    responses={200: OpenApiTypes.OBJECT},
+    errors=[404],
+)
 @api_view(["GET"])
 def version_lineage(request, name: str, number: int):
     """The version's lineage graph: nodes (versions, datasets, code, environments) and edges, as the caller may see it."""
@@ -90,10 +145,14 @@ def version_lineage(request, name: str, number: int):
     return Response({"model": version.model.name, "version": version.number, **graph.as_json()})
 
 
+@documented(
+    summary="Versions derived from this one, transitively",
+    parameters=page_parameters(),
+    responses={200: IMPACT_PAGE},
+    errors=[400, 404],
+)
 @api_view(["GET"])
 def version_impact(request, name: str, number: int):
     """Every version the caller may view derived from this one, transitively."""
     version = _version_or_404(request.user, name, number)
-    paginator = Pages()
-    page = paginator.paginate_queryset(impacted_versions(request.user, version=version), request)
-    return paginator.get_paginated_response([item.as_dict() for item in page])
+    return paginated(request, impacted_versions(request.user, version=version), ImpactedVersion.as_dict)

@@ -74,9 +74,14 @@ def datasets_for_list(user, *, search: str = "") -> QuerySet[Dataset]:
             "version_links__version", filter=Q(version_links__version__model__in=visible_models(user)), distinct=True
         )
     ).order_by("name", "uri", "digest")
-    if search:
-        queryset = queryset.filter(Q(name__icontains=search) | Q(uri__icontains=search) | Q(digest__icontains=search))
-    return queryset
+    return datasets_matching(queryset, search)
+
+
+def datasets_matching(queryset: QuerySet[Dataset], search: str) -> QuerySet[Dataset]:
+    """Datasets whose name, URI or digest contains `search` (all of them for an empty search)."""
+    if not search:
+        return queryset
+    return queryset.filter(Q(name__icontains=search) | Q(uri__icontains=search) | Q(digest__icontains=search))
 
 
 # -- impact ---------------------------------------------------------------------------------------------------

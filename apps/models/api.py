@@ -1,18 +1,17 @@
 from django.contrib.auth.models import Group
+from drf_spectacular.types import OpenApiTypes
 from rest_framework import status
 from rest_framework.decorators import api_view
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
+from apps.web.lists import paginated
+from apps.web.openapi import documented, filter_parameters, page_schema
+
+from .filters import RegisteredModelApiFilter
 from .models import RegisteredModel
-from .permissions import get_model_for, visible_models
-from .services import model_create
-
-
-class Pages(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
+from .permissions import Action, get_model_for, visible_models
+from .serializers import RegisteredModelSerializer, RegisteredModelUpdateSerializer
+from .services import model_create, model_update
 
 
 def model_to_dict(model: RegisteredModel) -> dict:
@@ -27,6 +26,15 @@ def model_to_dict(model: RegisteredModel) -> dict:
     }
 
 
+@documented(
+    methods=["GET"],
+    summary="List the models you may see",
+    operation_id="models_list",
+    parameters=filter_parameters(RegisteredModelApiFilter),
+    responses={200: page_schema(RegisteredModelSerializer, "RegisteredModel")},
+    errors=[400],
+)
+@documented(methods=["POST"], summary="Create a model (you become its manager)", request=OpenApiTypes.OBJECT, responses={201: RegisteredModelSerializer}, errors=[400, 415])
 @api_view(["GET", "POST"])
 def models_collection(request):
     if request.method == "POST":
@@ -55,14 +63,29 @@ def models_collection(request):
             tags=tags or [], actor=request.user,
         )
         return Response(model_to_dict(model), status=status.HTTP_201_CREATED)
-    queryset = visible_models(request.user).with_pointers().select_related("team").prefetch_related("tags")
-    queryset = queryset.search(request.query_params.get("search", ""))
-    paginator = Pages()
-    page = paginator.paginate_queryset(queryset.order_by("name"), request)
-    return paginator.get_paginated_response([model_to_dict(m) for m in page])
+    queryset = visible_models(request.user).with_pointers().select_related("team").prefetch_related("tags").order_by("name")
+    return paginated(request, queryset, model_to_dict, filterset_class=RegisteredModelApiFilter)
 
 
-@api_view(["GET"])
+def _model_for(user, name: str, action: str = Action.VIEW) -> RegisteredModel:
+    return get_model_for(user, name, action, queryset=RegisteredModel.objects.with_pointers().select_related("team"))
+
+
+@documented(methods=["GET"], summary="Read a model", responses={200: RegisteredModelSerializer}, errors=[404])
+@documented(
+    methods=["PATCH"],
+    summary="Change a model's description, tags or team (managers; audited like the edit page)",
+    request=RegisteredModelUpdateSerializer,
+    responses={200: RegisteredModelSerializer},
+    errors=[400, 403, 404, 415],
+)
+@api_view(["GET", "PATCH"])
 def model_detail(request, name: str):
-    model = get_model_for(request.user, name, queryset=RegisteredModel.objects.with_pointers().select_related("team"))
-    return Response(model_to_dict(model))
+    if request.method == "GET":
+        return Response(model_to_dict(_model_for(request.user, name)))
+    model = _model_for(request.user, name, Action.MANAGE)  # before the body is read
+    body = RegisteredModelUpdateSerializer(data=request.data, context={"request": request})
+    body.is_valid(raise_exception=True)
+    current = {"description": model.description, "team": model.team, "tags": sorted(model.tags.names())}
+    model_update(model=model, actor=request.user, **{**current, **body.validated_data})
+    return Response(model_to_dict(_model_for(request.user, name)))

@@ -5,21 +5,29 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, HttpResponseNotModified
-from rest_framework import status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from apps.accounts.idempotency import idempotent_call
-from apps.approvals.lifecycle import Stage
-from apps.models.api import Pages
+from .lifecycle import Stage
+from apps.web.lists import paginated
+from apps.web.openapi import documented, filter_parameters, page_schema
+from apps.web.serializers import StrictSerializer
 from apps.models.permissions import Action, get_model_for
 
-from .document import VersionMetadata, metadata_from_json
+from .document import Tags, Text, VersionMetadata, metadata_from_json
 from .downloads import artifact_response
+from . import openapi  # noqa: F401 (registers the schema of the document's custom fields)
+from .filters import VersionFilter
 from .models import ModelVersion
 from .selectors import artifact_or_404, stage_fingerprint, version_or_404, versions_with_details
-from .serializers import version_to_dict
-from .services import IncomingFile, deployment_report, incoming_from_upload, version_register
+from .serializers import VersionSerializer, version_to_dict
+from .services import IncomingFile, deployment_report, incoming_from_upload, version_register, version_update
+
+VERSION_SCHEMA = VersionSerializer
 
 
 def _metadata_text(request) -> str:
@@ -29,17 +37,32 @@ def _metadata_text(request) -> str:
     return request.data.get("metadata") or "{}"
 
 
+@documented(
+    methods=["GET"],
+    summary="List a model's versions",
+    operation_id="models_versions_list",
+    description=(
+        "Newest first unless `ordering` says otherwise. Metric ranges: `metric.<name>__gte`, `__gt`, `__lte`, `__lt` "
+        "(e.g. `metric.accuracy__gte=0.9&metric.loss__lt=0.2`); versions without that metric never match. "
+        "Unknown parameters and bad values answer 400 naming the parameter."
+    ),
+    parameters=filter_parameters(VersionFilter),
+    responses={200: page_schema(VERSION_SCHEMA, "ModelVersion")},
+    errors=[400, 404],
+)
+@documented(
+    methods=["POST"],
+    summary="Register a version (multipart: `files` parts and a `metadata` JSON part)",
+    request={"multipart/form-data": OpenApiTypes.OBJECT},
+    responses={201: VERSION_SCHEMA},
+    errors=[400, 403, 404, 409, 413, 415, 422, 507],
+)
 @api_view(["GET", "POST"])
 def versions_collection(request, name: str):
     if request.method == "GET":
         model = get_model_for(request.user, name)
-        paginator = Pages()
         queryset = versions_with_details(ModelVersion.objects.filter(model=model).order_by("-number"))
-        stage = request.query_params.get("stage")
-        if stage:
-            queryset = queryset.filter(stage=stage)
-        page = paginator.paginate_queryset(queryset, request)
-        return paginator.get_paginated_response([version_to_dict(v, request) for v in page])
+        return paginated(request, queryset, lambda version: version_to_dict(version, request), filterset_class=VersionFilter)
 
     model = get_model_for(request.user, name, Action.REGISTER)
     with idempotent_call(request) as call:  # after authorization, before the body is read
@@ -77,12 +100,38 @@ def _registered_to_dict(version: ModelVersion, request) -> dict:
     return version_to_dict(versions_with_details(ModelVersion.objects.filter(pk=version.pk)).get(), request)
 
 
-@api_view(["GET"])
+class VersionUpdateSerializer(StrictSerializer):
+    """PATCH of a version: what may change after registration (as on the edit page). Keys left out keep their value."""
+
+    description = Text(help_text="Markdown.")
+    tags = Tags(help_text="Replaces the version's tags.")
+
+
+@documented(methods=["GET"], summary="Read a version", responses={200: VERSION_SCHEMA}, errors=[404])
+@documented(
+    methods=["PATCH"],
+    summary="Change a version's description or tags (registrants; audited like the edit page)",
+    request=VersionUpdateSerializer,
+    responses={200: VERSION_SCHEMA},
+    errors=[400, 403, 404, 415],
+)
+@api_view(["GET", "PATCH"])
 def version_detail(request, name: str, number: int):
+    if request.method == "PATCH":
+        version = version_or_404(get_model_for(request.user, name, Action.REGISTER), number)  # before the body is read
+        body = VersionUpdateSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        current = {"description": version.description, "tags": sorted(version.tags.names())}
+        version_update(version=version, actor=request.user, **{**current, **body.validated_data})
     version = version_or_404(get_model_for(request.user, name), number, details=True)
     return Response(version_to_dict(version, request))
 
 
+@documented(
+    summary="The version a stage points at (what deployment pipelines poll; ETag and If-None-Match give 304)",
+    responses={200: VERSION_SCHEMA, 304: OpenApiResponse(description="Not modified since the ETag sent in If-None-Match.")},
+    errors=[404],
+)
 @api_view(["GET"])
 def version_by_stage(request, name: str, stage: str):
     """What deployment pipelines poll. One query decides freshness; the JSON itself is cached and sent with an ETag."""
@@ -105,12 +154,28 @@ def version_by_stage(request, name: str, stage: str):
     return HttpResponse(body, content_type="application/json", headers=headers)
 
 
+@documented(
+    summary="Download one artifact file of a version",
+    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    errors=[404],
+)
 @api_view(["GET"])
 def artifact_download(request, name: str, number: int, path: str):
     model = get_model_for(request.user, name)
     return artifact_response(artifact_or_404(model, number, path))
 
 
+@documented(
+    summary="Report which version a deployment target (environment) serves",
+    request=inline_serializer(name="DeploymentReportBody", fields={"version": serializers.IntegerField()}),
+    responses={
+        200: inline_serializer(
+            name="DeploymentReport",
+            fields={"environment": serializers.CharField(), "version": serializers.IntegerField(), "reported_at": serializers.DateTimeField()},
+        )
+    },
+    errors=[400, 403, 404, 415],
+)
 @api_view(["PUT"])
 def deployment_report_view(request, name: str, environment: str):
     """Deployment targets report which version they serve; the model page flags drift from the pointer."""

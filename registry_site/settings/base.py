@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "taggit",
     "rest_framework",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "axes",
     "apps.accounts",
@@ -253,6 +255,26 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "apps.accounts.api_errors.json_error_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # The one paginator of every API list (apps.web.lists.paginated); `page` and `page_size` are its parameters.
+    "DEFAULT_PAGINATION_CLASS": "apps.web.pagination.Pages",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# The OpenAPI schema (/api/v1/schema/) and its docs pages (/api/v1/docs/): login required like the rest of the API;
+# Swagger UI and Redoc are served from static files (drf-spectacular-sidecar), never from a CDN.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Model registry API",
+    "DESCRIPTION": (
+        "Register model versions, move them through stages with approvals, and read what serves production. "
+        'Every error is JSON: {"error": {"code", "message", "fields"?}}.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 # Idempotency-Key (apps.accounts.idempotency): how long an answer is kept for retries, and the Retry-After of a 409
 # to a retry that arrives while its first request is still running.

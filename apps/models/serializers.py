@@ -1,0 +1,40 @@
+"""Bodies of the models API."""
+
+from django.contrib.auth.models import Group
+from rest_framework import serializers
+
+from apps.web.serializers import JsonString, StrictSerializer, TagListField
+
+
+class TeamNameField(JsonString):
+    """A team by name: one the caller belongs to (any team for a superuser), like the edit page offers."""
+
+    def to_internal_value(self, data):
+        name = super().to_internal_value(data)
+        user = self.context["request"].user
+        team = (Group.objects.all() if user.is_superuser else user.groups.all()).filter(name=name).first()
+        if team is None:
+            if not Group.objects.filter(name=name).exists():
+                raise serializers.ValidationError(f"No team named {name!r}.")
+            raise serializers.ValidationError("You can only assign a team you belong to.")
+        return team
+
+
+class RegisteredModelUpdateSerializer(StrictSerializer):
+    """PATCH of a model: what the edit page changes. Keys left out keep their value."""
+
+    description = JsonString(allow_blank=True, required=False, help_text="Model card in Markdown.")
+    tags = TagListField(required=False, help_text="Replaces the model's tags.")
+    team = TeamNameField(allow_null=True, required=False, help_text="Owning team (one you belong to), or null for none.")
+
+
+class RegisteredModelSerializer(serializers.Serializer):
+    """The model JSON of the API (rendered by `api.model_to_dict`; tests check real answers against this schema)."""
+
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    team = serializers.CharField(allow_null=True)
+    tags = serializers.ListField(child=serializers.CharField())
+    latest_version = serializers.IntegerField(allow_null=True)
+    production_version = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()

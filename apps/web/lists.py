@@ -1,0 +1,60 @@
+"""API lists: the query parameters a list accepts are its FilterSet's filters and the paginator's two; anything else,
+an empty value or a bad value is a 400 naming the parameter. Pages come from REST_FRAMEWORK's DEFAULT_PAGINATION_CLASS."""
+
+from collections.abc import Callable, Iterable
+
+import django_filters
+from django.core.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+
+def _paging_errors(params, paginator) -> dict[str, list[str]]:
+    errors = {}
+    page = params.get(paginator.page_query_param)
+    if page is not None and not (page.isdigit() and int(page) > 0) and page not in paginator.last_page_strings:
+        errors[paginator.page_query_param] = ["must be a page number from 1 on (or 'last')."]
+    size = params.get(paginator.page_size_query_param)
+    if size is not None and not (size.isdigit() and int(size) > 0):
+        errors[paginator.page_size_query_param] = [f"must be a whole number from 1 to {paginator.max_page_size}."]
+    return errors
+
+
+def _filtered(params, queryset, filterset_class, request, accepted: set[str]) -> tuple[Iterable, dict[str, list[str]]]:
+    errors: dict[str, list[str]] = {}
+    filterset = filterset_class(params, queryset=queryset, request=request) if filterset_class else None
+    accepted = accepted | set(filterset.filters if filterset else ())
+    for key in params:
+        if key not in accepted:
+            errors[key] = [f"is not a parameter of this list; it accepts {', '.join(sorted(accepted))}."]
+        elif filterset and key in filterset.filters and not params.get(key, "").strip():
+            errors[key] = ["is empty; give a value or leave the parameter out."]
+    if filterset is None:
+        return queryset, errors
+    if not filterset.is_valid():
+        for key, messages in filterset.errors.items():
+            errors.setdefault(key, []).extend(messages)
+    return (filterset.qs if not errors else queryset), errors
+
+
+def paginated(
+    request,
+    queryset: Iterable,
+    render: Callable[[object], dict],
+    *,
+    filterset_class: type[django_filters.FilterSet] | None = None,
+) -> Response:
+    """One page of `queryset` (narrowed by `filterset_class` from the query string), each item through `render`.
+
+    Raises a ValidationError (400, the JSON error envelope with one entry per parameter) before anything is read
+    when a parameter is unknown, empty or bad.
+    """
+    paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+    params = request.query_params
+    accepted = {paginator.page_query_param, paginator.page_size_query_param}
+    items, errors = _filtered(params, queryset, filterset_class, request, accepted)
+    errors.update(_paging_errors(params, paginator))
+    if errors:
+        raise ValidationError(errors)
+    page = paginator.paginate_queryset(items, request)
+    return paginator.get_paginated_response([render(item) for item in page])

@@ -1,0 +1,37 @@
+"""Serializer pieces every app's API bodies share: refusing keys nobody declared, and the tags list."""
+
+from rest_framework import serializers
+
+
+class StrictSerializer(serializers.Serializer):
+    """A body with a key the serializer does not declare is refused (400 naming it), not silently ignored."""
+
+    def to_internal_value(self, data):
+        if hasattr(data, "keys"):
+            unknown = sorted(set(data.keys()) - set(self.fields))
+            if unknown:
+                allowed = ", ".join(self.fields)
+                raise serializers.ValidationError({key: [f"is not a field here; send only {allowed}."] for key in unknown})
+        return super().to_internal_value(data)
+
+
+class JsonString(serializers.CharField):
+    """A JSON string, never a number turned into one. Kept as sent (no trimming)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("must be a string.")
+        return super().to_internal_value(data)
+
+
+class TagListField(serializers.ListField):
+    """Tags as a JSON list of strings (up to 64 characters each), stored stripped, without duplicates, sorted."""
+
+    child = JsonString(max_length=64, allow_blank=False, trim_whitespace=True)
+
+    def to_internal_value(self, data):
+        return sorted(set(super().to_internal_value(data)))
