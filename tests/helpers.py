@@ -1,9 +1,17 @@
-"""Small test tools shared across apps: counting a page's queries, running work in racing threads."""
+"""Small test tools shared across test modules: counting a page's queries, running work in racing threads, files the
+checks inspect (safetensors, a pickle that runs a command), a production request awaiting its approver."""
 
+import json
+import os
+import struct
 import threading
 
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
+
+from apps.approvals.services import transition_request_create
+from apps.validation.services import validation_run
+from tests.factories import register_version
 
 
 def queries_for(client, url: str) -> int:
@@ -34,3 +42,43 @@ def in_threads(count: int, work) -> list[BaseException]:
     for thread in threads:
         thread.join()
     return errors
+
+
+class RunsSystem:
+    """Unpickling this runs a shell command: the payload the unsafe-serialization scan must flag."""
+
+    def __reduce__(self):
+        return (os.system, ("echo owned",))
+
+
+def safetensors_with_header(header, data: bytes = b"") -> bytes:
+    """A .safetensors file with exactly this header (a dict, or raw JSON bytes) followed by `data`."""
+    encoded = header if isinstance(header, bytes) else json.dumps(header, separators=(",", ":")).encode()
+    return struct.pack("<Q", len(encoded)) + encoded + data
+
+
+def safetensors(tensors: dict[str, tuple[str, list[int]]]) -> bytes:
+    """A small valid safetensors file (zeros) so the format inspection has something real to read."""
+    sizes = {"F32": 4, "F16": 2, "BF16": 2}
+    header, offset = {}, 0
+    for name, (dtype, shape) in tensors.items():
+        length = sizes[dtype]
+        for dim in shape:
+            length *= dim
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + length]}
+        offset += length
+    return safetensors_with_header(header, bytes(offset))
+
+
+def eighty_thousand_dimensions() -> bytes:
+    """The header from the report: 1.7 MB, one tensor whose shape has 80,000 twenty-digit dimensions."""
+    shape = [10**19 + i for i in range(80_000)]
+    return safetensors_with_header(json.dumps({"w": {"dtype": "F32", "shape": shape, "data_offsets": [0, 4]}}).encode(), b"\x00" * 4)
+
+
+def pending_production_request(model, owner, **metadata):
+    """Register a version, validate it, take it to staging and ask for production: a request waiting for its approver."""
+    version = register_version(model, owner, **metadata)
+    validation_run(job_id=version.validation_jobs.get().pk)
+    transition_request_create(version=version, to_stage="staging", actor=owner, justification="ready")
+    return transition_request_create(version=version, to_stage="production", actor=owner, justification="Ship: +2 points")

@@ -18,6 +18,7 @@ import pytest
 from django.db import connection
 
 from apps.accounts.models import TokenScope
+
 from apps.accounts.services import api_token_create
 from apps.audit.models import AuditEntry
 from apps.validation import services as validation_services
@@ -27,7 +28,7 @@ from registry_site import cli
 from tests.factories import register_version
 from tests.nodes import ROOT, CeleryNode, WebNode, production_env
 from tests.validation.workers import wait_for
-from tests.versions.test_s3_storage import REGION, _client, _empty_and_delete, moto_endpoint  # noqa: F401 (a fixture)
+from tests.s3 import REGION, empty_and_delete_bucket, moto_endpoint_fixture, s3_client  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -36,16 +37,16 @@ SLOW_BYTES = 6_000_000
 
 
 @pytest.fixture
-def bucket(moto_endpoint):  # noqa: F811 (the fixture imported above)
-    client = _client(moto_endpoint)
+def bucket(moto_endpoint):
+    client = s3_client(moto_endpoint)
     name = f"cluster-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=name)
     yield name
-    _empty_and_delete(client, name)
+    empty_and_delete_bucket(client, name)
 
 
 @pytest.fixture
-def cluster_env(bucket, moto_endpoint, tmp_path, settings):  # noqa: F811
+def cluster_env(bucket, moto_endpoint, tmp_path, settings):
     db = connection.settings_dict
     return production_env(
         database_url=f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",

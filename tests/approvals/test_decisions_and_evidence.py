@@ -7,8 +7,8 @@ from apps.approvals.services import approval_policy_update
 from apps.audit.models import AuditEntry
 from apps.models.permissions import Action
 from apps.models.services import model_permission_grant
-from tests.approvals.test_views_and_api import _pending_production_request as _production_request
 from tests.factories import promote, register_version
+from tests.helpers import pending_production_request as _production_request
 
 pytestmark = pytest.mark.django_db
 

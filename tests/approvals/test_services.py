@@ -19,10 +19,11 @@ from apps.approvals.services import (
 from apps.audit.models import AuditEntry
 from apps.models.permissions import Action
 from apps.models.services import model_permission_grant
+from apps.validation.models import ValidationJob
 from apps.validation.services import validation_policy_update, validation_run
 from apps.versions.models import ModelVersion, ProductionPointerChange
 from tests.factories import promote, register_version
-from tests.validation.test_checks import RunsSystem
+from tests.helpers import RunsSystem
 
 pytestmark = pytest.mark.django_db
 
@@ -225,3 +226,17 @@ def test_every_stage_change_writes_its_events_in_the_same_transaction(model, own
     with pytest.raises(ValidationError):
         production_rollback(model=model, actor=reviewer, reason="x", to_version=first)  # refused: nothing written
     assert Event.objects.filter(model=model).count() == len(events)
+
+
+def test_a_rollback_never_returns_an_unsafe_version_to_production(model, owner, reviewer):
+    old, new = register_version(model, owner), register_version(model, owner)
+    promote(old, requester=owner, approver=reviewer)
+    promote(new, requester=owner, approver=reviewer)
+    # The old version's files are re-checked later and now flagged (e.g. a scanner update); simulate with a new job.
+    unsafe = register_version(model, owner, files={"model.pkl": pickle.dumps(RunsSystem(), protocol=2)})
+    validation_run(job_id=unsafe.validation_jobs.get().pk)
+    ValidationJob.objects.filter(version=unsafe).update(version=old)
+
+    with pytest.raises(ValidationError, match="return to production"):
+        production_rollback(model=model, actor=owner, reason="incident", to_version=old)
+    assert ModelVersion.objects.get(stage="production") == new

@@ -4,24 +4,17 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.approvals.models import ApprovalPolicy
-from apps.approvals.services import transition_request_create
 from apps.validation.services import validation_run
 from apps.versions.models import ModelVersion
 from tests.factories import promote, register_version
+from tests.helpers import pending_production_request
 
 pytestmark = pytest.mark.django_db
 
 
-def _pending_production_request(model, owner, **metadata):
-    version = register_version(model, owner, **metadata)
-    validation_run(job_id=version.validation_jobs.get().pk)
-    transition_request_create(version=version, to_stage="staging", actor=owner, justification="ready")
-    return transition_request_create(version=version, to_stage="production", actor=owner, justification="Ship: +2 points")
-
-
 def test_the_approver_sees_the_request_in_the_inbox_with_the_evidence_and_approves(web_for, owner, reviewer, model):
     promote(register_version(model, owner, metrics={"acc": 0.8}, hyperparameters={"lr": 0.1}), requester=owner, approver=reviewer)
-    request = _pending_production_request(model, owner, metrics={"acc": 0.9}, hyperparameters={"lr": 0.01},
+    request = pending_production_request(model, owner, metrics={"acc": 0.9}, hyperparameters={"lr": 0.01},
                                           datasets=[{"name": "imdb", "uri": "s3://d/imdb", "digest": "v3", "role": "training"}])
     client = web_for(reviewer)
     inbox = client.get("/approvals/").content.decode()
@@ -35,7 +28,7 @@ def test_the_approver_sees_the_request_in_the_inbox_with_the_evidence_and_approv
 
 
 def test_the_requester_sees_no_approve_button_and_a_forged_approval_is_refused(web_for, owner, model):
-    request = _pending_production_request(model, owner)
+    request = pending_production_request(model, owner)
     client = web_for(owner)
     assert f"/approvals/{request.pk}/" not in client.get("/approvals/").content.decode()
     page = client.get(f"/approvals/{request.pk}/").content.decode()
@@ -46,7 +39,7 @@ def test_the_requester_sees_no_approve_button_and_a_forged_approval_is_refused(w
 
 
 def test_self_approval_is_refused_through_the_api(api_for, owner, model):
-    request = _pending_production_request(model, owner)
+    request = pending_production_request(model, owner)
     response = api_for(owner).post(f"/api/v1/transition-requests/{request.pk}/approve/", {"comment": "me"}, format="json")
     assert response.status_code == 403 and "someone else" in response.json()["error"]["message"]
 
@@ -65,16 +58,16 @@ def test_the_api_flow_request_approve_and_read_back(api_for, owner, reviewer, mo
 
 
 def test_reject_and_withdraw_through_the_api(api_for, owner, reviewer, model):
-    first = _pending_production_request(model, owner)
+    first = pending_production_request(model, owner)
     rejected = api_for(reviewer).post(f"/api/v1/transition-requests/{first.pk}/reject/", {"comment": "wrong split"}, format="json")
     assert rejected.json()["status"] == "rejected"
-    second = _pending_production_request(model, owner)
+    second = pending_production_request(model, owner)
     assert api_for(reviewer).post(f"/api/v1/transition-requests/{second.pk}/withdraw/", format="json").status_code == 403
     assert api_for(owner).post(f"/api/v1/transition-requests/{second.pk}/withdraw/", format="json").json()["status"] == "withdrawn"
 
 
 def test_an_outsider_sees_no_request_anywhere(web_for, api_for, owner, outsider, model):
-    request = _pending_production_request(model, owner)
+    request = pending_production_request(model, owner)
     assert f"/approvals/{request.pk}/" not in web_for(outsider).get("/approvals/").content.decode()
     assert web_for(outsider).get(f"/approvals/{request.pk}/").status_code == 404
     assert web_for(outsider).post(f"/approvals/{request.pk}/approve/").status_code == 404
@@ -89,7 +82,7 @@ def test_an_outsider_sees_no_request_anywhere(web_for, api_for, owner, outsider,
 
 def test_the_inbox_query_count_does_not_grow_with_requests(web_for, owner, reviewer, model):
     client = web_for(reviewer)
-    _pending_production_request(model, owner)
+    pending_production_request(model, owner)
 
     def count():
         with CaptureQueriesContext(connection) as ctx:
@@ -98,7 +91,7 @@ def test_the_inbox_query_count_does_not_grow_with_requests(web_for, owner, revie
 
     few = count()
     for _ in range(8):
-        _pending_production_request(model, owner)
+        pending_production_request(model, owner)
     assert count() == few
 
 
@@ -152,3 +145,11 @@ def test_the_rollback_form_appears_only_when_there_is_something_to_roll_back_to(
     promote(second, requester=owner, approver=reviewer)
     page = web_for(reviewer).get(f"/models/{model.name}/").content.decode()
     assert 'id="rollback-form"' in page and '<option value="1">v1</option>' in page
+
+
+def test_bad_rollback_and_history_inputs_are_400s(api_for, owner, reviewer, model):
+    promote(register_version(model, owner), requester=owner, approver=reviewer)
+    api = api_for(owner)
+    for body in ({"reason": "x", "to_version": "abc"}, {"reason": "x", "to_version": [1]}, {"reason": "x", "to_version": True}):
+        assert api.post(f"/api/v1/models/{model.name}/rollback/", body, format="json").status_code == 400
+    assert api.get(f"/api/v1/models/{model.name}/history/production/", {"at": "2026-13-45T10:00:00Z"}).status_code == 400

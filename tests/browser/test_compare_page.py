@@ -17,7 +17,7 @@ from apps.models.services import model_create, model_permission_grant
 from apps.validation.services import validation_policy_update, validation_run
 from apps.versions.models import ModelVersion
 from tests.factories import promote, register_version
-from tests.versions.test_compare import safetensors
+from tests.helpers import safetensors
 
 pytestmark = pytest.mark.browser
 PASSWORD = "browser-compare-pass-3307"

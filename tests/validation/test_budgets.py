@@ -1,9 +1,7 @@
 """Checks that cannot pin a worker: hostile safetensors headers are refused before any large arithmetic, every check
 runs under a time budget, a job stops at its hard limit, and a job is tried at most VALIDATION_MAX_ATTEMPTS times."""
 
-import json
 import os
-import struct
 
 import pytest
 
@@ -12,20 +10,9 @@ from apps.validation.models import ValidationJob
 from apps.validation.services import TransientError, validation_run, validation_sweep
 from apps.versions.blobs import artifact_storage, blob_key
 from tests.factories import register_version
+from tests.helpers import eighty_thousand_dimensions, safetensors_with_header
 
 pytestmark = pytest.mark.django_db
-
-
-def safetensors_with_header(header, data: bytes = b"") -> bytes:
-    """A .safetensors file with exactly this header (a dict, or raw JSON bytes) followed by `data`."""
-    encoded = header if isinstance(header, bytes) else json.dumps(header, separators=(",", ":")).encode()
-    return struct.pack("<Q", len(encoded)) + encoded + data
-
-
-def eighty_thousand_dimensions() -> bytes:
-    """The header from the report: 1.7 MB, one tensor whose shape has 80,000 twenty-digit dimensions."""
-    shape = [10**19 + i for i in range(80_000)]
-    return safetensors_with_header(json.dumps({"w": {"dtype": "F32", "shape": shape, "data_offsets": [0, 4]}}).encode(), b"\x00" * 4)
 
 
 def _inspected(model, owner, files) -> ValidationJob:

@@ -16,13 +16,9 @@ from apps.validation.services import validation_policy_update, validation_run
 from apps.versions.blobs import artifact_storage, blob_key
 from apps.models.management.commands.seed_demo import float32s, safetensors_bytes
 from tests.factories import register_version
+from tests.helpers import RunsSystem
 
 pytestmark = pytest.mark.django_db
-
-
-class RunsSystem:
-    def __reduce__(self):
-        return (os.system, ("echo owned",))
 
 
 class RunsEval:

@@ -5,8 +5,7 @@ import pytest
 from apps.validation.models import QualityRule, ValidationJob
 from apps.validation.services import validation_run
 from tests.factories import register_version
-
-from .test_checks import RunsSystem
+from tests.helpers import RunsSystem
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from django.conf import settings
 from apps.validation.models import FINISHED, ValidationJob
 from apps.validation.services import validation_sweep
 from tests.factories import register_version, upload
+from tests.helpers import eighty_thousand_dimensions
 
-from .test_budgets import eighty_thousand_dimensions
 from .workers import Worker, alive, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]

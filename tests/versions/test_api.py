@@ -240,3 +240,11 @@ def test_the_versions_list_query_count_does_not_grow_with_versions(api_for, owne
     for index in range(5):
         register_version(model, owner, metrics={"a": index}, datasets=[{"name": "d", "uri": f"s3://d/{index}", "role": "training"}])
     assert count() == few
+
+
+@pytest.mark.parametrize("hyperparameters", ['{"lr": 1e400}', '{"nested": {"x": [1, -1e999]}}'])
+def test_infinite_hyperparameters_are_a_400_not_a_server_error(api_for, owner, model, hyperparameters):
+    metadata = '{"hyperparameters": ' + hyperparameters + "}"
+    response = api_for(owner).post(f"/api/v1/models/{model.name}/versions/", {"files": [upload("a", b"a")], "metadata": metadata}, format="multipart")
+    assert response.status_code == 400 and "finite" in json.dumps(response.json())
+    assert not ModelVersion.objects.exists()

@@ -2,7 +2,6 @@
 
 import json
 import re
-import struct
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,7 +23,7 @@ from apps.versions.compare import (
     verdict,
 )
 from tests.factories import promote, register_version, sha256
-from tests.helpers import queries_for
+from tests.helpers import queries_for, safetensors
 
 pytestmark = pytest.mark.django_db
 
@@ -254,20 +253,6 @@ def test_compare_puts_every_section_together():
 
 
 # --- the page ---------------------------------------------------------------------------------------------
-
-
-def safetensors(tensors: dict[str, tuple[str, list[int]]]) -> bytes:
-    """A small valid safetensors file (zeros) so the format inspection has something real to read."""
-    sizes = {"F32": 4, "F16": 2, "BF16": 2}
-    header, offset = {}, 0
-    for name, (dtype, shape) in tensors.items():
-        length = sizes[dtype]
-        for dim in shape:
-            length *= dim
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + length]}
-        offset += length
-    raw = json.dumps(header).encode()
-    return struct.pack("<Q", len(raw)) + raw + bytes(offset)
 
 
 def validated(version):

@@ -28,7 +28,7 @@ from apps.versions.blobs import artifact_storage, blob_key, blob_put, blob_reser
 from apps.versions.models import Artifact, BlobReservation, ModelVersion
 from tests.factories import sha256, streamed, upload
 from tests.validation.workers import wait_for
-from tests.versions.test_s3_storage import moto_endpoint, s3  # noqa: F401  (fixtures: a moto S3 server and a fresh bucket)
+from tests.s3 import moto_endpoint_fixture, s3_fixture  # noqa: F401  (fixtures: a moto S3 server and a fresh bucket)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -105,3 +105,12 @@ def test_html_in_user_text_is_escaped(web_for, owner, model):
     register_version(model, owner, description="<script>alert(1)</script>", hyperparameters={"<b>x</b>": "<i>y</i>"})
     page = web_for(owner).get(f"/models/{model.name}/versions/1/").content.decode()
     assert "<script>alert(1)" not in page and "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
+
+
+def test_a_nan_typed_into_the_upload_form_is_kept_as_text_not_a_server_error(web_for, owner, model):
+    response = web_for(owner).post(
+        f"/models/{model.name}/versions/new/",
+        {"flavor": "custom", "files": [upload("a.bin", b"x")], "param_name": ["lr"], "param_value": ["NaN"]},
+    )
+    assert response.status_code == 302
+    assert ModelVersion.objects.get().hyperparameters == {"lr": "NaN"}
