@@ -43,7 +43,8 @@ def main() -> None:
         from apps.models.services import model_create
         from apps.validation.services import validation_run
         from apps.versions.document import metadata_from_dict
-        from apps.versions.services import incoming_from_bytes, version_register
+        from apps.catalog.services import version_register
+        from apps.versions.services import incoming_from_bytes
 
         user = get_user_model().objects.create_superuser("bench", password="bench-password")
         model = model_create(name="hostile", actor=user)

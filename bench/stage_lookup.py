@@ -79,7 +79,8 @@ def seed(env: dict[str, str]) -> tuple[str, int, dict[str, int]]:
     from apps.models.services import model_create, model_permission_grant
     from apps.validation.services import validation_run
     from apps.versions.document import metadata_from_dict
-    from apps.versions.services import incoming_from_bytes, version_register
+    from apps.catalog.services import version_register
+    from apps.versions.services import incoming_from_bytes
 
     call_command("migrate", verbosity=0, interactive=False)
     user = get_user_model().objects.create_user(username="bench", password=secrets.token_urlsafe(24))

@@ -60,7 +60,8 @@ def main() -> None:
         from apps.models.services import model_create
         from apps.validation.services import validation_run
         from apps.versions.document import metadata_from_dict
-        from apps.versions.services import IncomingFile, version_register
+        from apps.catalog.services import version_register
+        from apps.versions.services import IncomingFile
 
         source = workdir / "model.safetensors"
         write_safetensors(source, size)

@@ -2,7 +2,7 @@
 
 import logging
 
-from apps.accounts.api_errors import DATABASE_UNAVAILABLE, database_unavailable
+from apps.web.errors import DATABASE_UNAVAILABLE, database_unavailable
 
 logger = logging.getLogger(__name__)
 

@@ -19,4 +19,4 @@ urlpatterns = [
     path("healthz", health, name="health"),
 ]
 
-handler500 = "apps.accounts.api_errors.server_error"
+handler500 = "apps.web.errors.server_error"

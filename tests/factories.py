@@ -6,7 +6,8 @@ import io
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.versions.document import metadata_from_dict
-from apps.versions.services import incoming_from_bytes, version_register
+from apps.catalog.services import version_register
+from apps.versions.services import incoming_from_bytes
 
 
 def register_version(model, actor, *, files: dict[str, bytes] | None = None, **metadata):

@@ -2,7 +2,7 @@
 
 from django.http import HttpResponseBadRequest, JsonResponse
 
-from .api_errors import error_body
+from apps.web.errors import error_body
 from .parsers import text_problem
 
 

@@ -1,8 +1,8 @@
 """What a reviewer needs beside a request: the candidate against the version now in production."""
 
-from apps.approvals.lifecycle import Stage
+from apps.catalog.selectors import versions_with_details
+from apps.versions.lifecycle import Stage
 from apps.versions.models import ModelVersion, PointerChangeKind, ProductionPointerChange
-from apps.versions.selectors import versions_with_details
 
 from .models import RequestStatus, TransitionRequest
 

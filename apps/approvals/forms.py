@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth.models import Group
 
-from .lifecycle import Stage
+from apps.versions.lifecycle import Stage
 
 
 class TransitionRequestForm(forms.Form):

@@ -4,7 +4,7 @@ from django.db import models
 
 from apps.models.models import RegisteredModel
 
-from .lifecycle import Stage
+from apps.versions.lifecycle import Stage
 
 GATED_STAGES = (Stage.STAGING, Stage.PRODUCTION)
 DEFAULT_REQUIRED_APPROVALS = {Stage.STAGING: 0, Stage.PRODUCTION: 1}

@@ -5,6 +5,7 @@ from guardian.shortcuts import get_users_with_perms
 
 from apps.accounts.teams import team_leads_group
 from apps.models.permissions import Action, models_where, visible_models
+from apps.versions.models import ProductionPointerChange
 
 from .models import Approval, Decision, RequestStatus, TransitionRequest
 from .services import request_policy
@@ -44,8 +45,6 @@ def requests_for_version(version) -> QuerySet[TransitionRequest]:
 
 def rollback_candidates(model, production=None) -> list[int]:
     """Numbers of the versions that were in production before and could be rolled back to, newest first."""
-    from apps.versions.models import ProductionPointerChange
-
     changes = ProductionPointerChange.objects.filter(model=model, version__isnull=False).order_by("-changed_at", "-id")
     if production is not None:
         changes = changes.exclude(version=production)

@@ -1,4 +1,4 @@
-from .lifecycle import Stage
+from apps.versions.lifecycle import Stage
 from .models import RequestStatus, TransitionRequest
 from .selectors import approver_shortfall
 from .services import override_holds, production_gate_problems, quality_verdict, request_is_stale, request_policy

@@ -1,5 +1,6 @@
-"""Stage changes: the one function that applies them (`version_transition`), the requests and approvals that
-gate them, and rollback. Every path (dashboard, API, admin, seeding) goes through here; superusers included."""
+"""Stage changes: the one function that decides them (`version_transition`, which applies them through
+`apps.versions.services.version_stage_change`), the requests and approvals that gate them, and rollback.
+Every path (dashboard, API, admin, seeding) goes through here; superusers included."""
 
 from dataclasses import dataclass
 
@@ -9,15 +10,14 @@ from django.utils import timezone
 
 from apps.accounts.models import TokenScope
 from apps.audit import services as audit
-from apps.events.models import EventType
-from apps.events.services import event_emit
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, can, require, require_scope
 from apps.validation.models import JobStatus, ValidationJob, Verdict
 from apps.validation.services import _policy as validation_policy, quality_gate, unsafe_finding_blocks
-from apps.versions.models import ModelVersion, PointerChangeKind, ProductionPointerChange, StageTransition
+from apps.versions.lifecycle import Stage, checked_transition
+from apps.versions.models import ModelVersion, ProductionPointerChange, StageTransition
+from apps.versions.services import version_stage_change
 
-from .lifecycle import IllegalTransition, Stage, check_transition, reviewed_stage
 from .models import (
     DEFAULT_REQUIRED_APPROVALS,
     GATED_STAGES,
@@ -28,6 +28,14 @@ from .models import (
     RequestStatus,
     TransitionRequest,
 )
+
+
+def reviewed_stage(from_stage: str, to_stage: str) -> str | None:
+    """Whose approval policy governs a move: production's for any move into *or out of* production, staging's for a
+    move into staging, none otherwise. Taking production down is a production change."""
+    if Stage.PRODUCTION in (from_stage, to_stage):
+        return Stage.PRODUCTION
+    return Stage.STAGING if to_stage == Stage.STAGING else None
 
 
 def approval_policy(model: RegisteredModel, stage: str) -> tuple[int, object]:
@@ -147,7 +155,7 @@ def _live_approvals(request: TransitionRequest, group) -> int:
 def version_transition(
     *, version: ModelVersion, to_stage: str, actor, reason: str = "", request: TransitionRequest | None = None, rollback: bool = False
 ) -> StageTransition:
-    """The only code that changes a version's stage, and where every gate is enforced.
+    """The only way to change a version's stage, and where every gate is enforced; `version_stage_change` applies it.
 
     Locks the model row so concurrent promotions, approvals and rollbacks serialise. A move into staging, or into or
     out of production, reaches its stage only with a `request` holding the approvals `review_policy` asks for (a
@@ -163,10 +171,7 @@ def version_transition(
             require(actor, Action.APPROVE_TRANSITION, model)
     else:
         require(actor, Action.APPROVE_TRANSITION if request is not None else Action.REQUEST_TRANSITION, model)
-    try:
-        check_transition(version.stage, to_stage, rollback=rollback)
-    except IllegalTransition as exc:
-        raise ValidationError({"to_stage": [str(exc)]}) from exc
+    checked_transition(version.stage, to_stage, rollback=rollback)
     if (version.stage == Stage.DRAFT or to_stage == Stage.PRODUCTION) and unsafe_finding_blocks(version):
         raise ValidationError({"to_stage": ["Validation found code that would run when this version's files are unpickled; it cannot leave draft or return to production. Register a version saved without those objects (e.g. as safetensors)."]})
     if len(reason) > 5000:
@@ -191,58 +196,14 @@ def version_transition(
         request.gate_at_decision = {"status": gate.status, "baseline": _number(gate.baseline), "overridden": not gate.passed}
         request.save(update_fields=["gate_at_decision"])
 
-    previous_production = None
-    if to_stage == Stage.PRODUCTION:
-        previous_production = ModelVersion.objects.select_for_update().filter(model=model, stage=Stage.PRODUCTION).first()
-        if previous_production is not None:
-            _apply(previous_production, Stage.ARCHIVED, actor, f"Replaced in production by v{version.number}.")
-    transition = _apply(version, to_stage, actor, reason)
-
-    # Events are written in this transaction (the outbox) and delivered to webhooks after it commits.
-    if to_stage == Stage.PRODUCTION:
-        kind = PointerChangeKind.ROLLBACK if rollback else PointerChangeKind.PROMOTION
-        ProductionPointerChange.objects.create(model=model, version=version, previous_version=previous_production, actor=actor, reason=reason, kind=kind)
-        event_emit(
-            model=model, actor=actor,
-            event_type=EventType.PRODUCTION_ROLLED_BACK if rollback else EventType.PRODUCTION_CHANGED,
-            payload={"old_version": previous_production.number if previous_production else None, "new_version": version.number, "reason": reason},
-        )
-    elif transition.from_stage == Stage.PRODUCTION:
-        ProductionPointerChange.objects.create(
-            model=model, version=None, previous_version=version, actor=actor, reason=reason, kind=PointerChangeKind.RETIREMENT
-        )
-        audit.record(
-            actor=actor, obj=model, action="production.taken_down", registered_model_id=model.pk,
-            before={"version": version.number}, after={"version": None, "reason": reason, "authority": _takedown_authority(model, actor, request)},
-        )
-        event_emit(
-            model=model, actor=actor, event_type=EventType.PRODUCTION_CHANGED,
-            payload={"old_version": version.number, "new_version": None, "reason": reason},
-        )
-    return transition
+    authority = _takedown_authority(model, actor, request) if version.stage == Stage.PRODUCTION and to_stage != Stage.PRODUCTION else ""
+    return version_stage_change(model=model, version=version, to_stage=to_stage, actor=actor, reason=reason, rollback=rollback, takedown_authority=authority)
 
 
 def _takedown_authority(model: RegisteredModel, actor, request: TransitionRequest | None) -> str:
     if request is not None:
         return f"request #{request.pk}"
     return "manage" if can(actor, Action.MANAGE, model) else "policy: no approval required"
-
-
-def _apply(version: ModelVersion, to_stage: str, actor, reason: str) -> StageTransition:
-    from_stage = version.stage
-    version.stage = to_stage
-    version.stage_changed_at = timezone.now()
-    version.save(update_fields=["stage", "stage_changed_at", "updated_at"])
-    transition = StageTransition.objects.create(version=version, from_stage=from_stage, to_stage=to_stage, actor=actor, reason=reason)
-    audit.record(
-        actor=actor, obj=version, action="version.stage_changed",
-        before={"stage": from_stage}, after={"stage": to_stage, "reason": reason}, registered_model_id=version.model_id,
-    )
-    event_emit(
-        model=version.model, actor=actor, event_type=EventType.VERSION_STAGE_CHANGED,
-        payload={"version": version.number, "from_stage": from_stage, "to_stage": to_stage, "reason": reason},
-    )
-    return transition
 
 
 def _request_snapshot(request: TransitionRequest) -> dict:
@@ -259,10 +220,7 @@ def transition_request_create(*, version: ModelVersion, to_stage: str, actor, ju
     justification = justification.strip()
     if not justification:
         raise ValidationError({"justification": ["Say why this version should move; reviewers read it first."]})
-    try:
-        check_transition(version.stage, to_stage)
-    except IllegalTransition as exc:
-        raise ValidationError({"to_stage": [str(exc)]}) from exc
+    checked_transition(version.stage, to_stage)
     if TransitionRequest.objects.pending().filter(version=version, to_stage=to_stage).exists():
         raise ValidationError({"to_stage": [f"v{version.number} already has a pending request to move to {to_stage}."]})
     request = TransitionRequest.objects.create(

@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.models.forms import add_validation_errors
+from apps.web.forms import add_validation_errors
 from apps.models.permissions import Action, get_model_for
 from apps.validation.views import job_panel_context
 from apps.versions.models import ModelVersion
@@ -14,7 +14,7 @@ from apps.versions.selectors import production_at, production_history
 
 from .evidence import comparison_for
 from .forms import ApprovalPolicyForm, DecisionForm, OverrideForm, PointInTimeForm, RollbackForm
-from .lifecycle import Stage
+from apps.versions.lifecycle import Stage
 from .models import GATED_STAGES, RequestStatus
 from .selectors import approval_inbox, approver_shortfall, request_for, rollback_candidates
 from .services import (

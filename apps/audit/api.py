@@ -3,14 +3,13 @@ from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied
 
 from apps.models.permissions import token_limits_models, visible_models
-
+from apps.models.selectors import audit_entries_for_listing
 from apps.web.lists import paginated
 from apps.web.openapi import documented, filter_parameters, page_schema
 
 from .filters import AuditEntryFilter
 from .models import AuditEntry
 from .permissions import is_auditor
-from .selectors import entries_for_listing
 
 
 def entry_to_dict(entry: AuditEntry) -> dict:
@@ -58,7 +57,7 @@ def audit_entries(request):
     """The whole audit log, newest first, for auditors. Filters: action, actor, model, since, until (dates), q."""
     if not is_auditor(request.user):
         raise PermissionDenied("Only auditors may read the audit log.")
-    entries = entries_for_listing()
+    entries = audit_entries_for_listing()
     if token_limits_models(request.user):
         # A token limited to chosen models reads only their entries, as it sees only them everywhere else.
         entries = entries.filter(registered_model_id__in=visible_models(request.user).values("pk"))

@@ -4,6 +4,8 @@ import django_filters
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from apps.models.models import RegisteredModel
+
 from .models import AuditEntry
 
 
@@ -26,8 +28,6 @@ class AuditEntryFilter(django_filters.FilterSet):
         fields: list[str] = []
 
     def filter_model(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        from apps.models.models import RegisteredModel
-
         return queryset.filter(registered_model_id__in=RegisteredModel.objects.filter(name__iexact=value).values("pk"))
 
     # Compared as instants (not `created_at__date`) so the created_at index serves both bounds.

@@ -8,11 +8,11 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from apps.models.permissions import Action, can, get_model_for
+from apps.models.selectors import audit_entries_for_listing
 
 from .filters import AuditEntryFilter
 from .models import AuditEntry
 from .permissions import require_auditor
-from .selectors import entries_for_listing
 
 PAGE_SIZE = 50
 CSV_COLUMNS = [
@@ -23,7 +23,7 @@ CSV_COLUMNS = [
 
 def audit_list(request: HttpRequest) -> HttpResponse:
     require_auditor(request.user)
-    return _entries_page(request, entries_for_listing(), "audit/audit_list.html", csv_name="audit-log")
+    return _entries_page(request, audit_entries_for_listing(), "audit/audit_list.html", csv_name="audit-log")
 
 
 # Entries about who may do what and where events go are for the model's managers (webhook URLs can carry secrets).
@@ -32,7 +32,7 @@ MANAGER_ONLY_ACTIONS = ("webhook.", "model.permission_", "approval_policy.", "va
 
 def model_audit(request: HttpRequest, name: str) -> HttpResponse:
     model = get_model_for(request.user, name)
-    entries = entries_for_listing(model.pk)
+    entries = audit_entries_for_listing(model.pk)
     if not can(request.user, Action.MANAGE, model):
         for prefix in MANAGER_ONLY_ACTIONS:
             entries = entries.exclude(action__startswith=prefix)

@@ -7,10 +7,8 @@ from urllib.parse import urlencode
 
 from django.db.models import Q
 
-from apps.approvals.lifecycle import Stage
 from apps.validation.models import QualityRule
-
-from .compare import (
+from apps.versions.compare import (
     MAX_VERSIONS,
     Snapshot,
     chart_data,
@@ -20,7 +18,9 @@ from .compare import (
     snapshot_of,
     unknown_notice,
 )
-from .models import Metric, ModelVersion, ProductionPointerChange
+from apps.versions.lifecycle import Stage
+from apps.versions.models import Metric, ModelVersion, ProductionPointerChange
+
 from .selectors import versions_with_details
 
 HISTORY_LIMIT = 500  # versions of the first model drawn in the history chart (the newest ones)

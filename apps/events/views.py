@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.models.forms import add_validation_errors
+from apps.web.forms import add_validation_errors
 from apps.models.permissions import Action, get_model_for
 
 from .forms import WebhookForm

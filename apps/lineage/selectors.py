@@ -18,7 +18,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
-from apps.approvals.lifecycle import Stage
+from apps.versions.lifecycle import Stage
 from apps.models.models import RegisteredModel
 from apps.models.permissions import visible_model_sql, visible_models
 from apps.versions.models import ModelVersion

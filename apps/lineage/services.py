@@ -6,6 +6,7 @@ from django.db.models import Q
 from apps.accounts.models import TokenScope
 from apps.audit import services as audit
 from apps.models.permissions import require_scope, visible_models
+from apps.versions.models import ModelVersion
 
 from .models import Dataset, TrainingRun, VersionDataset, VersionParent
 from .selectors import visible_datasets
@@ -116,8 +117,6 @@ def parents_resolve(*, actor, model, declared: list[dict]) -> list[tuple[object,
     """
     if not declared:
         return []
-    from apps.versions.models import ModelVersion
-
     wanted = Q()
     for item in declared:
         wanted |= Q(model__name=item["model"], number=item["version"])

@@ -4,6 +4,7 @@ from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from apps.versions.selectors import models_with_pointers
 from apps.web.lists import paginated
 from apps.web.openapi import documented, filter_parameters, page_schema
 
@@ -63,12 +64,12 @@ def models_collection(request):
             tags=tags or [], actor=request.user,
         )
         return Response(model_to_dict(model), status=status.HTTP_201_CREATED)
-    queryset = visible_models(request.user).with_pointers().select_related("team").prefetch_related("tags").order_by("name")
+    queryset = models_with_pointers(visible_models(request.user)).select_related("team").prefetch_related("tags").order_by("name")
     return paginated(request, queryset, model_to_dict, filterset_class=RegisteredModelApiFilter)
 
 
 def _model_for(user, name: str, action: str = Action.VIEW) -> RegisteredModel:
-    return get_model_for(user, name, action, queryset=RegisteredModel.objects.with_pointers().select_related("team"))
+    return get_model_for(user, name, action, queryset=models_with_pointers(RegisteredModel.objects.all()).select_related("team"))
 
 
 @documented(methods=["GET"], summary="Read a model", responses={200: RegisteredModelSerializer}, errors=[404])

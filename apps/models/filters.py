@@ -2,7 +2,7 @@ import django_filters
 from django.contrib.auth.models import Group
 from django.db.models import Exists, OuterRef
 
-from apps.approvals.lifecycle import Stage
+from apps.versions.lifecycle import Stage
 from apps.versions.models import ModelVersion
 
 from .models import ModelTag

@@ -10,17 +10,6 @@ from .names import validate_model_name
 
 
 class RegisteredModelQuerySet(models.QuerySet):
-    def with_pointers(self):
-        """Annotate each model with its production and latest version numbers (two subqueries, no N+1)."""
-        from apps.approvals.lifecycle import Stage
-        from apps.versions.models import ModelVersion
-
-        production = ModelVersion.objects.filter(model=models.OuterRef("pk"), stage=Stage.PRODUCTION)
-        return self.annotate(
-            production_number=models.Subquery(production.values("number")[:1]),
-            version_count=models.F("last_version_number"),
-        )
-
     def search(self, text: str):
         if not text:
             return self

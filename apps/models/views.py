@@ -10,10 +10,12 @@ from guardian.shortcuts import get_groups_with_perms, get_users_with_perms
 
 from apps.approvals.forms import RollbackForm
 from apps.approvals.selectors import approver_shortfalls, rollback_candidates
-from apps.versions.selectors import deployments_with_drift, production_history, production_version, versions_for_model_table
+from apps.catalog.selectors import versions_for_model_table
+from apps.versions.selectors import deployments_with_drift, models_with_pointers, production_history, production_version
+from apps.web.forms import add_validation_errors
 
 from .filters import RegisteredModelFilter
-from .forms import PermissionGrantForm, add_validation_errors, RegisteredModelEditForm, RegisteredModelForm
+from .forms import PermissionGrantForm, RegisteredModelEditForm, RegisteredModelForm
 from .permissions import Action, actions_for, get_model_for, visible_models
 from .services import model_create, model_permission_grant, model_permission_revoke, model_update
 
@@ -21,7 +23,7 @@ PAGE_SIZE = 25
 
 
 def model_list(request: HttpRequest) -> HttpResponse:
-    queryset = visible_models(request.user).with_pointers().select_related("team").prefetch_related("tags").order_by("name")
+    queryset = models_with_pointers(visible_models(request.user)).select_related("team").prefetch_related("tags").order_by("name")
     filterset = RegisteredModelFilter(request.GET, queryset=queryset)
     page = Paginator(filterset.qs.distinct(), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "models/model_list.html", {"filter": filterset, "page": page})

@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.models.forms import add_validation_errors
+from apps.web.forms import add_validation_errors
 from apps.models.permissions import Action, actions_for, get_model_for
 from apps.versions.models import ModelVersion
 from apps.versions.selectors import version_or_404

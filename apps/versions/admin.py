@@ -4,7 +4,7 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
 
-from apps.approvals.lifecycle import Stage
+from .lifecycle import Stage
 from apps.approvals.models import RequestStatus
 from apps.approvals.services import transition_request_create
 from apps.models.permissions import Action, can, visible_models

@@ -12,7 +12,8 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from apps.accounts.idempotency import idempotent_call
-from .lifecycle import Stage
+from apps.catalog.selectors import stage_fingerprint, version_details_or_404, versions_with_details
+from apps.catalog.services import version_register
 from apps.web.lists import paginated
 from apps.web.openapi import documented, filter_parameters, page_schema
 from apps.web.serializers import StrictSerializer
@@ -20,12 +21,13 @@ from apps.models.permissions import Action, get_model_for
 
 from .document import Tags, Text, VersionMetadata, metadata_from_json
 from .downloads import artifact_response
+from .lifecycle import Stage
 from . import openapi  # noqa: F401 (registers the schema of the document's custom fields)
 from .filters import VersionFilter
 from .models import ModelVersion
-from .selectors import artifact_or_404, stage_fingerprint, version_or_404, versions_with_details
+from .selectors import artifact_or_404, version_or_404
 from .serializers import VersionSerializer, version_to_dict
-from .services import IncomingFile, deployment_report, incoming_from_upload, version_register, version_update
+from .services import IncomingFile, deployment_report, incoming_from_upload, version_update
 
 VERSION_SCHEMA = VersionSerializer
 
@@ -123,7 +125,7 @@ def version_detail(request, name: str, number: int):
         body.is_valid(raise_exception=True)
         current = {"description": version.description, "tags": sorted(version.tags.names())}
         version_update(version=version, actor=request.user, **{**current, **body.validated_data})
-    version = version_or_404(get_model_for(request.user, name), number, details=True)
+    version = version_details_or_404(get_model_for(request.user, name), number)
     return Response(version_to_dict(version, request))
 
 

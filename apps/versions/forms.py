@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 
 from apps.accounts.parsers import json_loads_checked
 from apps.lineage.models import DatasetRole, ParentRelation
-from apps.models.forms import TagsField
+from apps.web.forms import TagsField
 
 from .document import run_url_error
 from .models import Flavor

@@ -10,7 +10,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 
-from apps.accounts.api_errors import error_body
+from apps.web.errors import error_body
 from apps.accounts.authentication import ApiTokenAuthentication
 from apps.models.permissions import Action, get_model_for
 

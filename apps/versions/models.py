@@ -5,8 +5,10 @@ from django.db import models
 from taggit.managers import TaggableManager, _TaggableManager
 from taggit.models import TaggedItemBase
 
-from apps.approvals.lifecycle import Stage
 from apps.models.models import RegisteredModel
+from apps.models.permissions import visible_models
+
+from .lifecycle import Stage
 
 
 class Flavor(models.TextChoices):
@@ -20,9 +22,11 @@ class Flavor(models.TextChoices):
 
 
 class ModelVersionQuerySet(models.QuerySet):
-    def visible_to(self, user):
-        from apps.models.permissions import visible_models
+    def production(self):
+        """The version serving production (at most one per model, a database constraint)."""
+        return self.filter(stage=Stage.PRODUCTION)
 
+    def visible_to(self, user):
         return self.filter(model__in=visible_models(user))
 
 

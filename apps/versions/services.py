@@ -1,29 +1,21 @@
 import hashlib
-import mimetypes
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
 
 from apps.audit import services as audit
-from apps.lineage.services import (
-    datasets_attach,
-    parents_attach,
-    parents_resolve,
-    training_run_attach,
-)
+from apps.events.models import EventType
+from apps.events.services import event_emit
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require
-from apps.validation.services import validation_job_create
 
-from .blobs import blob_put, blob_reservations_hold, blob_reservations_release, blob_reserve
-from .document import VersionMetadata
-from .models import Artifact, Deployment, Metric, ModelVersion
-from .paths import canonical_artifact_path
+from .lifecycle import Stage, checked_transition
+from .models import Deployment, ModelVersion, PointerChangeKind, ProductionPointerChange, StageTransition
 
 
 @dataclass
@@ -54,127 +46,6 @@ def incoming_from_bytes(path: str, data: bytes) -> IncomingFile:
     return IncomingFile(path=path, content=ContentFile(data), sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
 
-def _checked_files(files: list[IncomingFile]) -> list[tuple[str, IncomingFile]]:
-    if not files:
-        raise ValidationError({"files": ["Upload at least one file (weights, config, ...)."]})
-    errors: list[str] = []
-    checked: list[tuple[str, IncomingFile]] = []
-    seen: set[str] = set()
-    for item in files:
-        try:
-            path = canonical_artifact_path(item.path)
-        except ValidationError as exc:
-            errors.extend(exc.messages)
-            continue
-        if path in seen:
-            errors.append(f"Two files have the path {path!r}; each path may appear once per version.")
-        seen.add(path)
-        if item.oversized:
-            errors.append(f"{path} is larger than the limit of {settings.ARTIFACT_MAX_FILE_BYTES} bytes.")
-        elif item.declared_sha256 and item.declared_sha256 != item.sha256:
-            errors.append(f"{path}: declared SHA-256 {item.declared_sha256} does not match the received bytes ({item.sha256}); upload it again.")
-        checked.append((path, item))
-    if errors:
-        raise ValidationError({"files": errors})
-    return checked
-
-
-def version_register(
-    *,
-    model: RegisteredModel,
-    files: list[IncomingFile],
-    metadata: VersionMetadata,
-    actor,
-    before_commit: Callable[[ModelVersion], None] | None = None,
-) -> ModelVersion:
-    """Register a new version atomically: all artifacts stored and checksummed, or no version at all.
-
-    `before_commit` is called with the new version inside the registration's transaction (the API renders and
-    stores its answer there, apps.accounts.idempotency); if it raises, nothing is registered.
-
-    Blobs are written first (storage is not transactional), then the version and its artifacts in one
-    transaction. The digests are reserved before the store is looked at and the reservations locked right
-    before the commit, so the garbage collector never deletes a blob this registration reuses or stored
-    (apps.versions.blobs). Blobs of a registration that fails after storing stay unreferenced and are removed by
-    `manage.py gc_artifact_blobs` after a grace period. They are not deleted on the spot: a concurrent
-    registration of the same bytes may have found this blob already stored and be about to reference it.
-    """
-    require(actor, Action.REGISTER, model)
-    checked = _checked_files(files)
-    parents = parents_resolve(actor=actor, model=model, declared=metadata.parents)  # before storing: a bad parent stores nothing
-    reservations = blob_reserve(digests=[item.sha256 for _, item in checked])  # committed before the reuse decisions below
-    try:
-        for _, item in checked:
-            item.content.seek(0)
-            blob_put(sha256=item.sha256, content=item.content)
-        return _version_create(
-            model=model, checked=checked, metadata=metadata, actor=actor, parents=parents, reservations=reservations, before_commit=before_commit
-        )
-    finally:
-        blob_reservations_release(ids=reservations)
-
-
-@transaction.atomic
-def _version_create(*, model, checked, metadata: VersionMetadata, actor, parents: list, reservations: list[int], before_commit=None) -> ModelVersion:
-    locked = RegisteredModel.objects.select_for_update().get(pk=model.pk)
-    locked.last_version_number += 1
-    locked.save(update_fields=["last_version_number"])
-    code, deps = metadata.code, metadata.dependencies
-    version = ModelVersion.objects.create(
-        model=locked,
-        number=locked.last_version_number,
-        description=metadata.description,
-        flavor=metadata.flavor,
-        hyperparameters=metadata.hyperparameters,
-        code_repository=code.get("repository", ""),
-        code_commit=code.get("commit", ""),
-        code_branch=code.get("branch", ""),
-        code_dirty=code.get("dirty"),
-        requirements=deps.get("requirements", ""),
-        python_version=deps.get("python_version", ""),
-        framework=deps.get("framework", ""),
-        framework_version=deps.get("framework_version", ""),
-        environment_image=str(metadata.environment.get("image", ""))[:300],
-        environment=metadata.environment,
-        created_by=actor,
-    )
-    if metadata.tags:
-        version.tags.set(metadata.tags)
-    Artifact.objects.bulk_create(
-        Artifact(
-            version=version,
-            path=path,
-            size=item.size,
-            sha256=item.sha256,
-            content_type=mimetypes.guess_type(path)[0] or "application/octet-stream",
-        )
-        for path, item in checked
-    )
-    Metric.objects.bulk_create(Metric(version=version, name=name, value=value) for name, value in metadata.metrics.items())
-    datasets_attach(version=version, datasets=metadata.datasets, actor=actor)
-    parents_attach(version=version, parents=parents)
-    training_run_attach(version=version, run=metadata.run)
-    validation_job_create(version=version)
-    if before_commit is not None:
-        before_commit(version)  # before the audit record, which serialises registrations until the commit
-    audit.record(
-        actor=actor,
-        obj=version,
-        action="version.registered",
-        after={
-            "number": version.number,
-            "artifacts": {path: item.sha256 for path, item in checked},
-            "metrics": metadata.metrics,
-            # Ids, not names: this model's audit readers may not be allowed to know the parents' models.
-            **({"parents": [{"version_id": str(p.pk), "relation": r} for p, r in parents]} if parents else {}),
-            **({"run": metadata.run} if metadata.run else {}),
-        },
-        registered_model_id=locked.pk,
-    )
-    blob_reservations_hold(ids=reservations)  # last, so the collector waits for this commit instead of deciding during it
-    return version
-
-
 @transaction.atomic
 def version_update(*, version: ModelVersion, actor, description: str, tags: list[str]) -> ModelVersion:
     """Change what may change after registration: description and tags. Everything else is immutable."""
@@ -193,9 +64,6 @@ def version_update(*, version: ModelVersion, actor, description: str, tags: list
 @transaction.atomic
 def deployment_report(*, model: RegisteredModel, environment: str, version: ModelVersion, actor) -> "Deployment":
     """Record what a deployment target serves. Reporters hold the register permission (pipeline accounts do)."""
-    from django.utils import timezone
-    from django.utils.text import slugify
-
     require(actor, Action.REGISTER, model)
     if slugify(environment) != environment or not environment or len(environment) > 64:
         raise ValidationError({"environment": ["Name environments with lowercase letters, digits and '-', e.g. prod-eu."]})
@@ -210,3 +78,63 @@ def deployment_report(*, model: RegisteredModel, environment: str, version: Mode
         after={"environment": environment, "version": version.number}, registered_model_id=model.pk,
     )
     return deployment
+
+
+@transaction.atomic
+def version_stage_change(
+    *, model: RegisteredModel, version: ModelVersion, to_stage: str, actor, reason: str, rollback: bool = False, takedown_authority: str = ""
+) -> StageTransition:
+    """Apply a move already decided: the stage, its history row, the production pointer, the audit records and events.
+
+    Refuses a move the lifecycle table does not allow. The caller holds the model's and version's row locks and has
+    decided the move may happen: only `apps.approvals.services.version_transition` calls this. Promoting archives
+    the previous production version; leaving production records the pointer's retirement, with `takedown_authority`
+    saying who allowed it. Events are written in this transaction (the outbox) and delivered to webhooks after it
+    commits.
+    """
+    checked_transition(version.stage, to_stage, rollback=rollback)
+    previous_production = None
+    if to_stage == Stage.PRODUCTION:
+        previous_production = ModelVersion.objects.select_for_update().production().filter(model=model).first()
+        if previous_production is not None:
+            _stage_set(previous_production, Stage.ARCHIVED, actor, f"Replaced in production by v{version.number}.")
+    transition = _stage_set(version, to_stage, actor, reason)
+
+    if to_stage == Stage.PRODUCTION:
+        kind = PointerChangeKind.ROLLBACK if rollback else PointerChangeKind.PROMOTION
+        ProductionPointerChange.objects.create(model=model, version=version, previous_version=previous_production, actor=actor, reason=reason, kind=kind)
+        event_emit(
+            model=model, actor=actor,
+            event_type=EventType.PRODUCTION_ROLLED_BACK if rollback else EventType.PRODUCTION_CHANGED,
+            payload={"old_version": previous_production.number if previous_production else None, "new_version": version.number, "reason": reason},
+        )
+    elif transition.from_stage == Stage.PRODUCTION:
+        ProductionPointerChange.objects.create(
+            model=model, version=None, previous_version=version, actor=actor, reason=reason, kind=PointerChangeKind.RETIREMENT
+        )
+        audit.record(
+            actor=actor, obj=model, action="production.taken_down", registered_model_id=model.pk,
+            before={"version": version.number}, after={"version": None, "reason": reason, "authority": takedown_authority},
+        )
+        event_emit(
+            model=model, actor=actor, event_type=EventType.PRODUCTION_CHANGED,
+            payload={"old_version": version.number, "new_version": None, "reason": reason},
+        )
+    return transition
+
+
+def _stage_set(version: ModelVersion, to_stage: str, actor, reason: str) -> StageTransition:
+    from_stage = version.stage
+    version.stage = to_stage
+    version.stage_changed_at = timezone.now()
+    version.save(update_fields=["stage", "stage_changed_at", "updated_at"])
+    transition = StageTransition.objects.create(version=version, from_stage=from_stage, to_stage=to_stage, actor=actor, reason=reason)
+    audit.record(
+        actor=actor, obj=version, action="version.stage_changed",
+        before={"stage": from_stage}, after={"stage": to_stage, "reason": reason}, registered_model_id=version.model_id,
+    )
+    event_emit(
+        model=version.model, actor=actor, event_type=EventType.VERSION_STAGE_CHANGED,
+        payload={"version": version.number, "from_stage": from_stage, "to_stage": to_stage, "reason": reason},
+    )
+    return transition

@@ -22,6 +22,8 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from apps.web.errors import error_body
+
 logger = logging.getLogger(__name__)
 # Django's TemporaryUploadedFile names its files tmp<random>.upload<extension>.
 SPOOL_GLOB = "tmp*.upload*"
@@ -82,8 +84,6 @@ def spool_sweep(*, older_than: timedelta) -> list[Path]:
 
 def spool_failure_response(request, failure: SpoolWriteFailed) -> HttpResponse:
     """507 when the spool's disk is full, 503 for another write error: JSON under /api/, a page elsewhere."""
-    from apps.accounts.api_errors import error_body
-
     if failure.no_space:
         status, code = 507, "insufficient_storage"
         message = (

@@ -4,20 +4,22 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.approvals.lifecycle import allowed_targets
 from apps.approvals.forms import TransitionRequestForm
 from apps.approvals.selectors import approver_shortfall, requests_for_version
 from apps.approvals.services import transition_request_create
+from apps.catalog.compare_selectors import comparison_context
+from apps.catalog.selectors import version_details_or_404
+from apps.catalog.services import version_register
 from apps.models.permissions import Action, actions_for, get_model_for
-from apps.models.forms import add_validation_errors
+from apps.web.forms import add_validation_errors
 
-from .compare_selectors import comparison_context
+from .document import metadata_from_dict
 from .downloads import artifact_response
 from .forms import VersionEditForm, VersionUploadForm, labelled_for
-from .document import metadata_from_dict
-from .selectors import artifact_or_404, version_or_404
+from .lifecycle import allowed_targets
+from .selectors import artifact_or_404
 from .serializers import latest_job
-from .services import incoming_from_upload, version_register
+from .services import incoming_from_upload, version_update
 
 
 @require_http_methods(["GET", "POST"])
@@ -41,7 +43,7 @@ def version_upload(request: HttpRequest, name: str) -> HttpResponse:
 
 def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse:
     model = get_model_for(request.user, name)
-    version = version_or_404(model, number, details=True)
+    version = version_details_or_404(model, number)
     transitions = version.transitions.select_related("actor")
     return render(
         request,
@@ -61,10 +63,8 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
 
 @require_http_methods(["GET", "POST"])
 def version_edit(request: HttpRequest, name: str, number: int) -> HttpResponse:
-    from .services import version_update
-
     model = get_model_for(request.user, name, Action.REGISTER)
-    version = version_or_404(model, number, details=True)
+    version = version_details_or_404(model, number)
     initial = {"description": version.description, "tags": ", ".join(sorted(t.name for t in version.tags.all()))}
     form = VersionEditForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -77,7 +77,7 @@ def version_edit(request: HttpRequest, name: str, number: int) -> HttpResponse:
 @require_POST
 def version_transition_view(request: HttpRequest, name: str, number: int) -> HttpResponse:
     model = get_model_for(request.user, name)
-    version = version_or_404(model, number, details=True)
+    version = version_details_or_404(model, number)
     form = TransitionRequestForm(request.POST, targets=allowed_targets(version.stage))
     if not form.is_valid():
         messages.error(request, "Choose a stage and say why the version should move.")

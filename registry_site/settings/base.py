@@ -253,7 +253,7 @@ REST_FRAMEWORK = {
         "apps.accounts.parsers.CheckedMultiPartParser",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "apps.accounts.api_errors.json_error_handler",
+    "EXCEPTION_HANDLER": "apps.web.errors.json_error_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # The one paginator of every API list (apps.web.lists.paginated); `page` and `page_size` are its parameters.
     "DEFAULT_PAGINATION_CLASS": "apps.web.pagination.Pages",

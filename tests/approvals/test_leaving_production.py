@@ -4,7 +4,7 @@ by a manager of the model (audited). Page, API and admin behave the same, since 
 import pytest
 from django.core.exceptions import ValidationError
 
-from apps.approvals.lifecycle import Stage
+from apps.versions.lifecycle import Stage
 from apps.approvals.models import TransitionRequest
 from apps.approvals.services import version_transition
 from apps.audit.models import AuditEntry

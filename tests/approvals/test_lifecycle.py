@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.approvals.lifecycle import ALLOWED_TRANSITIONS, Stage, check_transition, IllegalTransition
+from apps.versions.lifecycle import ALLOWED_TRANSITIONS, Stage, check_transition, IllegalTransition
 from apps.approvals.services import version_transition
 from apps.versions.models import ModelVersion, ProductionPointerChange, StageTransition
 from apps.versions.selectors import production_at

@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps.approvals.lifecycle import Stage
+from apps.versions.lifecycle import Stage
 from apps.approvals.services import production_rollback, transition_request_approve, transition_request_create
 from apps.validation.services import validation_run
 from apps.versions.models import ModelVersion, ProductionPointerChange

@@ -12,7 +12,8 @@ from apps.models.models import RegisteredModel
 from apps.versions.blobs import artifact_storage, blob_key, blob_put
 from apps.versions.document import metadata_from_dict
 from apps.versions.models import Artifact, Metric, ModelVersion
-from apps.versions.services import incoming_from_bytes, version_register, version_update
+from apps.catalog.services import version_register
+from apps.versions.services import incoming_from_bytes, version_update
 from tests.factories import register_version, sha256
 
 pytestmark = pytest.mark.django_db

@@ -3,21 +3,19 @@ import json
 from django import template
 
 from apps.audit.permissions import is_auditor as _is_auditor
+from apps.web.formatting import pretty_json
 
 register = template.Library()
 
 _MISSING = object()
 SHORT = 40
 
+register.filter("pretty_json", pretty_json)
+
 
 @register.filter
 def is_auditor(user) -> bool:
     return _is_auditor(user)
-
-
-@register.filter
-def pretty_json(value) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
 def _short(value) -> str:

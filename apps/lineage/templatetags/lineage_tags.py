@@ -1,6 +1,6 @@
-import json
-
 from django import template
+
+from apps.web import formatting
 
 from ..selectors import reproduce_spec as _reproduce_spec
 
@@ -15,7 +15,8 @@ def reproduce_spec(context, version) -> dict:
 
 @register.filter
 def pretty_json(value) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    """The recipe in the order it was built (it reads top-down), not sorted."""
+    return formatting.pretty_json(value, sort_keys=False)
 
 
 @register.filter

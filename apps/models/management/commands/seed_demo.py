@@ -9,13 +9,14 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from apps.accounts.teams import team_leads_ensure
-from apps.approvals.lifecycle import Stage
+from apps.versions.lifecycle import Stage
 from apps.approvals.services import transition_request_approve, transition_request_create
 from apps.models.models import RegisteredModel
 from apps.models.services import model_create
 from apps.validation.services import validation_policy_update, validation_run
 from apps.versions.document import metadata_from_dict
-from apps.versions.services import incoming_from_bytes, version_register
+from apps.catalog.services import version_register
+from apps.versions.services import incoming_from_bytes
 
 DEMO_USERS = [
     # username, password, superuser, teams

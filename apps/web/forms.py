@@ -1,0 +1,23 @@
+from django import forms
+from django.core.exceptions import ValidationError
+
+
+def add_validation_errors(form: forms.Form, exc: ValidationError) -> None:
+    """Show a service's ValidationError on the form: on the named field where there is one, else on the form."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+class TagsField(forms.CharField):
+    """Comma-separated tags: trimmed, de-duplicated, sorted, each at most 64 characters."""
+
+    def clean(self, value):
+        value = super().clean(value)
+        tags = sorted({tag.strip() for tag in (value or "").split(",") if tag.strip()})
+        for tag in tags:
+            if len(tag) > 64:
+                raise forms.ValidationError(f"Tag '{tag[:20]}…' is longer than 64 characters.")
+        return tags
