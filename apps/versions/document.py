@@ -200,14 +200,24 @@ class Metrics(Value):
 
 
 class Part(serializers.Serializer):
-    """A part of the document: an object whose keys are all declared; null means {}. `what` says what to send."""
+    """A part of the document: an object whose keys are all declared. `what` says what to send, `items` what a list of it holds."""
 
     what = ""
+    items = ""
+
+    @classmethod
+    def messages(cls) -> dict:
+        what, items = (text.replace("{", "{{").replace("}", "}}") for text in (cls.what, cls.items or cls.what))  # DRF formats messages
+        return {"invalid": f"must be {what}.", "null": f"must be {what}.", "not_a_list": f"must be a list of {items}."}
 
     def __init__(self, *args, **kwargs):
-        messages = {"invalid": f"must be {self.what}.", "not_a_list": f"must be a list of {self.what}.", "null": f"must be {self.what}."}
-        kwargs["error_messages"] = {**messages, **kwargs.get("error_messages", {})}
+        kwargs["error_messages"] = {**self.messages(), **kwargs.get("error_messages", {})}
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def many_init(cls, *args, **kwargs):
+        kwargs["error_messages"] = {**cls.messages(), **kwargs.get("error_messages", {})}
+        return super().many_init(*args, **kwargs)
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
@@ -220,7 +230,8 @@ class Part(serializers.Serializer):
 class DatasetSerializer(Part):
     """A dataset a version was trained or evaluated on. Reads a version's dataset link (`VersionDataset`)."""
 
-    what = "{name, uri, digest, role}"
+    what = "an object with at least 'name' and 'uri'"
+    items = "{name, uri, digest, role}"
 
     id = serializers.IntegerField(source="dataset_id", read_only=True)
     name = Text(source="dataset.name", required=True, allow_blank=False, max_length=200)
@@ -323,6 +334,7 @@ class ParentSerializer(Part):
     """A version this one derives from. Reads a `VersionParent`."""
 
     what = "an object with 'model', 'version' and 'relation'"
+    items = "{model, version, relation}"
 
     model = Text(source="parent.model.name", required=True, max_length=128, error_messages={k: MODEL_NAME_MESSAGE for k in ("invalid", "required", "null", "max_length")})
     version = WholeNumber(source="parent.number", min_value=1, error_messages={k: VERSION_NUMBER_MESSAGE for k in ("invalid", "min_value", "required", "null")})
@@ -340,7 +352,8 @@ class ParentSerializer(Part):
 class ArtifactSerializer(Part):
     """A file of the version: declared on the way in (path, sha256, in the order of the uploaded files), described on the way out."""
 
-    what = "{path, sha256} in the order of the uploaded files"
+    what = "an object with 'path' and/or 'sha256'"
+    items = "{path, sha256} in the order of the uploaded files"
 
     path = Text(empty=None)
     size = serializers.IntegerField(read_only=True)
@@ -478,23 +491,27 @@ def message_for(path: tuple, message: str) -> str:
     return f"{label}: {message}" if label else message
 
 
-def document_errors(detail) -> dict[str, list[str]]:
-    errors: dict[str, list[str]] = {}
-    for path, message in error_paths(detail):
-        errors.setdefault(path[0] if path else "metadata", []).append(message_for(path, message))
-    return errors
+def document_check(document) -> tuple[VersionMetadata | None, list[tuple[tuple, str]]]:
+    """Check a metadata document: (the checked document, []) or (None, [(path, message), ...])."""
+    if isinstance(document, dict):
+        stored = json_document_errors(document, whole="metadata")  # before anything else: a field the database cannot store stops here
+        if stored:
+            return None, [((key,) if key != "metadata" else (), message) for key, messages in stored.items() for message in messages]
+    checked = DocumentSerializer(data=document)
+    if not checked.is_valid():
+        return None, error_paths(checked.errors)
+    return document_from_validated(checked.validated_data), []
 
 
 def metadata_from_dict(document) -> VersionMetadata:
     """Check a metadata document. Raises ValidationError keyed by top-level key with messages that say what to fix."""
-    if isinstance(document, dict):
-        errors = json_document_errors(document, whole="metadata")  # before anything else: a field the database cannot store stops here
-        if errors:
-            raise ValidationError(errors)
-    checked = DocumentSerializer(data=document)
-    if not checked.is_valid():
-        raise ValidationError(document_errors(checked.errors))
-    return document_from_validated(checked.validated_data)
+    metadata, problems = document_check(document)
+    if problems:
+        errors: dict[str, list[str]] = {}
+        for path, message in problems:
+            errors.setdefault(path[0] if path else "metadata", []).append(message_for(path, message))
+        raise ValidationError(errors)
+    return metadata
 
 
 def metadata_from_json(raw: str | bytes) -> VersionMetadata:

@@ -6,7 +6,7 @@ from apps.accounts.parsers import json_loads_checked
 from apps.lineage.models import DatasetRole, ParentRelation
 from apps.web.forms import TagsField
 
-from .document import run_url_error
+from .document import VersionMetadata, document_check, message_for
 from .models import Flavor
 
 
@@ -92,13 +92,6 @@ class VersionUploadForm(forms.Form):
                 rows.append(row)
         return rows
 
-    def clean_run_url(self):
-        url = self.cleaned_data["run_url"].strip()
-        problem = run_url_error(url) if url else None
-        if problem:
-            raise forms.ValidationError(f"The run URL {problem}")
-        return url
-
     def _parents(self) -> list[dict]:
         parents = []
         for row in self.rows["parents"]:
@@ -146,7 +139,7 @@ class VersionUploadForm(forms.Form):
                     requirements = upload.read().decode("utf-8")
                 except UnicodeDecodeError:
                     self.add_error("requirements_file", "The requirements file must be UTF-8 text.")
-        cleaned["metadata_document"] = {
+        document = {
             "description": cleaned.get("description", ""),
             "flavor": cleaned.get("flavor") or Flavor.CUSTOM,
             "tags": cleaned.get("tags") or [],
@@ -170,9 +163,41 @@ class VersionUploadForm(forms.Form):
             },
             "environment": {"image": cleaned["environment_image"]} if cleaned.get("environment_image") else {},
             "parents": self._parents(),
-            "run": {"id": cleaned.get("run_id", "").strip(), "url": cleaned.get("run_url", "")} if cleaned.get("run_id", "").strip() or cleaned.get("run_url") else {},
+            "run": {"id": cleaned.get("run_id", "").strip(), "url": cleaned.get("run_url", "").strip()},
         }
+        cleaned["metadata"] = self._checked(document)
         return cleaned
+
+    # Where a problem with a part of the document is shown: (form field, how the message names it).
+    DOCUMENT_FIELDS = {
+        ("code", "repository"): ("code_repository", "The repository URL"),
+        ("code", "commit"): ("code_commit", "The commit"),
+        ("code", "branch"): ("code_branch", "The branch"),
+        ("code", "dirty"): ("code_dirty", "Uncommitted changes"),
+        ("dependencies", "requirements"): ("requirements_file", "The requirements file"),
+        ("dependencies", "python_version"): ("python_version", "The Python version"),
+        ("dependencies", "framework"): ("framework", "The framework"),
+        ("dependencies", "framework_version"): ("framework_version", "The framework version"),
+        ("environment",): ("environment_image", None),
+        ("run", "id"): ("run_id", "The run id"),
+        ("run", "url"): ("run_url", "The run URL"),
+        ("description",): ("description", None),
+        ("flavor",): ("flavor", None),
+        ("tags",): ("tags", None),
+    }
+
+    def _checked(self, document: dict) -> VersionMetadata | None:
+        """The document checked by the API's serializers; each problem shown at its field, the rest above the form."""
+        if not any(document["run"].values()):
+            del document["run"]
+        metadata, problems = document_check(document)
+        for path, message in problems:
+            field, noun = self.DOCUMENT_FIELDS.get(path[:2]) or self.DOCUMENT_FIELDS.get(path[:1]) or (None, None)
+            if field is not None:
+                self.add_error(field, f"{noun} {message}" if len(path) > 1 else message)
+            else:
+                self.add_error(None, f"{path[0]}: {message_for(path, message)}" if path else message)
+        return metadata
 
 
 def labelled_for(form: forms.Form, exc: ValidationError) -> ValidationError:

@@ -13,7 +13,6 @@ from apps.catalog.services import version_register
 from apps.models.permissions import Action, actions_for, get_model_for
 from apps.web.forms import add_validation_errors
 
-from .document import metadata_from_dict
 from .downloads import artifact_response
 from .forms import VersionEditForm, VersionUploadForm, labelled_for
 from .lifecycle import allowed_targets
@@ -30,7 +29,7 @@ def version_upload(request: HttpRequest, name: str) -> HttpResponse:
         uploads = form.cleaned_data["files"]
         paths = request.POST.getlist("paths")  # relative paths the page's script sends for folder uploads
         try:
-            metadata = metadata_from_dict(form.cleaned_data["metadata_document"])
+            metadata = form.cleaned_data["metadata"]
             incoming = [incoming_from_upload(f, path=paths[i] if i < len(paths) and paths[i] else None) for i, f in enumerate(uploads)]
             version = version_register(model=model, files=incoming, metadata=metadata, actor=request.user)
         except ValidationError as exc:

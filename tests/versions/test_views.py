@@ -47,7 +47,7 @@ def test_uploading_through_the_form_keeps_folder_paths_and_checksums(web_for, ow
         ({}, "Upload at least one file"),
         ({"files": [upload("a.bin", b"x")], "paths": ["../../a.bin"]}, "&#x27;..&#x27; segment"),
         ({"files": [upload("a.bin", b"x")], "metrics_file": upload("m.json", b"{oops")}, "not valid JSON"),
-        ({"files": [upload("a.bin", b"x")], "dataset_name": ["d"], "dataset_uri": [""], "dataset_role": ["training"]}, "needs at least"),
+        ({"files": [upload("a.bin", b"x")], "dataset_name": ["d"], "dataset_uri": [""], "dataset_role": ["training"]}, "Dataset #1: &#x27;uri&#x27; is required."),
     ],
 )
 def test_the_form_shows_clear_errors_and_stores_nothing(web_for, owner, model, extra, message):
