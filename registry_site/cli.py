@@ -61,7 +61,7 @@ class Client:
         return factory(self.host, self.port, timeout=600)
 
     def request_with_retries(self, method: str, path: str, *, body, headers: dict) -> dict:
-        """Send a request that is safe to repeat (it carries an Idempotency-Key), retrying what may pass next time.
+        """Send a request that is safe to repeat (it changes nothing, or carries an Idempotency-Key), retrying what may pass next time.
 
         `body` makes the body afresh for each attempt. At most `self.retries` retries, with exponential backoff.
         """
@@ -74,7 +74,8 @@ class Client:
                     raise
                 wait = _retry_wait(attempt, exc.retry_after)
                 attempt += 1
-                print(f"model-registry: {exc} Retrying in {wait:.1f} s with the same Idempotency-Key ({attempt} of {self.retries}).", file=sys.stderr)
+                same_key = " with the same Idempotency-Key" if "Idempotency-Key" in headers else ""
+                print(f"model-registry: {exc} Retrying in {wait:.1f} s{same_key} ({attempt} of {self.retries}).", file=sys.stderr)
                 time.sleep(wait)
 
     def request(self, method: str, path: str, *, body=None, headers: dict | None = None, stream_to: Path | None = None):
@@ -256,13 +257,18 @@ def _metadata(args) -> dict:
 
 
 def command_register(client: Client, args) -> dict:
-    body = MultipartBody(_files_to_upload(args.paths), _metadata(args))
+    metadata, files = _metadata(args), _files_to_upload(args.paths)
+    # The registry checks the document (parents included) before any file is sent: a refusal costs no upload.
+    model = quote(args.model, safe="")
+    check = json.dumps(metadata).encode()  # changes nothing on the server: safe to repeat
+    client.request_with_retries("POST", f"/api/v1/models/{model}/versions/check/", body=lambda: check, headers={"Content-Type": "application/json"})
+    body = MultipartBody(files, metadata)
     headers = {
         "Content-Type": f"multipart/form-data; boundary={body.boundary}",
         "Content-Length": str(body.length()),
         "Idempotency-Key": str(uuid.uuid4()),  # one per registration, the same on each retry of it
     }
-    return client.request_with_retries("POST", f"/api/v1/models/{quote(args.model, safe='')}/versions/", body=lambda: iter(body), headers=headers)
+    return client.request_with_retries("POST", f"/api/v1/models/{model}/versions/", body=lambda: iter(body), headers=headers)
 
 
 def command_create_model(client: Client, args) -> dict:

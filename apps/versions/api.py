@@ -14,12 +14,13 @@ from rest_framework.response import Response
 from apps.accounts.idempotency import idempotent_call
 from apps.catalog.selectors import stage_fingerprint, version_details_or_404, versions_with_details
 from apps.catalog.services import version_register
+from apps.lineage.services import parents_resolve
 from apps.web.lists import paginated
 from apps.web.openapi import documented, filter_parameters, page_schema
 from apps.web.serializers import StrictSerializer
 from apps.models.permissions import Action, get_model_for
 
-from .document import Tags, Text, VersionMetadata, metadata_from_json
+from .document import Tags, Text, VersionMetadata, metadata_from_dict, metadata_from_json
 from .downloads import artifact_response
 from .lifecycle import Stage
 from . import openapi  # noqa: F401 (registers the schema of the document's custom fields)
@@ -79,6 +80,21 @@ def versions_collection(request, name: str):
             before_commit=lambda version: call.record(status=status.HTTP_201_CREATED, body=_registered_to_dict(version, request)),
         )
         return call.respond()
+
+
+@documented(
+    summary="Check a metadata document before uploading (what the CLI does first): 200 if a registration would accept it",
+    request=OpenApiTypes.OBJECT,
+    responses={200: inline_serializer(name="MetadataCheck", fields={"valid": serializers.BooleanField()})},
+    errors=[400, 403, 404, 415],
+)
+@api_view(["POST"])
+def version_metadata_check(request, name: str):
+    """The registration's metadata checks, parents included, without files: refusals before any byte is uploaded."""
+    model = get_model_for(request.user, name, Action.REGISTER)  # before the body is read
+    metadata = metadata_from_dict(request.data)
+    parents_resolve(actor=request.user, model=model, declared=metadata.parents)
+    return Response({"valid": True})
 
 
 def _registration(request) -> tuple[VersionMetadata, list[IncomingFile]]:
