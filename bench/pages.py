@@ -1,16 +1,24 @@
 #!/usr/bin/env python
-"""Benchmark: dashboard pages with 1,000 models and 100,000 versions, beside a bare Django view.
+"""Benchmark: dashboard pages and API lists with 1,000 models and a model of 100,000 versions, first pages against last.
 
-Seeds a fresh SQLite database in a temp dir (bulk inserts: 1,000 models, 100 versions each with 3 metrics, all
-visible to one non-superuser through object permissions), then times each page in-process through Django's test
-client and counts its queries. The baseline is a bare view doing one indexed query with the same middleware (plus the session and user look-ups every logged-in request makes).
-What to look for: page times in milliseconds, not seconds, and query counts equal to those of a tiny database.
+Seeds the PostgreSQL database `registry_bench_pages` (dropped and recreated, dropped at the end; `--sqlite`: a fresh
+SQLite database in a temp dir instead) with bulk inserts into the real tables: 1,000 models of 100 versions with 3
+metrics each, plus one model, `model-deep`, of 100,000 versions with 3 metrics and a finished validation job each; all
+1,001 models visible to one non-superuser through object permissions. Then, in-process through Django's test client
+(median of 20 requests, query count of one; first and last pages requested in turn), it times:
+  - each page as before, beside a bare view doing one indexed query with the same middleware;
+  - the first and the last page of: the model page of `model-deep` (4,000 pages of 25), the API version list of
+    `model-deep` (last page through today's `page=` parameter), the models list (1,001 models) and the API models list,
+    and prints last/first. Target (issue 11): each last page within 1.5x of its first.
 
-    .venv/bin/python bench/pages.py --quick   # 100 models x 100 versions
-    .venv/bin/python bench/pages.py           # 1,000 models x 100 versions
+    .venv/bin/python bench/pages.py --quick            # 100 models x 100 versions, model-deep of 10,000
+    .venv/bin/python bench/pages.py                    # 1,000 models x 100 versions, model-deep of 100,000 (PostgreSQL)
+    .venv/bin/python bench/pages.py --sqlite           # the same on SQLite
 """
 
 import argparse
+import math
+import os
 import shutil
 import statistics
 import tempfile
@@ -19,12 +27,18 @@ from pathlib import Path
 
 import common
 
+DATABASE = "registry_bench_pages"  # not registry_bench, so it can run beside the other benchmarks
+DEEP = "model-deep"
+LAST_PAGE_TARGET = 1.5
+BATCH = 5000
 
-def seed(models: int, versions_per_model: int):
+
+def seed(models: int, versions_per_model: int, deep_versions: int):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
 
     from apps.models.models import RegisteredModel, RegisteredModelUserObjectPermission
+    from apps.validation.models import ValidationJob
     from apps.versions.models import Metric, ModelVersion
 
     user = get_user_model().objects.create_user("bench-viewer", password="bench-pass-123")
@@ -32,8 +46,9 @@ def seed(models: int, versions_per_model: int):
     created = RegisteredModel.objects.bulk_create(
         RegisteredModel(name=f"model-{i:05d}", description="Benchmark model", last_version_number=versions_per_model) for i in range(models)
     )
+    deep = RegisteredModel.objects.create(name=DEEP, description="One model, many versions", last_version_number=deep_versions)
     RegisteredModelUserObjectPermission.objects.bulk_create(
-        RegisteredModelUserObjectPermission(user=user, permission=view, content_object=m) for m in created
+        RegisteredModelUserObjectPermission(user=user, permission=view, content_object=m) for m in [*created, deep]
     )
     for start in range(0, len(created), 50):
         batch = [
@@ -42,43 +57,83 @@ def seed(models: int, versions_per_model: int):
         ]
         ModelVersion.objects.bulk_create(batch)
         Metric.objects.bulk_create(Metric(version=v, name=name, value=0.5) for v in batch for name in ("accuracy", "f1", "loss"))
+    for start in range(1, deep_versions + 1, BATCH):
+        numbers = range(start, min(start + BATCH, deep_versions + 1))
+        batch = [
+            ModelVersion(model=deep, number=n, description=f"Version {n}",
+                         stage="production" if n == deep_versions - 1 else "archived" if n < deep_versions - 5 else "draft")
+            for n in numbers
+        ]
+        ModelVersion.objects.bulk_create(batch)
+        Metric.objects.bulk_create(
+            (Metric(version=v, name=name, value=v.number / deep_versions) for v in batch for name in ("accuracy", "f1", "loss")), batch_size=BATCH
+        )
+        ValidationJob.objects.bulk_create(ValidationJob(version=v, status="passed", attempts=1, quality_status="none") for v in batch)
     return user, created
 
 
 def measure(client, url: str, rounds: int) -> tuple[float, int]:
+    (ms, queries), = measure_alternating(client, [url], rounds)
+    return ms, queries
+
+
+def measure_alternating(client, urls: list[str], rounds: int) -> list[tuple[float, int]]:
+    """Median time and query count of each URL, requested in turn (first, last, first, ...) so drift hits all alike."""
     from django.db import connection
 
-    assert client.get(url).status_code == 200, url
-    executed = []
-
-    def count(execute, sql, params, many, context):
-        executed.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(count):
-        client.get(url)
-    times = []
+    counts = []
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        executed = []
+        with connection.execute_wrapper(lambda execute, sql, params, many, context: executed.append(sql) or execute(sql, params, many, context)):
+            client.get(url)
+        counts.append(len(executed))
+    times: list[list[float]] = [[] for _ in urls]
     for _ in range(rounds):
-        started = time.perf_counter()
-        client.get(url)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times), len(executed)
+        for index, url in enumerate(urls):
+            started = time.perf_counter()
+            client.get(url)
+            times[index].append((time.perf_counter() - started) * 1000)
+    return [(statistics.median(t), n) for t, n in zip(times, counts)]
+
+
+def last_api_page(client, url: str) -> str:
+    """The URL of the last page of an API list, from the first page's `count` and page length (today's `page=`)."""
+    body = client.get(url).json()
+    pages = max(1, math.ceil(body["count"] / len(body["results"])))
+    return f"{url}{'&' if '?' in url else '?'}page={pages}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="100 models, model-deep of 10,000 versions")
+    parser.add_argument("--sqlite", action="store_true", help="SQLite in a temp dir instead of PostgreSQL")
+    parser.add_argument("--rounds", type=int, default=20, help="requests timed per page (the median is printed)")
     args = parser.parse_args()
     models = 100 if args.quick else 1000
+    deep_versions = 10_000 if args.quick else 100_000
     workdir = Path(tempfile.mkdtemp(prefix="bench-pages-"))
+    postgres = not args.sqlite
     try:
-        common.django_in(workdir, DJANGO_ALLOWED_HOSTS="testserver")
+        print(f"{time.strftime('%Y-%m-%d %H:%M')}, {common.machine_load()}")
+        if postgres:
+            common.postgres_database("create", DATABASE)
+        database_url = common.POSTGRES_URL.rsplit("/", 1)[0] + "/" + DATABASE if postgres else None
+        common.django_in(workdir, database_url, DJANGO_ALLOWED_HOSTS="testserver")
+        from django.db import connection
         from django.test import Client
         from django.test.utils import override_settings
 
+        from apps.models.views import PAGE_SIZE
+
         started = time.perf_counter()
-        user, created = seed(models, 100)
-        print(f"seeded {models:,} models x 100 versions = {models * 100:,} versions in {time.perf_counter() - started:.1f} s")
+        user, created = seed(models, 100, deep_versions)
+        if postgres:
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")  # statistics as autovacuum would have them on a database that grew to this size
+        print(f"seeded on {'PostgreSQL ' + DATABASE if postgres else 'SQLite'}: {models:,} models x 100 versions + {DEEP} with "
+              f"{deep_versions:,} versions = {models * 100 + deep_versions:,} versions in {time.perf_counter() - started:.1f} s")
         client = Client()
         client.force_login(user)
         middle = created[len(created) // 2].name
@@ -95,12 +150,36 @@ def main() -> None:
         }
         with override_settings(ROOT_URLCONF="baseline_wsgi"):
             baseline_ms, baseline_queries = measure(client, f"/baseline/models/{middle}/", 50)
-        print(f"{'page':<30} {'median ms':>10} {'queries':>8} {'x baseline':>11}")
-        print(f"{'baseline: bare view':<30} {baseline_ms:>10.2f} {baseline_queries:>8}")
+        print(f"\n{'page':<42} {'median ms':>10} {'queries':>8} {'x baseline':>11}")
+        print(f"{'baseline: bare view':<42} {baseline_ms:>10.2f} {baseline_queries:>8}")
         for label, url in pages.items():
-            ms, queries = measure(client, url, 20)
-            print(f"{label:<30} {ms:>10.2f} {queries:>8} {ms / baseline_ms:>10.1f}x")
+            ms, queries = measure(client, url, args.rounds)
+            print(f"{label:<42} {ms:>10.2f} {queries:>8} {ms / baseline_ms:>10.1f}x")
+
+        deep_api = f"/api/v1/models/{DEEP}/versions/"
+        first_and_last = {
+            f"model page of {DEEP}": (f"/models/{DEEP}/", f"/models/{DEEP}/?page={math.ceil(deep_versions / PAGE_SIZE)}"),
+            f"API version list of {DEEP}": (deep_api, last_api_page(client, deep_api)),
+            f"models list ({models + 1:,} models)": ("/", f"/?page={math.ceil((models + 1) / PAGE_SIZE)}"),
+            f"API models list ({models + 1:,} models)": ("/api/v1/models/", last_api_page(client, "/api/v1/models/")),
+        }
+        last_body = client.get(first_and_last[f"API version list of {DEEP}"][1]).json()
+        assert last_body["results"][-1]["number"] == 1, "the API's last page does not end at v1"
+        assert b">v1</" in client.get(first_and_last[f"model page of {DEEP}"][1]).content, "the model page's last page does not show v1"
+        print(f"\n{'first and last page':<42} {'first ms':>9} {'q':>3} {'last ms':>9} {'q':>3} {'last/first':>11}  target <= {LAST_PAGE_TARGET:g}")
+        for label, (first, last) in first_and_last.items():
+            (first_ms, first_queries), (last_ms, last_queries) = measure_alternating(client, [first, last], args.rounds)
+            ratio = last_ms / first_ms
+            print(f"{label:<42} {first_ms:>9.2f} {first_queries:>3} {last_ms:>9.2f} {last_queries:>3} {ratio:>10.2f}x  "
+                  f"{'PASS' if ratio <= LAST_PAGE_TARGET else 'MISS'}   ({last})")
+        print(f"\nfinished {time.strftime('%Y-%m-%d %H:%M')}, {common.machine_load()}")
     finally:
+        if postgres:
+            if "DJANGO_SETTINGS_MODULE" in os.environ:
+                from django.db import connections
+
+                connections.close_all()
+            common.postgres_database("drop", DATABASE)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
