@@ -4,8 +4,9 @@
 - cut: the port refuses connections and every open connection is reset, as when the server is down.
 - hang: connections are accepted and then nothing is forwarded, on new and open connections alike, as when the
   server (or a machine between) stops answering while its kernel still accepts connections.
-- drop_answers(n): requests reach the server, but the next n answers are thrown away and their client connections
-  reset when the answer's first bytes arrive, as when the network fails after the server did the work.
+- drop_answers(n, to=b"POST /path"): requests reach the server, but the next n answers (to requests that start with
+  `to`) are thrown away and their client connections reset when the answer's first bytes arrive, as when the network
+  fails after the server did the work.
 """
 
 import socket
@@ -27,6 +28,7 @@ class TcpProxy:
         self.port = 0
         self._stopped = False
         self._answers_to_drop = 0
+        self._dropped_request = b""
         self.answers_dropped = 0
 
     def start(self) -> "TcpProxy":
@@ -41,9 +43,9 @@ class TcpProxy:
     def hang(self) -> None:
         self._flowing.clear()
 
-    def drop_answers(self, count: int) -> None:
+    def drop_answers(self, count: int, to: bytes = b"") -> None:
         with self._lock:
-            self._answers_to_drop = count
+            self._answers_to_drop, self._dropped_request = count, to
 
     def cut(self) -> None:
         self._flowing.set()  # pumps blocked by a hang wake up and find their sockets reset
@@ -101,18 +103,19 @@ class TcpProxy:
                 continue
             upstream.settimeout(None)
             self._track(upstream)
+            request_head: dict[str, bytes] = {}  # the first bytes the client sent on this connection
             for source, sink, answers in ((client, upstream, False), (upstream, client, True)):
-                threading.Thread(target=self._pump, args=(source, sink, answers), daemon=True).start()
+                threading.Thread(target=self._pump, args=(source, sink, answers, request_head), daemon=True).start()
 
-    def _take_answer_to_drop(self) -> bool:
+    def _take_answer_to_drop(self, request_head: bytes) -> bool:
         with self._lock:
-            if self._answers_to_drop <= 0:
+            if self._answers_to_drop <= 0 or not request_head.startswith(self._dropped_request):
                 return False
             self._answers_to_drop -= 1
             self.answers_dropped += 1
             return True
 
-    def _pump(self, source: socket.socket, sink: socket.socket, answers: bool = False) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, answers: bool, request_head: dict[str, bytes]) -> None:
         first = True
         while True:
             try:
@@ -122,7 +125,9 @@ class TcpProxy:
             self._flowing.wait()
             if not data or self._stopped:
                 break
-            if answers and first and self._take_answer_to_drop():
+            if first and not answers:
+                request_head["bytes"] = data
+            if first and answers and self._take_answer_to_drop(request_head.get("bytes", b"")):
                 self._reset(sink)
                 break
             first = False
