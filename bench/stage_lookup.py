@@ -111,8 +111,8 @@ def seed(env: dict[str, str]) -> tuple[str, int, dict[str, int]]:
     for action in (Action.VIEW, Action.APPROVE_TRANSITION):
         model_permission_grant(model=model, actor=user, action=action, user=approver)
     transition_request_create(version=production, to_stage="staging", actor=user, justification="benchmark")
-    request = transition_request_create(version=production, to_stage="production", actor=user, justification="benchmark")
-    transition_request_approve(request=request, actor=approver)
+    transition_request = transition_request_create(version=production, to_stage="production", actor=user, justification="benchmark")
+    transition_request_approve(transition_request=transition_request, actor=approver)
 
     client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {token}")
     queries = {}

@@ -5,8 +5,8 @@ import io
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.versions.document import metadata_from_dict
 from apps.catalog.services import version_register
+from apps.versions.document import metadata_from_dict
 from apps.versions.services import incoming_from_bytes
 
 
@@ -46,7 +46,7 @@ def promote(version, *, requester, approver, justification: str = "Ready for use
     version.refresh_from_db()
     if version.stage == "draft":
         transition_request_create(version=version, to_stage="staging", actor=requester, justification=justification)
-    request = transition_request_create(version=version, to_stage="production", actor=requester, justification=justification)
-    transition_request_approve(request=request, actor=approver, comment="approved")
+    transition_request = transition_request_create(version=version, to_stage="production", actor=requester, justification=justification)
+    transition_request_approve(transition_request=transition_request, actor=approver, comment="approved")
     version.refresh_from_db()
-    return request
+    return transition_request

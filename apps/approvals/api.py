@@ -85,7 +85,7 @@ def _decision(service, summary: str, **extra):
         target = request_for(request.user, pk)
         return idempotent_response(
             request,
-            lambda: service(request=target, actor=request.user, **{key: _text(request, key) for key in extra}),
+            lambda: service(transition_request=target, actor=request.user, **{key: _text(request, key) for key in extra}),
             status=200,
             render=lambda _: request_to_dict(request_for(request.user, pk)),
         )

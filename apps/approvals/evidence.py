@@ -1,30 +1,33 @@
 """What a reviewer needs beside a request: the candidate against the version now in production."""
 
 from apps.catalog.selectors import versions_with_details
+from apps.versions.compare import MISSING, same_value
 from apps.versions.lifecycle import Stage
 from apps.versions.models import ModelVersion, PointerChangeKind, ProductionPointerChange
 
 from .models import RequestStatus, TransitionRequest
 
-MISSING = object()
 
 
-def comparison_for(request: TransitionRequest) -> dict:
+def comparison_for(transition_request: TransitionRequest) -> dict:
     """A request's candidate against production now; once a production request is applied, against the version it replaced."""
-    if request.status == RequestStatus.APPLIED and request.to_stage == Stage.PRODUCTION:
+    if transition_request.status == RequestStatus.APPLIED and transition_request.to_stage == Stage.PRODUCTION:
         change = (
-            ProductionPointerChange.objects.filter(version=request.version, kind=PointerChangeKind.PROMOTION, changed_at__gte=request.created_at)
-            .order_by("changed_at", "id").first()
+            ProductionPointerChange.objects.filter(
+                version=transition_request.version, kind=PointerChangeKind.PROMOTION, changed_at__gte=transition_request.created_at
+            )
+            .order_by("changed_at", "id")
+            .first()
         )
         replaced = change.previous_version_id if change is not None else None
-        return compare_with_production(request.version, against=replaced) | {"replaced": True}
-    return compare_with_production(request.version) | {"replaced": False}
+        return compare_with_production(transition_request.version, against=replaced) | {"replaced": True}
+    return compare_with_production(transition_request.version) | {"replaced": False}
 
 
 def compare_with_production(version: ModelVersion, against: object = MISSING) -> dict:
     """`version` beside the production version (or, given `against`, the version with that id; None: nothing)."""
     if against is MISSING:
-        production = versions_with_details(ModelVersion.objects.filter(model_id=version.model_id, stage=Stage.PRODUCTION)).first()
+        production = versions_with_details(ModelVersion.objects.production().filter(model_id=version.model_id)).first()
     else:
         production = versions_with_details(ModelVersion.objects.filter(pk=against)).first() if against is not None else None
     if production is not None and production.pk == version.pk:
@@ -43,6 +46,6 @@ def compare_with_production(version: ModelVersion, against: object = MISSING) ->
             "name": name,
             "candidate": None if new is MISSING else new,
             "production": None if old is MISSING else old,
-            "changed": production is not None and new != old,
+            "changed": production is not None and not same_value(new, old),
         })
     return {"production": production, "metrics": metrics, "parameters": parameters}

@@ -64,7 +64,7 @@ class TransitionRequest(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["version", "to_stage"], condition=models.Q(status="pending"), name="one_pending_request_per_version_and_stage"
+                fields=["version", "to_stage"], condition=models.Q(status=RequestStatus.PENDING), name="one_pending_request_per_version_and_stage"
             )
         ]
 

@@ -1,16 +1,154 @@
+"""Reads of the approvals app: who must approve a move, the production gate as it stands now, whether approvals went
+stale, the inbox and the roster of approvers. Services import these; these never import services."""
+
+from dataclasses import dataclass
+
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 from guardian.shortcuts import get_users_with_perms
 
 from apps.accounts.teams import team_leads_group
-from apps.models.permissions import Action, models_where, visible_models
-from apps.versions.models import ProductionPointerChange
+from apps.models.models import RegisteredModel
+from apps.models.permissions import Action, can, models_where, visible_models
+from apps.validation.models import JobStatus, QualityStatus, ValidationJob, Verdict
+from apps.validation.selectors import quality_gate, validation_policy
+from apps.versions.lifecycle import Stage
+from apps.versions.models import ModelVersion, ProductionPointerChange
 
-from .models import Approval, Decision, RequestStatus, TransitionRequest
-from .services import request_policy
+from .models import DEFAULT_REQUIRED_APPROVALS, GATED_STAGES, Approval, ApprovalPolicy, Decision, RequestStatus, TransitionRequest
 
 NAMES_SHOWN = 5
+
+
+def reviewed_stage(from_stage: str, to_stage: str) -> str | None:
+    """Whose approval policy governs a move: production's for any move into *or out of* production, staging's for a
+    move into staging, none otherwise. Taking production down is a production change."""
+    if Stage.PRODUCTION in (from_stage, to_stage):
+        return Stage.PRODUCTION
+    return Stage.STAGING if to_stage == Stage.STAGING else None
+
+
+def approval_policy(model: RegisteredModel, stage: str) -> tuple[int, object]:
+    """(required distinct approvals, approver group or None) for moving a version of `model` into `stage`."""
+    if stage not in GATED_STAGES:
+        return 0, None
+    policy = ApprovalPolicy.objects.filter(model=model, target_stage=stage).select_related("approver_group").first()
+    if policy is None:
+        return DEFAULT_REQUIRED_APPROVALS[stage], None
+    return policy.required_approvals, policy.approver_group
+
+
+def review_policy(model: RegisteredModel, *, from_stage: str, to_stage: str, actor=None) -> tuple[int, object]:
+    """(required approvals, approver group) for one move. A move out of production is reviewed under production's
+    policy, like a move into it; a manager of the model may take production down without review (audited)."""
+    stage = reviewed_stage(from_stage, to_stage)
+    if stage is None:
+        return 0, None
+    if from_stage == Stage.PRODUCTION and to_stage != Stage.PRODUCTION and actor is not None and can(actor, Action.MANAGE, model):
+        return 0, None
+    return approval_policy(model, stage)
+
+
+def request_policy(transition_request: TransitionRequest) -> tuple[int, object]:
+    """The approvals a request needs, fixed by the stage its version was in when it was requested."""
+    version = transition_request.version
+    return review_policy(version.model, from_stage=transition_request.from_stage or version.stage, to_stage=transition_request.to_stage)
+
+
+@dataclass(frozen=True)
+class QualityVerdict:
+    """The quality gate as it stands now, beside the verdict validation recorded."""
+
+    status: str
+    baseline: ModelVersion | None
+    pinned: bool
+    rules: list[dict]
+    validated_status: str
+    validated_baseline: ModelVersion | None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == QualityStatus.PASSED
+
+    @property
+    def baseline_moved(self) -> bool:
+        return self.validated_status != "" and _pk(self.baseline) != _pk(self.validated_baseline)
+
+    @property
+    def baseline_number(self) -> int | None:
+        return _number(self.baseline)
+
+    def failures(self) -> str:
+        return "; ".join(f"{r['metric']}: {r['reason']}" for r in self.rules if r["verdict"] == Verdict.FAIL)
+
+    def as_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "baseline": self.baseline_number,
+            "baseline_pinned": self.pinned,
+            "at_validation": {"status": self.validated_status or None, "baseline": _number(self.validated_baseline)},
+            "baseline_moved": self.baseline_moved,
+            "rules": self.rules,
+        }
+
+
+def _pk(version: ModelVersion | None) -> int | None:
+    return version.pk if version is not None else None
+
+
+def _number(version: ModelVersion | None) -> int | None:
+    return version.number if version is not None else None
+
+
+def quality_verdict(version: ModelVersion) -> QualityVerdict:
+    """The quality gate evaluated now: against the pinned baseline, or else today's production version."""
+    policy = validation_policy(version.model)
+    status, baseline, rules = quality_gate(version, policy)
+    job = ValidationJob.objects.filter(version=version).select_related("quality_baseline").order_by("-created_at", "-id").first()
+    finished = job is not None and job.is_finished
+    return QualityVerdict(
+        status=status, baseline=baseline, pinned=bool(policy and policy.pinned_baseline_id and baseline and baseline.pk == policy.pinned_baseline_id),
+        rules=rules, validated_status=(job.quality_status or "") if finished else "", validated_baseline=job.quality_baseline if finished else None,
+    )
+
+
+def override_holds(transition_request: TransitionRequest | None, verdict: QualityVerdict) -> bool:
+    """A manager's override counts for the baseline it was given against; once the baseline moves it must be given again."""
+    return bool(transition_request and transition_request.override_reason) and transition_request.override_baseline_id == _pk(verdict.baseline)
+
+
+def production_gate_problems(version: ModelVersion, transition_request: TransitionRequest | None = None, verdict: QualityVerdict | None = None) -> list[str]:
+    """What stands between a version and production now, besides approvals. Empty: nothing."""
+    job = ValidationJob.objects.filter(version=version).order_by("-created_at", "-id").first()
+    if job is None or not job.is_finished:
+        return ["Validation has not finished yet; approve once it has passed."]
+    problems = []
+    if job.unsafe_finding:
+        problems.append("Validation found unsafe serialization; this version can never reach production.")
+    failed = list(job.checks.filter(verdict__in=[Verdict.FAIL, Verdict.ERROR]).values_list("name", flat=True))
+    if failed or job.status == JobStatus.ERROR:
+        problems.append(f"Validation did not pass ({', '.join(failed) or job.error or 'error'}); fix the files and register a new version.")
+    verdict = verdict or quality_verdict(version)
+    if not verdict.passed and not override_holds(transition_request, verdict):
+        against = f" against v{verdict.baseline.number} ({'pinned baseline' if verdict.pinned else 'in production now'})" if verdict.baseline else ""
+        problem = f"The quality gate failed{against}: {verdict.failures()}. A manager may override it with a written reason."
+        if transition_request is not None and transition_request.override_reason:
+            given = f"v{transition_request.override_baseline.number}" if transition_request.override_baseline_id else "no baseline"
+            problem += f" The override given against {given} no longer counts: the baseline moved."
+        problems.append(problem)
+    return problems
+
+
+def stale_decisions(transition_request: TransitionRequest) -> QuerySet[Approval]:
+    """Live decisions on a request given while another version than today's held production."""
+    current = ModelVersion.objects.production().filter(model_id=transition_request.version.model_id).values_list("pk", flat=True).first()
+    return transition_request.approvals.filter(invalidated_at__isnull=True).exclude(production_version_at_approval_id=current)
+
+
+def request_is_stale(transition_request: TransitionRequest) -> bool:
+    """True when live approvals were given while another version held production: they need renewing."""
+    return stale_decisions(transition_request).filter(decision=Decision.APPROVE).exists()
 
 
 def requests_with_details(queryset: QuerySet[TransitionRequest] | None = None) -> QuerySet[TransitionRequest]:
@@ -23,10 +161,10 @@ def requests_with_details(queryset: QuerySet[TransitionRequest] | None = None) -
 
 def request_for(user, pk: int) -> TransitionRequest:
     """A transition request on a model the user may view, or 404."""
-    request = requests_with_details(TransitionRequest.objects.filter(pk=pk, version__model__in=visible_models(user))).first()
-    if request is None:
+    transition_request = requests_with_details(TransitionRequest.objects.filter(pk=pk, version__model__in=visible_models(user))).first()
+    if transition_request is None:
         raise Http404("No such transition request.")
-    return request
+    return transition_request
 
 
 def approval_inbox(user) -> QuerySet[TransitionRequest]:
@@ -34,7 +172,7 @@ def approval_inbox(user) -> QuerySet[TransitionRequest]:
     return (
         requests_with_details(TransitionRequest.objects.pending().filter(version__model__in=models_where(user, Action.APPROVE_TRANSITION)))
         .exclude(requested_by=user)
-        .annotate(live_approvals=Count("approvals", filter=Q(approvals__decision="approve", approvals__invalidated_at__isnull=True)))
+        .annotate(live_approvals=Count("approvals", filter=Q(approvals__decision=Decision.APPROVE, approvals__invalidated_at__isnull=True)))
         .order_by("created_at", "id")
     )
 
@@ -66,10 +204,10 @@ class ApproverRoster:
         self._policies: dict[tuple[str, str], tuple[int, object]] = {}
         self._fixers: dict | None = None
 
-    def policy(self, request: TransitionRequest) -> tuple[int, object]:
-        key = (request.from_stage or request.version.stage, request.to_stage)
+    def policy(self, transition_request: TransitionRequest) -> tuple[int, object]:
+        key = (transition_request.from_stage or transition_request.version.stage, transition_request.to_stage)
         if key not in self._policies:
-            self._policies[key] = request_policy(request)
+            self._policies[key] = request_policy(transition_request)
         return self._policies[key]
 
     def members(self, group) -> set[int]:
@@ -88,33 +226,33 @@ class ApproverRoster:
         return self._fixers
 
 
-def approver_shortfall(request: TransitionRequest, roster: ApproverRoster | None = None) -> dict | None:
+def approver_shortfall(transition_request: TransitionRequest, roster: ApproverRoster | None = None) -> dict | None:
     """Why a pending request cannot collect its approvals from anyone but its requester, and who can fix that; None if it can.
 
     Eligible: active users granted *approve transitions* on the model (directly or through a team, e.g. its leads
     group), in the policy's group if one is set, other than the requester and those whose approval already counts.
     Superusers are not counted: they can always approve, and are named as the way out.
     """
-    if request.status != RequestStatus.PENDING:
+    if transition_request.status != RequestStatus.PENDING:
         return None
-    roster = roster or ApproverRoster(request.version.model)
-    required, group = roster.policy(request)
+    roster = roster or ApproverRoster(transition_request.version.model)
+    required, group = roster.policy(transition_request)
     if not required:
         return None
     allowed = roster.members(group) if group is not None else None
     given = {
-        a.approver_id for a in request.approvals.all()
+        a.approver_id for a in transition_request.approvals.all()
         if a.decision == Decision.APPROVE and a.invalidated_at is None and (allowed is None or a.approver_id in allowed)
     }
     available = sorted(
-        name for pk, name in roster.approvers.items() if pk != request.requested_by_id and pk not in given and (allowed is None or pk in allowed)
+        name for pk, name in roster.approvers.items() if pk != transition_request.requested_by_id and pk not in given and (allowed is None or pk in allowed)
     )
     missing = required - len(given)
     if len(available) >= missing:
         return None
     where = f" from members of '{group.name}'" if group is not None else ""
     if not available and not given:
-        message = f"Nobody but the requester ({request.requested_by.get_username()}) may approve this request{where}."
+        message = f"Nobody but the requester ({transition_request.requested_by.get_username()}) may approve this request{where}."
     else:
         shown = ", ".join(available[:NAMES_SHOWN]) or "none"
         message = f"This request needs {missing} more approval(s){where}, but only {len(available)} other person(s) may give one ({shown})."
@@ -134,4 +272,4 @@ def approver_shortfalls(model) -> list[tuple[TransitionRequest, dict]]:
     if not pending:
         return []
     roster = ApproverRoster(model)
-    return [(request, shortfall) for request in pending if (shortfall := approver_shortfall(request, roster))]
+    return [(transition_request, shortfall) for transition_request in pending if (shortfall := approver_shortfall(transition_request, roster))]

@@ -1,43 +1,42 @@
 from apps.versions.lifecycle import Stage
-from .models import RequestStatus, TransitionRequest
-from .selectors import approver_shortfall
-from .services import override_holds, production_gate_problems, quality_verdict, request_is_stale, request_policy
+from .models import Invalidation, RequestStatus, TransitionRequest
+from .selectors import approver_shortfall, override_holds, production_gate_problems, quality_verdict, request_is_stale, request_policy
 
 
-def _quality(request: TransitionRequest) -> dict | None:
+def _quality(transition_request: TransitionRequest) -> dict | None:
     """While a production request is pending: the gate as it stands now (what the deciding approval will meet);
     once applied: the gate that decided."""
-    if request.to_stage != Stage.PRODUCTION:
+    if transition_request.to_stage != Stage.PRODUCTION:
         return None
-    if request.status != RequestStatus.PENDING:
-        return {"decided": request.gate_at_decision}
-    verdict = quality_verdict(request.version)
+    if transition_request.status != RequestStatus.PENDING:
+        return {"decided": transition_request.gate_at_decision}
+    verdict = quality_verdict(transition_request.version)
     return verdict.as_dict() | {
-        "override_holds": override_holds(request, verdict),
-        "problems": production_gate_problems(request.version, request, verdict),
+        "override_holds": override_holds(transition_request, verdict),
+        "problems": production_gate_problems(transition_request.version, transition_request, verdict),
     }
 
 
-def request_to_dict(request: TransitionRequest) -> dict:
-    required, group = request_policy(request)
+def request_to_dict(transition_request: TransitionRequest) -> dict:
+    required, group = request_policy(transition_request)
     return {
-        "id": request.pk,
-        "model": request.version.model.name,
-        "version": request.version.number,
-        "from_stage": request.from_stage or None,
-        "to_stage": request.to_stage,
-        "status": request.status,
-        "requested_by": request.requested_by.get_username(),
-        "justification": request.justification,
-        "created_at": request.created_at.isoformat(),
-        "decided_at": request.decided_at.isoformat() if request.decided_at else None,
+        "id": transition_request.pk,
+        "model": transition_request.version.model.name,
+        "version": transition_request.version.number,
+        "from_stage": transition_request.from_stage or None,
+        "to_stage": transition_request.to_stage,
+        "status": transition_request.status,
+        "requested_by": transition_request.requested_by.get_username(),
+        "justification": transition_request.justification,
+        "created_at": transition_request.created_at.isoformat(),
+        "decided_at": transition_request.decided_at.isoformat() if transition_request.decided_at else None,
         "required_approvals": required,
         "approver_group": group.name if group else None,
-        "stale": request.status == RequestStatus.PENDING and request_is_stale(request),
-        "override_reason": request.override_reason or None,
-        "override_baseline": request.override_baseline.number if request.override_baseline_id else None,
-        "quality_gate": _quality(request),
-        "approver_shortfall": approver_shortfall(request),
+        "stale": transition_request.status == RequestStatus.PENDING and request_is_stale(transition_request),
+        "override_reason": transition_request.override_reason or None,
+        "override_baseline": transition_request.override_baseline.number if transition_request.override_baseline_id else None,
+        "quality_gate": _quality(transition_request),
+        "approver_shortfall": approver_shortfall(transition_request),
         "approvals": [
             {
                 "approver": a.approver.get_username(),
@@ -45,8 +44,8 @@ def request_to_dict(request: TransitionRequest) -> dict:
                 "comment": a.comment,
                 "created_at": a.created_at.isoformat(),
                 "live": a.invalidated_at is None,
-                "invalidation": a.invalidation or ("stale" if a.invalidated_at else None),
+                "invalidation": a.invalidation or (Invalidation.STALE.value if a.invalidated_at else None),
             }
-            for a in request.approvals.all()
+            for a in transition_request.approvals.all()
         ],
     }

@@ -6,26 +6,31 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.web.forms import add_validation_errors
-from apps.models.permissions import Action, get_model_for
-from apps.validation.views import job_panel_context
+from apps.models.permissions import Action, actions_for, get_model_for
+from apps.validation.selectors import latest_job
+from apps.versions.lifecycle import Stage
 from apps.versions.models import ModelVersion
 from apps.versions.selectors import production_at, production_history
+from apps.web.forms import add_validation_errors
 
 from .evidence import comparison_for
 from .forms import ApprovalPolicyForm, DecisionForm, OverrideForm, PointInTimeForm, RollbackForm
-from apps.versions.lifecycle import Stage
 from .models import GATED_STAGES, RequestStatus
-from .selectors import approval_inbox, approver_shortfall, request_for, rollback_candidates
-from .services import (
+from .selectors import (
+    approval_inbox,
     approval_policy,
-    approval_policy_update,
+    approver_shortfall,
     override_holds,
     production_gate_problems,
-    production_rollback,
     quality_verdict,
+    request_for,
     request_is_stale,
     request_policy,
+    rollback_candidates,
+)
+from .services import (
+    approval_policy_update,
+    production_rollback,
     transition_request_approve,
     transition_request_override_quality,
     transition_request_reject,
@@ -45,7 +50,10 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
     pending_production = transition.to_stage == Stage.PRODUCTION and transition.status == RequestStatus.PENDING
     verdict = quality_verdict(version) if pending_production else None
     context = {
-        **job_panel_context(model, version, request.user),
+        "model": model,
+        "version": version,
+        "job": latest_job(version),
+        "actions": actions_for(request.user, model),
         "transition": transition,
         "required": required,
         "approver_group": group,
@@ -71,7 +79,7 @@ def _decide(service, success: str, form_class=DecisionForm):
             messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
             return redirect("approvals:review", pk=pk)
         try:
-            decided = service(request=transition, actor=request.user, **form.cleaned_data)
+            decided = service(transition_request=transition, actor=request.user, **form.cleaned_data)
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
@@ -90,7 +98,7 @@ override = _decide(transition_request_override_quality, "Quality gate overridden
 @require_POST
 def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     transition = request_for(request.user, pk)
-    transition_request_withdraw(request=transition, actor=request.user)
+    transition_request_withdraw(transition_request=transition, actor=request.user)
     messages.success(request, "Request withdrawn.")
     return redirect("approvals:review", pk=pk)
 

@@ -24,6 +24,11 @@ class Verdict(models.TextChoices):
     ERROR = "error", "Error"
 
 
+class QualityStatus(models.TextChoices):
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+
+
 class ValidationJob(models.Model):
     """One run of every check on one version. The row is the outbox: it exists before any message is sent."""
 
@@ -37,7 +42,7 @@ class ValidationJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     unsafe_finding = models.BooleanField(default=False, help_text="An artifact imports code outside the allow-list when unpickled.")
-    quality_status = models.CharField(max_length=16, blank=True)
+    quality_status = models.CharField(max_length=16, choices=QualityStatus.choices, blank=True, help_text="Empty until the job has finished.")
     quality_baseline = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     quality_rules = models.JSONField(default=list, blank=True)
 

@@ -14,13 +14,12 @@ from apps.audit import services as audit
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require
 from apps.versions.models import ModelVersion
-from apps.versions.selectors import production_version
 from registry_site import broker
 
-from . import quality
 from .checks import completeness, dependencies, inspection, integrity, pickle_scan
 from .checks.base import BudgetExceeded, CheckContext, Outcome
-from .models import CheckResult, JobStatus, QualityRule, ValidationJob, ValidationPolicy
+from .models import CheckResult, JobStatus, QualityRule, QualityStatus, ValidationJob, ValidationPolicy, Verdict
+from .selectors import quality_gate, validation_policy
 
 logger = logging.getLogger(__name__)
 
@@ -94,24 +93,6 @@ def _claim(job_id: int) -> bool:
     )
 
 
-def _policy(model: RegisteredModel) -> ValidationPolicy | None:
-    return ValidationPolicy.objects.filter(model=model).prefetch_related("rules").select_related("pinned_baseline").first()
-
-
-def quality_gate(version: ModelVersion, policy: ValidationPolicy | None) -> tuple[str, ModelVersion | None, list[dict]]:
-    baseline = (policy.pinned_baseline if policy and policy.pinned_baseline_id else None) or production_version(version.model)
-    if baseline is not None and baseline.pk == version.pk:
-        baseline = None
-    rules = [
-        quality.Rule(r.metric, r.direction, r.allowed_regression, r.regression_kind, r.min_value, r.max_value)
-        for r in (policy.rules.all() if policy else [])
-    ]
-    candidate = dict(version.metrics.values_list("name", "value"))
-    baseline_metrics = dict(baseline.metrics.values_list("name", "value")) if baseline else None
-    status, results = quality.evaluate(rules, candidate, baseline_metrics)
-    return status, baseline, results
-
-
 def validation_run(*, job_id: int) -> ValidationJob | None:
     """Run every check of a job on a worker. Safe to call twice: only the caller that claims the job runs it.
 
@@ -123,7 +104,7 @@ def validation_run(*, job_id: int) -> ValidationJob | None:
         return None
     job = ValidationJob.objects.select_related("version__model").get(pk=job_id)
     version = job.version
-    policy = _policy(version.model)
+    policy = validation_policy(version.model)
 
     def beat() -> None:
         ValidationJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
@@ -148,16 +129,16 @@ def validation_run(*, job_id: int) -> ValidationJob | None:
             except BudgetExceeded as exc:
                 if exc.job_limit:
                     raise
-                outcome = Outcome("error", exc.reason, {"budget_seconds": settings.VALIDATION_CHECK_BUDGET_SECONDS})
+                outcome = Outcome(Verdict.ERROR, exc.reason, {"budget_seconds": settings.VALIDATION_CHECK_BUDGET_SECONDS})
             except SoftTimeLimitExceeded:
                 raise
             except FileNotFoundError as exc:  # a blob gone from storage will not come back by retrying
-                outcome = Outcome("error", f"an artifact is missing from storage: {exc}"[:480], {})
+                outcome = Outcome(Verdict.ERROR, f"an artifact is missing from storage: {exc}"[:480], {})
             except (OSError, OperationalError) as exc:
                 raise TransientError(f"{check.name}: {exc}") from exc
             except Exception as exc:  # a bug or an input no check foresaw: recorded, not hidden
                 logger.exception("Check %s crashed on job %s", check.name, job_id)
-                outcome = Outcome("error", f"the check crashed: {exc}"[:480], {"traceback": traceback.format_exc()[-4000:]})
+                outcome = Outcome(Verdict.ERROR, f"the check crashed: {exc}"[:480], {"traceback": traceback.format_exc()[-4000:]})
             outcomes.append((check, outcome))
             running = None
             beat()
@@ -165,7 +146,7 @@ def validation_run(*, job_id: int) -> ValidationJob | None:
     except (BudgetExceeded, SoftTimeLimitExceeded) as exc:
         stopped = exc.reason if isinstance(exc, BudgetExceeded) else _soft_limit_reason(running.name if running else "the bookkeeping between checks")
         if running is not None:
-            outcomes.append((running, Outcome("error", stopped[:480], {"job_limit_seconds": settings.VALIDATION_JOB_HARD_LIMIT_SECONDS})))
+            outcomes.append((running, Outcome(Verdict.ERROR, stopped[:480], {"job_limit_seconds": settings.VALIDATION_JOB_HARD_LIMIT_SECONDS})))
         return _finish(job, outcomes, context.inspection, "", None, [], error=f"{stopped} (attempt {job.attempts})")
     except TransientError as exc:
         if job.attempts >= settings.VALIDATION_MAX_ATTEMPTS:
@@ -191,14 +172,14 @@ def _finish(job, outcomes, found: dict, quality_status: str, baseline, rule_resu
         for i, (check, o) in enumerate(outcomes)
     )
     verdicts = {o.verdict for _, o in outcomes}
-    if error or "error" in verdicts:
+    if error or Verdict.ERROR in verdicts:
         job.status = JobStatus.ERROR
-    elif "fail" in verdicts or quality_status == "failed":
+    elif Verdict.FAIL in verdicts or quality_status == QualityStatus.FAILED:
         job.status = JobStatus.FAILED
     else:
         job.status = JobStatus.PASSED
     job.error = error[:2000]
-    job.unsafe_finding = any(check is pickle_scan and o.verdict == "fail" for check, o in outcomes)
+    job.unsafe_finding = any(check is pickle_scan and o.verdict == Verdict.FAIL for check, o in outcomes)
     job.quality_status = quality_status
     job.quality_baseline = baseline
     job.quality_rules = rule_results
@@ -276,8 +257,3 @@ def _policy_snapshot(policy: ValidationPolicy) -> dict:
             for r in policy.rules.all()
         ],
     }
-
-
-def unsafe_finding_blocks(version: ModelVersion) -> bool:
-    """A version whose latest finished validation found unsafe serialization may never leave draft."""
-    return ValidationJob.objects.filter(version=version, unsafe_finding=True).exists()

@@ -10,15 +10,15 @@ from apps.versions.models import ModelVersion
 from apps.versions.selectors import version_or_404
 
 from .forms import QualityRuleFormSet, ValidationPolicyForm
-from .models import ValidationJob, ValidationPolicy
+from .models import ValidationPolicy
+from .selectors import latest_job
 from .services import validation_policy_update, validation_rerun
 
 RULE_FIELDS = ("metric", "direction", "allowed_regression", "regression_kind", "min_value", "max_value")
 
 
 def job_panel_context(model, version, user) -> dict:
-    job = ValidationJob.objects.filter(version=version).select_related("quality_baseline").prefetch_related("checks").first()
-    return {"model": model, "version": version, "job": job, "actions": actions_for(user, model)}
+    return {"model": model, "version": version, "job": latest_job(version), "actions": actions_for(user, model)}
 
 
 @require_GET

@@ -151,6 +151,13 @@ def _canonical(value):
     return ("other", repr(value))
 
 
+def same_value(a, b) -> bool:
+    """The comparison's one equality of JSON values (MISSING for absent): 1 equals 1.0, true is not 1, "1" is not 1."""
+    if a is MISSING or b is MISSING:
+        return a is b
+    return _canonical(a) == _canonical(b)
+
+
 def display_value(value) -> str:
     if isinstance(value, str):
         return value

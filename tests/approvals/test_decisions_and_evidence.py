@@ -1,5 +1,7 @@
 """A reviewer may change their vote while a request is pending; the review page compares what it should."""
 
+import re
+
 import pytest
 
 from apps.approvals.models import Approval
@@ -73,3 +75,13 @@ def test_the_first_production_version_says_nothing_was_in_production_before(web_
     request = _production_request(model, owner)
     page = web_for(reviewer).post(f"/approvals/{request.pk}/approve/", follow=True).content.decode()
     assert "nothing was in production" in page
+
+
+def test_the_review_page_diffs_hyperparameters_with_the_comparison_pages_rule(web_for, model, owner, reviewer):
+    """`true` and `1` differ, `1` and `1.0` do not: the same equality as the compare page (apps.versions.compare)."""
+    params = {"flag": 1, "rate": 1, "name": "a"}
+    promote(register_version(model, owner, hyperparameters=params), requester=owner, approver=reviewer)
+    transition_request = _production_request(model, owner, hyperparameters={"flag": True, "rate": 1.0, "name": "a"})
+    page = web_for(reviewer).get(f"/approvals/{transition_request.pk}/").content.decode()
+    rows = {name: changed for changed, name in re.findall(r'<tr( class="changed")?><td>(flag|rate|name)</td>', page)}
+    assert rows == {"flag": ' class="changed"', "rate": "", "name": ""}

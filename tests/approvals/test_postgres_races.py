@@ -29,7 +29,7 @@ def test_racing_last_approvals_apply_one_after_another(model, owner, reviewer):
         transition_request_create(version=version, to_stage="staging", actor=owner, justification="ready")
         requests.append(transition_request_create(version=version, to_stage="production", actor=owner, justification="ship"))
 
-    assert in_threads(6, lambda i: transition_request_approve(request=requests[i], actor=reviewer)) == []
+    assert in_threads(6, lambda i: transition_request_approve(transition_request=requests[i], actor=reviewer)) == []
     changes = _assert_one_production_and_a_chain(model)
     assert len(changes) == 6
 

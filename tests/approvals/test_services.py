@@ -6,10 +6,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
 from apps.approvals.models import Approval
+from apps.approvals.selectors import request_is_stale
 from apps.approvals.services import (
     approval_policy_update,
     production_rollback,
-    request_is_stale,
     transition_request_approve,
     transition_request_create,
     transition_request_override_quality,
@@ -59,7 +59,7 @@ def test_staging_needs_no_approval_by_default_and_applies_at_once(model, owner):
 def test_the_last_required_approval_applies_the_transition(model, owner, reviewer):
     request = _production_request(model, owner)
     assert request.status == "pending"
-    transition_request_approve(request=request, actor=reviewer, comment="looks good")
+    transition_request_approve(transition_request=request, actor=reviewer, comment="looks good")
     request.refresh_from_db()
     assert request.status == "applied" and request.version.stage == "production"
     assert AuditEntry.objects.filter(action="request.applied").exists()
@@ -69,19 +69,19 @@ def test_nobody_approves_their_own_request_not_even_a_superuser(model, make_user
     admin = make_user("root", is_superuser=True)
     request = _production_request(model, admin)
     with pytest.raises(PermissionDenied, match="someone else"):
-        transition_request_approve(request=request, actor=admin)
+        transition_request_approve(transition_request=request, actor=admin)
     assert not Approval.objects.exists()
 
 
 def test_nobody_approves_twice(model, owner, reviewer, second_approver):
     approval_policy_update(model=model, actor=owner, policies={"production": (2, None)})
     request = _production_request(model, owner)
-    transition_request_approve(request=request, actor=reviewer)
+    transition_request_approve(transition_request=request, actor=reviewer)
     with pytest.raises(ValidationError, match="already approved"):
-        transition_request_approve(request=request, actor=reviewer)
+        transition_request_approve(transition_request=request, actor=reviewer)
     request.refresh_from_db()
     assert request.status == "pending"
-    transition_request_approve(request=request, actor=second_approver)
+    transition_request_approve(transition_request=request, actor=second_approver)
     request.refresh_from_db()
     assert request.status == "applied"
 
@@ -92,8 +92,8 @@ def test_approvals_must_come_from_the_policy_group(model, owner, reviewer, secon
     approval_policy_update(model=model, actor=owner, policies={"production": (1, leads)})
     request = _production_request(model, owner)
     with pytest.raises(PermissionDenied, match="members of 'leads'"):
-        transition_request_approve(request=request, actor=reviewer)
-    transition_request_approve(request=request, actor=second_approver)
+        transition_request_approve(transition_request=request, actor=reviewer)
+    transition_request_approve(transition_request=request, actor=second_approver)
     request.refresh_from_db()
     assert request.status == "applied"
 
@@ -103,9 +103,9 @@ def test_outsiders_and_viewers_cannot_approve(model, owner, outsider, make_user)
     model_permission_grant(model=model, actor=owner, action=Action.VIEW, user=viewer)
     request = _production_request(model, owner)
     with pytest.raises(Http404):
-        transition_request_approve(request=request, actor=outsider)
+        transition_request_approve(transition_request=request, actor=outsider)
     with pytest.raises(PermissionDenied):
-        transition_request_approve(request=request, actor=viewer)
+        transition_request_approve(transition_request=request, actor=viewer)
 
 
 def test_production_needs_finished_passed_validation(model, owner, reviewer):
@@ -113,7 +113,7 @@ def test_production_needs_finished_passed_validation(model, owner, reviewer):
     transition_request_create(version=version, to_stage="staging", actor=owner, justification="ready")
     request = transition_request_create(version=version, to_stage="production", actor=owner, justification="ship")
     with pytest.raises(ValidationError, match="Validation has not finished"):
-        transition_request_approve(request=request, actor=reviewer)
+        transition_request_approve(transition_request=request, actor=reviewer)
     assert not Approval.objects.exists(), "a refused final approval leaves nothing behind"
 
 
@@ -123,13 +123,13 @@ def test_a_failed_quality_gate_blocks_until_a_manager_overrides_with_a_reason(mo
     validation_policy_update(model=model, actor=owner, required_file_patterns=[], pinned_baseline=None, rules=rules)
     request = _production_request(model, owner, metrics={"acc": 0.8})
     with pytest.raises(ValidationError, match="quality gate failed against v1"):
-        transition_request_approve(request=request, actor=reviewer)
+        transition_request_approve(transition_request=request, actor=reviewer)
     with pytest.raises(PermissionDenied):
-        transition_request_override_quality(request=request, actor=reviewer, reason="We accept the drop for latency.")
+        transition_request_override_quality(transition_request=request, actor=reviewer, reason="We accept the drop for latency.")
     with pytest.raises(ValidationError, match="Write the reason"):
-        transition_request_override_quality(request=request, actor=owner, reason="ok")
-    transition_request_override_quality(request=request, actor=owner, reason="We accept the drop for a 3x latency gain.")
-    transition_request_approve(request=request, actor=reviewer)
+        transition_request_override_quality(transition_request=request, actor=owner, reason="ok")
+    transition_request_override_quality(transition_request=request, actor=owner, reason="We accept the drop for a 3x latency gain.")
+    transition_request_approve(transition_request=request, actor=reviewer)
     request.refresh_from_db()
     assert request.status == "applied"
     assert AuditEntry.objects.filter(action="request.quality_override", after__reason__icontains="latency").exists()
@@ -146,17 +146,17 @@ def test_an_unsafe_version_never_reaches_staging_or_production(model, owner, rev
 def test_a_request_goes_stale_when_the_pointer_moves_between_approvals(model, owner, reviewer, second_approver):
     approval_policy_update(model=model, actor=owner, policies={"production": (2, None)})
     waiting = _production_request(model, owner)
-    transition_request_approve(request=waiting, actor=reviewer)
+    transition_request_approve(transition_request=waiting, actor=reviewer)
     assert not request_is_stale(waiting)
     approval_policy_update(model=model, actor=owner, policies={"production": (1, None)})
     promote(_validated(model, owner), requester=owner, approver=second_approver)  # the pointer moves
     approval_policy_update(model=model, actor=owner, policies={"production": (2, None)})
     assert request_is_stale(waiting)
-    transition_request_approve(request=waiting, actor=second_approver)
+    transition_request_approve(transition_request=waiting, actor=second_approver)
     waiting.refresh_from_db()
     assert waiting.status == "pending", "the stale approval no longer counts"
     assert waiting.approvals.filter(invalidated_at__isnull=False).count() == 1
-    transition_request_approve(request=waiting, actor=reviewer)  # re-approval after staleness
+    transition_request_approve(transition_request=waiting, actor=reviewer)  # re-approval after staleness
     waiting.refresh_from_db()
     assert waiting.status == "applied"
 
@@ -164,17 +164,17 @@ def test_a_request_goes_stale_when_the_pointer_moves_between_approvals(model, ow
 def test_reject_needs_a_comment_and_withdraw_is_for_the_requester(model, owner, reviewer):
     request = _production_request(model, owner)
     with pytest.raises(ValidationError, match="Say why"):
-        transition_request_reject(request=request, actor=reviewer, comment=" ")
+        transition_request_reject(transition_request=request, actor=reviewer, comment=" ")
     with pytest.raises(PermissionDenied):
-        transition_request_withdraw(request=request, actor=reviewer)
-    transition_request_reject(request=request, actor=reviewer, comment="Metrics on the wrong split")
+        transition_request_withdraw(transition_request=request, actor=reviewer)
+    transition_request_reject(transition_request=request, actor=reviewer, comment="Metrics on the wrong split")
     request.refresh_from_db()
     assert request.status == "rejected"
     assert AuditEntry.objects.get(action="request.rejected").after["comment"] == "Metrics on the wrong split"
     with pytest.raises(ValidationError, match="already rejected"):
-        transition_request_approve(request=request, actor=reviewer)
+        transition_request_approve(transition_request=request, actor=reviewer)
     other = _production_request(model, owner)
-    transition_request_withdraw(request=other, actor=owner)
+    transition_request_withdraw(transition_request=other, actor=owner)
     other.refresh_from_db()
     assert other.status == "withdrawn"
 

@@ -132,8 +132,10 @@ class Command(BaseCommand):
             if seed >= 1:
                 transition_request_create(version=version, to_stage=Stage.STAGING, actor=scientist, justification="Ready for review")
             if seed == 1:
-                request = transition_request_create(version=version, to_stage=Stage.PRODUCTION, actor=scientist, justification="Beats v1 on accuracy")
-                transition_request_approve(request=request, actor=lead, comment="Evidence looks good.")
+                transition_request = transition_request_create(
+                    version=version, to_stage=Stage.PRODUCTION, actor=scientist, justification="Beats v1 on accuracy"
+                )
+                transition_request_approve(transition_request=transition_request, actor=lead, comment="Evidence looks good.")
             if seed == 2:
                 transition_request_create(version=version, to_stage=Stage.PRODUCTION, actor=scientist, justification="Two points better than v2 at lower latency")
         # Created by the scientist in the team: the lead approves on it through the team's leads group.
