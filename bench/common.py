@@ -67,6 +67,36 @@ def django_in(workdir: Path, database_url: str | None = None, **extra: str) -> N
     call_command("migrate", verbosity=0)
 
 
+def bench_version(number: int, *, weight_floats: int = 1024) -> tuple[list, object]:
+    """The files and document of benchmark version `number`, for `version_register`: three files (a config, safetensors
+    weights, a vocabulary) and a full document (description, flavor, tags, hyperparameters, metrics, a dataset, code)."""
+    import json
+
+    from apps.models.management.commands.seed_demo import safetensors_bytes
+    from apps.versions.services import incoming_from_bytes
+
+    try:
+        from apps.versions.document import metadata_from_dict  # the declared version document
+    except ImportError:  # before it replaced apps.versions.metadata
+        from apps.versions.metadata import metadata_from_dict
+
+    files = {
+        "config.json": json.dumps({"hidden_size": 64 * number}).encode(),
+        "weights/model.safetensors": safetensors_bytes({"w": ("F32", [weight_floats], os.urandom(4 * weight_floats))}),
+        "tokenizer/vocab.txt": b"\n".join(b"tok%d" % i for i in range(200)),
+    }
+    metadata = metadata_from_dict({
+        "description": f"Version {number}",
+        "flavor": "pytorch",
+        "tags": ["nlp", f"run-{number}"],
+        "hyperparameters": {"lr": 0.001 * number, "epochs": 3},
+        "metrics": {"accuracy": 0.5 + number / 1000, "f1": 0.45 + number / 1000, "loss": 0.5 / number},
+        "datasets": [{"name": "imdb", "uri": "s3://data/imdb", "digest": "sha256:" + "ab" * 32, "role": "training"}],
+        "code": {"repository": "https://git.example/model.git", "commit": f"{number:040x}", "branch": "main"},
+    })
+    return [incoming_from_bytes(path, data) for path, data in files.items()], metadata
+
+
 # --- servers started in their own process group, the CPU they use, and wrk ---------------------------------------------
 # Used by vs_mlflow.py: every server is the leader of a new session, so stopping it stops whatever it forked (gunicorn
 # workers, MLflow's gunicorn under its CLI) and its CPU time is the sum over that group.

@@ -19,7 +19,6 @@ import argparse
 import http.client
 import json
 import os
-import re
 import secrets
 import shutil
 import socket
@@ -74,13 +73,10 @@ def seed(env: dict[str, str]) -> tuple[str, int, dict[str, int]]:
 
     from apps.accounts.services import api_token_create
     from apps.approvals.services import transition_request_approve, transition_request_create
-    from apps.models.management.commands.seed_demo import safetensors_bytes
     from apps.models.permissions import Action
     from apps.models.services import model_create, model_permission_grant
     from apps.validation.services import validation_run
-    from apps.versions.document import metadata_from_dict
     from apps.catalog.services import version_register
-    from apps.versions.services import incoming_from_bytes
 
     call_command("migrate", verbosity=0, interactive=False)
     user = get_user_model().objects.create_user(username="bench", password=secrets.token_urlsafe(24))
@@ -88,22 +84,8 @@ def seed(env: dict[str, str]) -> tuple[str, int, dict[str, int]]:
     _, token = api_token_create(user=user, name="bench")
     versions = []
     for number in range(1, 6):
-        files = {
-            "config.json": json.dumps({"hidden_size": 64 * number}).encode(),
-            "weights/model.safetensors": safetensors_bytes({"w": ("F32", [1024], os.urandom(4096))}),
-            "tokenizer/vocab.txt": b"\n".join(b"tok%d" % i for i in range(200)),
-        }
-        metadata = metadata_from_dict({
-            "description": f"Version {number}",
-            "flavor": "pytorch",
-            "tags": ["nlp", f"run-{number}"],
-            "hyperparameters": {"lr": 0.001 * number, "epochs": 3},
-            "metrics": {"accuracy": 0.8 + number / 100, "f1": 0.75 + number / 100, "loss": 0.5 / number},
-            "datasets": [{"name": "imdb", "uri": "s3://data/imdb", "digest": "sha256:" + "ab" * 32, "role": "training"}],
-            "code": {"repository": "https://git.example/model.git", "commit": f"{number:040x}", "branch": "main"},
-        })
-        versions.append(version_register(model=model, files=[incoming_from_bytes(p, d) for p, d in files.items()],
-                                         metadata=metadata, actor=user))
+        files, metadata = common.bench_version(number)
+        versions.append(version_register(model=model, files=files, metadata=metadata, actor=user))
     # Production the way users get there: validation, a request, another user's approval.
     production = versions[2]
     validation_run(job_id=production.validation_jobs.get().pk)
@@ -184,27 +166,8 @@ def stop(process: subprocess.Popen) -> None:
 # --- load generators ------------------------------------------------------------------------------------------------
 
 
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
-
-
 def load_wrk(port: int, path: str, headers: dict[str, str], seconds: float) -> dict:
-    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--timeout", "10s", "--latency"]
-    for name, value in headers.items():
-        command += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*command, f"http://127.0.0.1:{port}{path}"], check=True, capture_output=True, text=True).stdout
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)$", out, re.M)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": _ms(percentiles["50"]),
-        "p99": _ms(percentiles["99"]),
-        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
-        "errors": int(errors.group(1)) if errors else 0,
-        "socket_errors": socket_errors.group(1) if socket_errors else "",
-    }
+    return common.wrk(f"http://127.0.0.1:{port}{path}", headers=headers, seconds=seconds, connections=CONNECTIONS)
 
 
 def load_python(port: int, path: str, headers: dict[str, str], seconds: float) -> dict:

@@ -106,13 +106,10 @@ def seed_ours() -> dict:
 
     from apps.accounts.services import api_token_create
     from apps.approvals.services import transition_request_approve, transition_request_create
-    from apps.models.management.commands.seed_demo import safetensors_bytes
     from apps.models.permissions import Action
     from apps.models.services import model_create, model_permission_grant
     from apps.validation.services import validation_run
-    from apps.versions.document import metadata_from_dict
     from apps.catalog.services import version_register
-    from apps.versions.services import incoming_from_bytes
 
     call_command("migrate", verbosity=0, interactive=False)
     call_command("collectstatic", verbosity=0, interactive=False)  # production settings render pages through the static manifest
@@ -121,21 +118,8 @@ def seed_ours() -> dict:
     _, token = api_token_create(user=user, name="bench")
     production = None
     for number in range(1, VERSIONS + 1):
-        files = {
-            "config.json": json.dumps({"hidden_size": 64 * number}).encode(),
-            "weights/model.safetensors": safetensors_bytes({"w": ("F32", [256], os.urandom(1024))}),
-            "tokenizer/vocab.txt": b"\n".join(b"tok%d" % i for i in range(200)),
-        }
-        metadata = metadata_from_dict({
-            "description": f"Version {number}",
-            "flavor": "pytorch",
-            "tags": ["nlp", f"run-{number}"],
-            "hyperparameters": {"lr": 0.001 * number, "epochs": 3},
-            "metrics": {"accuracy": 0.5 + number / 1000, "f1": 0.45 + number / 1000, "loss": 0.5 / number},
-            "datasets": [{"name": "imdb", "uri": "s3://data/imdb", "digest": "sha256:" + "ab" * 32, "role": "training"}],
-            "code": {"repository": "https://git.example/model.git", "commit": f"{number:040x}", "branch": "main"},
-        })
-        version = version_register(model=model, files=[incoming_from_bytes(p, d) for p, d in files.items()], metadata=metadata, actor=user)
+        files, metadata = common.bench_version(number, weight_floats=256)
+        version = version_register(model=model, files=files, metadata=metadata, actor=user)
         validation_run(job_id=version.validation_jobs.get().pk)  # every version carries its check results, as in use
         if number == PRODUCTION:
             production = version
