@@ -1,12 +1,11 @@
 """What a reviewer needs beside a request: the candidate against the version now in production."""
 
+from apps.catalog.compare import MISSING, same_value
 from apps.catalog.selectors import versions_with_details
-from apps.versions.compare import MISSING, same_value
 from apps.versions.lifecycle import Stage
 from apps.versions.models import ModelVersion, PointerChangeKind, ProductionPointerChange
 
 from .models import RequestStatus, TransitionRequest
-
 
 
 def comparison_for(transition_request: TransitionRequest) -> dict:

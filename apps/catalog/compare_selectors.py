@@ -8,7 +8,10 @@ from urllib.parse import urlencode
 from django.db.models import Q
 
 from apps.validation.models import QualityRule
-from apps.versions.compare import (
+from apps.versions.lifecycle import Stage
+from apps.versions.models import Metric, ModelVersion, ProductionPointerChange
+
+from .compare import (
     MAX_VERSIONS,
     Snapshot,
     chart_data,
@@ -18,9 +21,6 @@ from apps.versions.compare import (
     snapshot_of,
     unknown_notice,
 )
-from apps.versions.lifecycle import Stage
-from apps.versions.models import Metric, ModelVersion, ProductionPointerChange
-
 from .selectors import versions_with_details
 
 HISTORY_LIMIT = 500  # versions of the first model drawn in the history chart (the newest ones)

@@ -5,6 +5,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.approvals.forms import TransitionRequestForm
+from apps.approvals.models import RequestStatus
 from apps.approvals.selectors import approver_shortfall, requests_for_version
 from apps.approvals.services import transition_request_create
 from apps.catalog.compare_selectors import comparison_context
@@ -86,7 +87,7 @@ def version_transition_view(request: HttpRequest, name: str, number: int) -> Htt
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("versions:detail", name=model.name, number=version.number)
-    if created.status == "applied":
+    if created.status == RequestStatus.APPLIED:
         messages.success(request, f"v{version.number} moved to {created.to_stage}.")
         return redirect("versions:detail", name=model.name, number=version.number)
     whom = "Approvers see it in their inbox." if approver_shortfall(created) is None else "Nobody else may approve it yet: see below who can fix that."

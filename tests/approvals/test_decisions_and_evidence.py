@@ -78,7 +78,7 @@ def test_the_first_production_version_says_nothing_was_in_production_before(web_
 
 
 def test_the_review_page_diffs_hyperparameters_with_the_comparison_pages_rule(web_for, model, owner, reviewer):
-    """`true` and `1` differ, `1` and `1.0` do not: the same equality as the compare page (apps.versions.compare)."""
+    """`true` and `1` differ, `1` and `1.0` do not: the same equality as the compare page (apps.catalog.compare)."""
     params = {"flag": 1, "rate": 1, "name": "a"}
     promote(register_version(model, owner, hyperparameters=params), requester=owner, approver=reviewer)
     transition_request = _production_request(model, owner, hyperparameters={"flag": True, "rate": 1.0, "name": "a"})

@@ -8,7 +8,7 @@ import pytest
 
 from apps.models.services import model_create
 from apps.validation.services import validation_policy_update, validation_run
-from apps.versions.compare import (
+from apps.catalog.compare import (
     Snapshot,
     artifact_rows,
     compare,

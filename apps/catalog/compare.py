@@ -15,6 +15,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from apps.models.names import canonical_model_name
+from apps.validation.models import Direction
+from apps.versions.lifecycle import Stage
 
 MAX_VERSIONS = 10
 EPSILON = 1e-12
@@ -28,7 +30,7 @@ class Snapshot:
 
     model: str
     number: int
-    stage: str = "draft"
+    stage: str = Stage.DRAFT
     created_at: datetime | None = None
     validation: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
@@ -98,9 +100,9 @@ def verdict(delta: float | None, direction: str | None) -> str | None:
         return None
     if abs(delta) <= EPSILON:
         return "same"
-    if direction not in ("higher", "lower"):
+    if direction not in Direction.values:
         return "neutral"
-    improved = delta > 0 if direction == "higher" else delta < 0
+    improved = delta > 0 if direction == Direction.HIGHER else delta < 0
     return "better" if improved else "worse"
 
 
