@@ -85,23 +85,23 @@ def test_the_draft_quoted_form_of_the_key_names_the_same_key(api_for, owner, mod
     ],
     ids=["other bytes", "other file name", "other metadata"],
 )
-def test_the_same_key_with_a_different_body_is_a_422_and_registers_nothing(api_for, owner, model, change):
+def test_the_same_key_with_a_different_body_is_a_409_and_registers_nothing(api_for, owner, model, change):
     api = api_for(owner)
     assert _register(api, model).status_code == 201
     reused = _register(api, model, **change)
-    assert reused.status_code == 422
+    assert reused.status_code == 409
     assert reused.json()["error"]["code"] == "idempotency_key_reused"
     assert "Idempotency-Key" in reused.json()["error"]["message"]
     assert ModelVersion.objects.filter(model=model).count() == 1
 
 
-def test_the_same_key_on_another_endpoint_is_a_422(api_for, owner, model):
+def test_the_same_key_on_another_endpoint_is_a_409(api_for, owner, model):
     api = api_for(owner)
     assert _register(api, model).status_code == 201
     reused = api.post(
         f"/api/v1/models/{model.name}/versions/1/transitions/", {"to_stage": "staging", "justification": "ok"}, format="json", headers={"Idempotency-Key": KEY}
     )
-    assert reused.status_code == 422
+    assert reused.status_code == 409
     assert not TransitionRequest.objects.exists()
 
 
@@ -393,7 +393,7 @@ def test_a_registration_committed_but_whose_answer_was_lost_is_returned_not_repe
     assert ModelVersion.objects.filter(model=model).count() == 1
 
     other = _http(front.port, "POST", path, body=_multipart({"model.bin": b"other"}, {})[0], headers=headers)
-    assert other.status == 422  # the same key, another body
+    assert other.status == 409  # the same key, another body
     assert ModelVersion.objects.filter(model=model).count() == 1
 
 

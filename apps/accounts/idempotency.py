@@ -10,8 +10,9 @@ Stripe's API. The key is chosen by the client (a UUID), one per operation, and s
   has its answer stored, and the answer sent is the one rendered before the commit: nothing after the commit can
   turn a done write into an error the client would retry blindly.
 - A retry with the same key and the same request gets the stored answer again (header `Idempotent-Replayed: true`);
-  the same key with another request is 422 (the draft's code: a client error, never worth retrying); the same key
-  while its first request is still running is 409 with Retry-After (worth retrying). Only successes are stored: a
+  the same key with another request is 409 `idempotency_key_reused` (never worth retrying); the same key while its
+  first request is still running is 409 `idempotency_key_in_use` with Retry-After (worth retrying): clients tell
+  the two apart by the error code. Only successes are stored: a
   refused request (400, 403, 404, ...) changed nothing and may be sent again, corrected, under the same key.
 - Answers are kept IDEMPOTENCY_KEY_HOURS (24 by default); the periodic `purge_idempotency_records` task deletes
   them after that, and an expired key may name a new operation.
@@ -53,7 +54,7 @@ class IdempotencyKeyInUse(APIException):
 
 
 class IdempotencyKeyReused(APIException):
-    status_code = http_status.HTTP_422_UNPROCESSABLE_ENTITY
+    status_code = http_status.HTTP_409_CONFLICT
     default_code = "idempotency_key_reused"
     default_detail = (
         f"This {HEADER} was already used for a different request (another path or body). "
@@ -206,7 +207,7 @@ class IdempotentCall:
 @contextmanager
 def idempotent_call(request) -> Iterator[IdempotentCall]:
     """Enter after the caller is authorized and before the body is read: the key is checked (400), taken (409 if in
-    use) and only then is the body read to fingerprint it (422 if the key was used for another request)."""
+    use) and only then is the body read to fingerprint it (409 if the key was used for another request)."""
     key = idempotency_key(request)
     if key is None:
         yield IdempotentCall(request, None)

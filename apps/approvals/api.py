@@ -51,7 +51,7 @@ def _text(request, key: str) -> str:
     summary="Ask to move a version to a stage (applied at once when no approval is needed)",
     request=TransitionRequestBody,
     responses={201: TRANSITION_REQUEST_SCHEMA},
-    errors=[400, 403, 404, 409, 415, 422],
+    errors=[400, 403, 404, 409, 415],
 )
 @api_view(["POST"])
 def transition_request_collection(request, name: str, number: int):
@@ -78,7 +78,7 @@ def _decision(service, summary: str, **extra):
         summary=summary,
         request=inline_serializer(name=f"{service.__name__}_body", fields={key: serializers.CharField(required=False) for key in extra}),
         responses={200: TRANSITION_REQUEST_SCHEMA},
-        errors=[400, 403, 404, 409, 415, 422],
+        errors=[400, 403, 404, 409, 415],
     )
     @api_view(["POST"])
     def view(request, pk: int):
@@ -106,7 +106,7 @@ override_quality = _decision(transition_request_override_quality, "Override a fa
         fields={"reason": serializers.CharField(), "to_version": serializers.IntegerField(required=False, allow_null=True)},
     ),
     responses={201: PointerChangeSerializer},
-    errors=[400, 403, 404, 409, 415, 422],
+    errors=[400, 403, 404, 409, 415],
 )
 @api_view(["POST"])
 def rollback(request, name: str):

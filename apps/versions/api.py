@@ -58,7 +58,7 @@ def _metadata_text(request) -> str:
     summary="Register a version (multipart: `files` parts and a `metadata` JSON part)",
     request={"multipart/form-data": OpenApiTypes.OBJECT},
     responses={201: VERSION_SCHEMA},
-    errors=[400, 403, 404, 409, 413, 415, 422, 507],
+    errors=[400, 403, 404, 409, 413, 415, 507],
 )
 @api_view(["GET", "POST"])
 def versions_collection(request, name: str):

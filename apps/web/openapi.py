@@ -31,10 +31,12 @@ ERRORS = {
     401: "No valid credentials: send `Authorization: Bearer <token>` or log in.",
     403: "You may see the model but lack the permission for this action.",
     404: "No such object, or you may not see it.",
-    409: "Conflict: the Idempotency-Key's first request is still running (see Retry-After), or the state changed.",
+    409: (
+        "Conflict: the Idempotency-Key was used for another request (idempotency_key_reused), its first request is still"
+        " running (idempotency_key_in_use, see Retry-After), or the state changed."
+    ),
     413: "The upload is larger than the server accepts.",
     415: "Unsupported content type for the body.",
-    422: "The Idempotency-Key was already used for another request.",
     429: "Too many failed token attempts from this address (see Retry-After).",
     503: "The database or the artifact store is unavailable; try again later (see Retry-After).",
     507: "The upload spool is out of space; nothing was registered.",
