@@ -22,7 +22,7 @@ HEARTBEAT_EVERY_SECONDS = 1.0
 
 @dataclass
 class Outcome:
-    verdict: str
+    verdict: str  # a Verdict
     summary: str
     details: dict = field(default_factory=dict)
 

@@ -4,6 +4,7 @@ import fnmatch
 import json
 import posixpath
 
+from ..models import Verdict
 from .base import CheckContext, Outcome
 
 name = "completeness"
@@ -65,5 +66,5 @@ def run(context: CheckContext) -> Outcome:
     problems = missing + shard_problems
     details = {"flavor": context.version.flavor, "missing": missing, "shard_problems": shard_problems}
     if problems:
-        return Outcome("fail", "; ".join(problems)[:480], details)
-    return Outcome("pass", f"all files a {context.version.flavor} version needs are present", details)
+        return Outcome(Verdict.FAIL, "; ".join(problems)[:480], details)
+    return Outcome(Verdict.PASS, f"all files a {context.version.flavor} version needs are present", details)

@@ -2,6 +2,7 @@
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from ..models import Verdict
 from .base import CheckContext, Outcome
 
 name = "dependencies"
@@ -11,7 +12,7 @@ version = "1.0"
 def run(context: CheckContext) -> Outcome:
     text = context.version.requirements
     if not text.strip():
-        return Outcome("skip", "no requirements recorded", {})
+        return Outcome(Verdict.SKIP, "no requirements recorded", {})
     invalid, unpinned, parsed = [], [], []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split(" #", 1)[0].strip()
@@ -32,7 +33,7 @@ def run(context: CheckContext) -> Outcome:
             unpinned.append({"line": number, "text": line, "problem": "not pinned to one version"})
     details = {"requirements": parsed, "invalid": invalid, "unpinned": unpinned}
     if invalid:
-        return Outcome("fail", f"{len(invalid)} invalid requirement line(s), first on line {invalid[0]['line']}: {invalid[0]['text'][:100]}", details)
+        return Outcome(Verdict.FAIL, f"{len(invalid)} invalid requirement line(s), first on line {invalid[0]['line']}: {invalid[0]['text'][:100]}", details)
     if unpinned:
-        return Outcome("warn", f"{len(unpinned)} of {len(parsed) + len([u for u in unpinned if 'option' in u['problem']])} requirement(s) are not pinned", details)
-    return Outcome("pass", f"{len(parsed)} requirement(s), all pinned", details)
+        return Outcome(Verdict.WARN, f"{len(unpinned)} of {len(parsed) + len([u for u in unpinned if 'option' in u['problem']])} requirement(s) are not pinned", details)
+    return Outcome(Verdict.PASS, f"{len(parsed)} requirement(s), all pinned", details)

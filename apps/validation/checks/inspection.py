@@ -4,6 +4,7 @@ import struct
 
 from django.conf import settings
 
+from ..models import Verdict
 from .base import CheckContext, Outcome, TooDeeplyNested, loads_bounded
 
 name = "format_inspection"
@@ -162,9 +163,9 @@ def run(context: CheckContext) -> Outcome:
     context.inspection.update({**found, "totals": totals})
     details = {**found, "totals": totals, "problems": problems, "warnings": warnings}
     if problems:
-        return Outcome("fail", "; ".join(problems)[:480], details)
+        return Outcome(Verdict.FAIL, "; ".join(problems)[:480], details)
     if not found["safetensors"] and not found["config"]:
-        return Outcome("skip", "no safetensors or config.json files to inspect", details)
+        return Outcome(Verdict.SKIP, "no safetensors or config.json files to inspect", details)
     parts = []
     if found["safetensors"]:
         parts.append(f"{totals['tensors']} tensors, {totals['parameters']:,} parameters ({', '.join(totals['dtypes'])})")
@@ -172,4 +173,4 @@ def run(context: CheckContext) -> Outcome:
         architecture = ", ".join(fields.get("architectures") or []) or fields.get("model_type") or "no architecture named"
         parts.append(f"{path}: {architecture}")
     summary = "; ".join(parts)
-    return Outcome("warn" if warnings else "pass", summary + ("; " + "; ".join(warnings) if warnings else ""), details)
+    return Outcome(Verdict.WARN if warnings else "pass", summary + ("; " + "; ".join(warnings) if warnings else ""), details)

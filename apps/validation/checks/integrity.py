@@ -2,6 +2,7 @@
 
 import hashlib
 
+from ..models import Verdict
 from .base import CheckContext, Outcome
 
 name = "integrity"
@@ -27,5 +28,5 @@ def run(context: CheckContext) -> Outcome:
             problems.append({"path": artifact.path, "problem": f"SHA-256 is {hasher.hexdigest()}, recorded {artifact.sha256}"})
     details = {"files": len(context.artifacts), "bytes": checked_bytes, "problems": problems}
     if problems:
-        return Outcome("fail", f"{len(problems)} of {len(context.artifacts)} artifacts do not match their checksums", details)
-    return Outcome("pass", f"{len(context.artifacts)} artifacts match their recorded size and SHA-256", details)
+        return Outcome(Verdict.FAIL, f"{len(problems)} of {len(context.artifacts)} artifacts do not match their checksums", details)
+    return Outcome(Verdict.PASS, f"{len(context.artifacts)} artifacts match their recorded size and SHA-256", details)

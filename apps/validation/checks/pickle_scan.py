@@ -7,6 +7,7 @@ import time
 
 from django.conf import settings
 
+from ..models import Verdict
 from .base import CheckContext, Outcome
 from .pickle_containers import Borrowed, Limits, Report, Scanner
 
@@ -61,8 +62,8 @@ def run(context: CheckContext) -> Outcome:
     details = {"files": findings, "unsafe": unsafe_files}
     if unsafe_files:
         listed = "; ".join(f"{path}: {', '.join(found)}" for path, found in unsafe_files.items())
-        return Outcome("fail", f"unsafe when unpickled: {listed}"[:480], details)
+        return Outcome(Verdict.FAIL, f"unsafe when unpickled: {listed}"[:480], details)
     pickled = [path for path, result in findings.items() if result["format"] != "not a pickle"]
     if not pickled:
-        return Outcome("skip", "no pickle-based files", details)
-    return Outcome("pass", f"{len(pickled)} pickle-based file(s) import only allow-listed callables", details)
+        return Outcome(Verdict.SKIP, "no pickle-based files", details)
+    return Outcome(Verdict.PASS, f"{len(pickled)} pickle-based file(s) import only allow-listed callables", details)
