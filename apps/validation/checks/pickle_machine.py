@@ -56,14 +56,15 @@ JOBLIB_DEFAULT_ALIGNMENT = 16
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER, the first pickle of a legacy file
 TORCH_LEGACY_PROTOCOL = 1001  # torch.serialization.PROTOCOL_VERSION, the second
 MAX_STORAGES = 1_000_000  # storages one pickle may name; the legacy format's key list may be this long too
-# Element size of each class a torch storage id may name (torch.storage._dtype_to_storage_type_map; UntypedStorage is bytes).
-TORCH_STORAGE_SIZES = {
+# Element size of each class a torch storage id may name (torch.storage._dtype_to_storage_type_map; the untyped storage
+# of newer dtypes such as uint16 and float8 is bytes).
+TORCH_STORAGE_SIZES = {("torch.storage", "UntypedStorage"): 1} | {
     ("torch", name): size
     for name, size in (
         ("BFloat16Storage", 2), ("BoolStorage", 1), ("ByteStorage", 1), ("CharStorage", 1), ("ComplexDoubleStorage", 16),
         ("ComplexFloatStorage", 8), ("DoubleStorage", 8), ("FloatStorage", 4), ("HalfStorage", 2), ("IntStorage", 4),
         ("LongStorage", 8), ("QInt32Storage", 4), ("QInt8Storage", 1), ("QUInt2x4Storage", 1), ("QUInt4x2Storage", 1),
-        ("QUInt8Storage", 1), ("ShortStorage", 2), ("UntypedStorage", 1),
+        ("QUInt8Storage", 1), ("ShortStorage", 2),
     )
 }
 
