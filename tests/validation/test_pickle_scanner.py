@@ -369,3 +369,20 @@ def test_pytorchs_old_tar_checkpoint_format_cannot_be_shown_safe():
 
     unsafe = _scan(_tar({"storages": pickle.dumps(0, protocol=2), "tensors": pickle.dumps(0, protocol=2), "pickle": pickle.dumps({}, protocol=2)}))["unsafe"]
     assert any("old tar checkpoint format" in u for u in unsafe)
+
+
+def test_a_plain_npy_array_whose_bytes_read_as_an_import_passes_and_an_object_array_is_walked(tmp_path):
+    import numpy
+
+    marker = tmp_path / "npy-marker"
+    payload = pickle.dumps(None, protocol=0).replace(b"N", f"cos\nsystem\n(S'touch {marker}'\ntR".encode(), 1)
+    raw = io.BytesIO()
+    numpy.save(raw, numpy.frombuffer(payload, dtype=numpy.uint8))
+    assert not numpy.load(io.BytesIO(raw.getvalue()), allow_pickle=True).dtype.hasobject  # numpy reads raw bytes
+    assert not marker.exists()
+    assert _scan(raw.getvalue())["unsafe"] == []
+
+    structured = io.BytesIO()
+    header = "{'descr': [('weights', '<f4'), ('label', '|O')], 'fortran_order': False, 'shape': (1,), }"
+    structured.write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + payload)
+    assert _scan(structured.getvalue())["unsafe"], "an array holding objects is unpickled by numpy.load, so it is walked"

@@ -13,6 +13,7 @@ capped; passing a cap is reported as "cannot be shown safe".
 
 from __future__ import annotations
 
+import ast
 import bz2
 import io
 import lzma
@@ -193,13 +194,42 @@ def _compressor(head: bytes) -> str | None:
 
 
 def _npy_data_offset(head: bytes) -> int | None:
+    """Where `numpy.load` would start unpickling an .npy file's data, or None when it would not unpickle it.
+
+    numpy unpickles the data only for dtypes that hold objects; other arrays are raw bytes, which can read as
+    opcodes by chance. The dtype is trusted only when the header parses in full within `head` as numpy parses it
+    (a literal dict) and no type in it can name objects; anything else is walked.
+    """
     if not head.startswith(b"\x93NUMPY") or len(head) < 12:
         return None
     if head[6] == 1:
-        return 10 + struct.unpack("<H", head[8:10])[0]
-    if head[6] in (2, 3):
-        return 12 + struct.unpack("<I", head[8:12])[0]
-    return None
+        start, length = 10, struct.unpack("<H", head[8:10])[0]
+    elif head[6] in (2, 3):
+        start, length = 12, struct.unpack("<I", head[8:12])[0]
+    else:
+        return None
+    if _npy_holds_no_objects(head[start:start + length]) if start + length <= len(head) else False:
+        return None
+    return start + length
+
+
+def _npy_holds_no_objects(header: bytes) -> bool:
+    try:
+        fields = ast.literal_eval(header.decode("latin1"))
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return False
+    if not isinstance(fields, dict) or "descr" not in fields:
+        return False
+
+    def type_codes(descr) -> list:
+        if isinstance(descr, str):
+            return [descr]
+        if isinstance(descr, list):  # structured: (name, type) or (name, type, shape) per field
+            return [code for field in descr if isinstance(field, tuple) and len(field) >= 2 for code in type_codes(field[1])]
+        return [None]
+
+    codes = type_codes(fields["descr"])
+    return bool(codes) and all(isinstance(code, str) and "O" not in code and "object" not in code.lower() for code in codes)
 
 
 def _looks_like_tar(head: bytes) -> bool:
