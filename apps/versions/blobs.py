@@ -18,8 +18,10 @@ from django.core.files.storage import FileSystemStorage, storages
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from .models import Artifact, BlobReservation
+from .paths import BLOB_PREFIX, blob_key
+
 logger = logging.getLogger(__name__)
-PREFIX = "sha256"
 # Key of the PostgreSQL advisory lock between reservations (shared) and collection decisions (exclusive): "blobgcrs".
 RESERVATION_LOCK_KEY = int.from_bytes(b"blobgcrs", "big")
 
@@ -33,10 +35,6 @@ class BlobReservationLost(OSError):
 
 def artifact_storage():
     return storages["artifacts"]
-
-
-def blob_key(sha256: str) -> str:
-    return f"{PREFIX}/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
 def blob_put(*, sha256: str, content: File) -> bool:
@@ -77,8 +75,6 @@ def blob_reserve(*, digests: list[str]) -> list[int]:
     Call outside any transaction: the garbage collector must see the reservation before the registration looks
     at the store.
     """
-    from .models import BlobReservation
-
     expires_at = timezone.now() + timedelta(seconds=settings.BLOB_RESERVATION_SECONDS)
     with transaction.atomic():
         _lock_reservations(exclusive=False)
@@ -92,8 +88,6 @@ def blob_reservations_hold(*, ids: list[int]) -> None:
     The row locks make the garbage collector wait for this commit (and then see the artifact rows) instead of
     deciding while it is under way. Raises BlobReservationLost when a reservation expired or was collected.
     """
-    from .models import BlobReservation
-
     held = BlobReservation.objects.select_for_update().filter(pk__in=ids, expires_at__gt=timezone.now()).values_list("pk", flat=True)
     if len(list(held)) != len(ids):
         raise BlobReservationLost(
@@ -104,8 +98,6 @@ def blob_reservations_hold(*, ids: list[int]) -> None:
 
 def blob_reservations_release(*, ids: list[int]) -> None:
     """Drop a registration's reservations once its version committed (artifact rows protect the blobs) or failed."""
-    from .models import BlobReservation
-
     try:
         BlobReservation.objects.filter(pk__in=ids).delete()
     except DatabaseError:
@@ -127,11 +119,9 @@ def orphan_blobs(*, older_than: timedelta):
 
     A first pass over the whole store; `blob_collect_garbage` checks each one again under the lock before deleting it.
     """
-    from .models import Artifact, BlobReservation
-
     storage = artifact_storage()
     try:
-        candidates = list(_walk(storage, PREFIX))
+        candidates = list(_walk(storage, BLOB_PREFIX))
     except FileNotFoundError:
         return
     cutoff = timezone.now() - older_than
@@ -149,8 +139,6 @@ def orphan_blobs(*, older_than: timedelta):
 
 
 def _blob_delete_if_unused(key: str) -> bool:
-    from .models import Artifact, BlobReservation
-
     digest = key.rsplit("/", 1)[-1]
     with transaction.atomic():
         _lock_reservations(exclusive=True)  # no reservation can commit from here until this decision is carried out
@@ -170,8 +158,6 @@ def blob_collect_garbage(*, older_than: timedelta) -> list[str]:
     Each deletion is decided and carried out under the reservation lock, so a registration that reserved the blob
     keeps it, however long it takes to commit (up to its reservation's expiry). Expired reservations are dropped.
     """
-    from .models import BlobReservation
-
     deleted = [key for key in list(orphan_blobs(older_than=older_than)) if _blob_delete_if_unused(key)]
     for key in deleted:
         logger.info("Deleted unused blob %s", key)

@@ -9,6 +9,7 @@ from apps.models.models import RegisteredModel
 from apps.models.permissions import visible_models
 
 from .lifecycle import Stage
+from .paths import blob_key
 
 
 class Flavor(models.TextChoices):
@@ -122,8 +123,6 @@ class Artifact(models.Model):
 
     @property
     def blob_key(self) -> str:
-        from .blobs import blob_key
-
         return blob_key(self.sha256)
 
 

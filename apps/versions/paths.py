@@ -97,3 +97,11 @@ def canonical_artifact_path(raw: str) -> str:
         if len(segment) > MAX_SEGMENT_LENGTH or segment != segment.strip():
             raise ValidationError(f"Artifact path {path!r} has a segment that is too long or padded with spaces.", code="path_segment")
     return path
+
+
+BLOB_PREFIX = "sha256"
+
+
+def blob_key(sha256: str) -> str:
+    """Where the blob with this digest lives in the artifact storage: sha256/aa/bb/<digest>."""
+    return f"{BLOB_PREFIX}/{sha256[:2]}/{sha256[2:4]}/{sha256}"
