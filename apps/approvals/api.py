@@ -8,11 +8,18 @@ from rest_framework.response import Response
 
 from apps.accounts.idempotency import idempotent_response
 from apps.web.openapi import documented
+from apps.web.serializers import validated_body
 from apps.models.permissions import get_model_for
 from apps.versions.selectors import production_at, production_history, version_or_404
 
 from .selectors import request_for
-from .serializers import request_to_dict
+from .serializers import (
+    DecisionBodySerializer,
+    OverrideQualityBodySerializer,
+    RollbackBodySerializer,
+    TransitionRequestBodySerializer,
+    request_to_dict,
+)
 from .services import (
     production_rollback,
     transition_request_approve,
@@ -23,10 +30,6 @@ from .services import (
 )
 
 TRANSITION_REQUEST_SCHEMA = OpenApiTypes.OBJECT  # serializers.request_to_dict
-TransitionRequestBody = inline_serializer(
-    name="TransitionRequestBody",
-    fields={"to_stage": serializers.CharField(), "comment": serializers.CharField(required=False, help_text="Why (or `justification`).")},
-)
 
 
 class PointerChangeSerializer(serializers.Serializer):
@@ -40,16 +43,9 @@ class PointerChangeSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True)
 
 
-def _text(request, key: str) -> str:
-    value = request.data.get(key) if hasattr(request.data, "get") else None
-    if value is not None and not isinstance(value, str):
-        raise ValidationError({key: ["Must be a string."]})
-    return value or ""
-
-
 @documented(
     summary="Ask to move a version to a stage (applied at once when no approval is needed)",
-    request=TransitionRequestBody,
+    request=TransitionRequestBodySerializer,
     responses={201: TRANSITION_REQUEST_SCHEMA},
     errors=[400, 403, 404, 409, 415],
 )
@@ -57,11 +53,15 @@ def _text(request, key: str) -> str:
 def transition_request_collection(request, name: str, number: int):
     model = get_model_for(request.user, name)
     version = version_or_404(model, number)
+
+    def create():
+        body = validated_body(TransitionRequestBodySerializer, request)
+        justification = body["comment"] or body["justification"]
+        return transition_request_create(version=version, to_stage=body["to_stage"], actor=request.user, justification=justification)
+
     return idempotent_response(
         request,
-        lambda: transition_request_create(
-            version=version, to_stage=_text(request, "to_stage"), actor=request.user, justification=_text(request, "comment") or _text(request, "justification")
-        ),
+        create,
         status=201,
         render=lambda created: request_to_dict(request_for(request.user, created.pk)),
     )
@@ -73,10 +73,10 @@ def transition_request_detail(request, pk: int):
     return Response(request_to_dict(request_for(request.user, pk)))
 
 
-def _decision(service, summary: str, **extra):
+def _decision(service, summary: str, body: type[serializers.Serializer] | None = None):
     @documented(
         summary=summary,
-        request=inline_serializer(name=f"{service.__name__}_body", fields={key: serializers.CharField(required=False) for key in extra}),
+        request=body,
         responses={200: TRANSITION_REQUEST_SCHEMA},
         errors=[400, 403, 404, 409, 415],
     )
@@ -85,7 +85,7 @@ def _decision(service, summary: str, **extra):
         target = request_for(request.user, pk)
         return idempotent_response(
             request,
-            lambda: service(transition_request=target, actor=request.user, **{key: _text(request, key) for key in extra}),
+            lambda: service(transition_request=target, actor=request.user, **(validated_body(body, request) if body else {})),
             status=200,
             render=lambda _: request_to_dict(request_for(request.user, pk)),
         )
@@ -93,37 +93,28 @@ def _decision(service, summary: str, **extra):
     return view
 
 
-approve = _decision(transition_request_approve, "Approve a pending request (reviewers other than the requester)", comment=True)
-reject = _decision(transition_request_reject, "Reject a pending request", comment=True)
+approve = _decision(transition_request_approve, "Approve a pending request (reviewers other than the requester)", DecisionBodySerializer)
+reject = _decision(transition_request_reject, "Reject a pending request", DecisionBodySerializer)
 withdraw = _decision(transition_request_withdraw, "Withdraw your own pending request")
-override_quality = _decision(transition_request_override_quality, "Override a failed quality gate (managers)", reason=True)
+override_quality = _decision(transition_request_override_quality, "Override a failed quality gate (managers)", OverrideQualityBodySerializer)
 
 
 @documented(
     summary="Roll production back to the previous production version, or a chosen earlier one",
-    request=inline_serializer(
-        name="RollbackBody",
-        fields={"reason": serializers.CharField(), "to_version": serializers.IntegerField(required=False, allow_null=True)},
-    ),
+    request=RollbackBodySerializer,
     responses={201: PointerChangeSerializer},
     errors=[400, 403, 404, 409, 415],
 )
 @api_view(["POST"])
 def rollback(request, name: str):
     model = get_model_for(request.user, name)
-    return idempotent_response(
-        request,
-        lambda: production_rollback(model=model, actor=request.user, reason=_text(request, "reason"), to_version=_rollback_target(request, model)),
-        status=201,
-        render=_change_to_dict,
-    )
 
+    def roll_back():
+        body = validated_body(RollbackBodySerializer, request)
+        target = version_or_404(model, body["to_version"]) if body["to_version"] is not None else None
+        return production_rollback(model=model, actor=request.user, reason=body["reason"], to_version=target)
 
-def _rollback_target(request, model):
-    number = request.data.get("to_version") if hasattr(request.data, "get") else None
-    if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
-        raise ValidationError({"to_version": ["Give a version number, e.g. {\"to_version\": 3}, or leave it out for the previous one."]})
-    return version_or_404(model, number) if number is not None else None
+    return idempotent_response(request, roll_back, status=201, render=_change_to_dict)
 
 
 def _change_to_dict(change) -> dict:

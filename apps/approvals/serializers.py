@@ -1,4 +1,8 @@
+from rest_framework import serializers
+
+from apps.versions.document import Text, WholeNumber
 from apps.versions.lifecycle import Stage
+
 from .models import Invalidation, RequestStatus, TransitionRequest
 from .selectors import approver_shortfall, override_holds, production_gate_problems, quality_verdict, request_is_stale, request_policy
 
@@ -49,3 +53,44 @@ def request_to_dict(transition_request: TransitionRequest) -> dict:
             for a in transition_request.approvals.all()
         ],
     }
+
+
+# -- request bodies ---------------------------------------------------------------------------------------------------
+
+
+class TransitionRequestBodySerializer(serializers.Serializer):
+    """POST .../transitions/: the stage to move to and why. The service decides whether the move is allowed."""
+
+    default_error_messages = {"invalid": "Send a JSON object with 'to_stage' and optionally 'comment'."}
+
+    to_stage = Text(help_text=f"One of {', '.join(Stage.values)}.")
+    comment = Text(help_text="Why (or `justification`).")
+    justification = Text(help_text="The same as `comment`, for older clients.")
+
+
+class DecisionBodySerializer(serializers.Serializer):
+    """POST .../approve/ and .../reject/."""
+
+    default_error_messages = {"invalid": "Send a JSON object, optionally with a 'comment'."}
+
+    comment = Text(help_text="Shown on the request and in the audit log.")
+
+
+class OverrideQualityBodySerializer(serializers.Serializer):
+    """POST .../override-quality/: a manager's reason for letting a failed quality gate pass."""
+
+    default_error_messages = {"invalid": "Send a JSON object with a 'reason'."}
+
+    reason = Text(help_text="Why the failed gate may be overridden (required by the service).")
+
+
+class RollbackBodySerializer(serializers.Serializer):
+    """POST .../rollback/: why, and optionally which earlier production version to return to."""
+
+    default_error_messages = {"invalid": "Send a JSON object with a 'reason' and optionally 'to_version'."}
+
+    reason = Text(help_text="Why production is rolled back.")
+    to_version = WholeNumber(
+        required=False, allow_null=True, default=None, help_text="An earlier production version; left out, the previous one.",
+        error_messages={"invalid": 'Give a version number, e.g. {{"to_version": 3}}, or leave it out for the previous one.'},
+    )

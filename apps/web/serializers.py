@@ -1,4 +1,4 @@
-"""Serializer pieces every app's API bodies share: refusing keys nobody declared, and the tags list."""
+"""Serializer pieces every app's API bodies share: reading a body, refusing keys nobody declared, and the tags list."""
 
 from rest_framework import serializers
 
@@ -35,3 +35,10 @@ class TagListField(serializers.ListField):
 
     def to_internal_value(self, data):
         return sorted(set(super().to_internal_value(data)))
+
+
+def validated_body(serializer_class: type[serializers.Serializer], request, **kwargs) -> dict:
+    """The request's body checked by `serializer_class`: its validated data, or a 400 naming each field (the error envelope)."""
+    body = serializer_class(data=request.data, context={"request": request}, **kwargs)
+    body.is_valid(raise_exception=True)
+    return body.validated_data

@@ -151,5 +151,22 @@ def test_bad_rollback_and_history_inputs_are_400s(api_for, owner, reviewer, mode
     promote(register_version(model, owner), requester=owner, approver=reviewer)
     api = api_for(owner)
     for body in ({"reason": "x", "to_version": "abc"}, {"reason": "x", "to_version": [1]}, {"reason": "x", "to_version": True}):
-        assert api.post(f"/api/v1/models/{model.name}/rollback/", body, format="json").status_code == 400
+        response = api.post(f"/api/v1/models/{model.name}/rollback/", body, format="json")
+        assert response.status_code == 400
+        assert response.json()["error"]["fields"] == {"to_version": ['Give a version number, e.g. {"to_version": 3}, or leave it out for the previous one.']}
     assert api.get(f"/api/v1/models/{model.name}/history/production/", {"at": "2026-13-45T10:00:00Z"}).status_code == 400
+
+
+def test_request_and_decision_bodies_with_wrongly_typed_fields_are_400s_naming_the_field(api_for, owner, reviewer, model):
+    version = register_version(model, owner)
+    api = api_for(owner)
+    url = f"/api/v1/models/{model.name}/versions/{version.number}/transitions/"
+    response = api.post(url, {"to_stage": "staging", "comment": 5}, format="json")
+    assert response.status_code == 400 and response.json()["error"]["fields"] == {"comment": ["must be a string."]}
+    assert "Send a JSON object with 'to_stage'" in api.post(url, [1], format="json").json()["error"]["message"]
+    created = api.post(url, {"to_stage": "staging", "justification": "tried"}, format="json")
+    assert created.status_code == 201 and created.json()["justification"] == "tried"
+    pending = pending_production_request(model, owner)
+    refused = api_for(reviewer).post(f"/api/v1/transition-requests/{pending.pk}/approve/", {"comment": ["ok"]}, format="json")
+    assert refused.status_code == 400 and refused.json()["error"]["fields"] == {"comment": ["must be a string."]}
+    assert not pending.approvals.exists()
