@@ -1,5 +1,3 @@
-from django.contrib.auth.models import Group
-from drf_spectacular.types import OpenApiTypes
 from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -7,11 +5,12 @@ from rest_framework.response import Response
 from apps.versions.selectors import models_with_pointers
 from apps.web.lists import paginated
 from apps.web.openapi import documented, filter_parameters, page_schema
+from apps.web.serializers import validated_body
 
 from .filters import RegisteredModelApiFilter
 from .models import RegisteredModel
 from .permissions import Action, get_model_for, visible_models
-from .serializers import RegisteredModelSerializer, RegisteredModelUpdateSerializer
+from .serializers import RegisteredModelCreateSerializer, RegisteredModelSerializer, RegisteredModelUpdateSerializer
 from .services import model_create, model_update
 
 
@@ -35,34 +34,11 @@ def model_to_dict(model: RegisteredModel) -> dict:
     responses={200: page_schema(RegisteredModelSerializer, "RegisteredModel")},
     errors=[400],
 )
-@documented(methods=["POST"], summary="Create a model (you become its manager)", request=OpenApiTypes.OBJECT, responses={201: RegisteredModelSerializer}, errors=[400, 415])
+@documented(methods=["POST"], summary="Create a model (you become its manager)", request=RegisteredModelCreateSerializer, responses={201: RegisteredModelSerializer}, errors=[400, 415])
 @api_view(["GET", "POST"])
 def models_collection(request):
     if request.method == "POST":
-        data = request.data
-        tags = data.get("tags") if isinstance(data, dict) else None
-        if (
-            not isinstance(data, dict)
-            or not isinstance(data.get("name"), str)
-            or not isinstance(data.get("description", ""), str)
-            or not (tags is None or (isinstance(tags, list) and all(isinstance(t, str) for t in tags)))
-            or not isinstance(data.get("team") or "", str)
-        ):
-            return Response(
-                {"error": {"code": "invalid", "message": "Send a JSON object: 'name' (string), optional 'description' (string), 'tags' (list of strings), 'team'."}},
-                status=400,
-            )
-        team = None
-        if data.get("team"):
-            team = request.user.groups.filter(name=data["team"]).first()
-            if team is None and not Group.objects.filter(name=data["team"]).exists():
-                return Response({"error": {"code": "invalid", "message": f"No team named {data['team']!r}."}}, status=400)
-            if team is None:
-                return Response({"error": {"code": "invalid", "message": "You can only assign a team you belong to."}}, status=400)
-        model = model_create(
-            name=data["name"], description=str(data.get("description") or ""), team=team,
-            tags=tags or [], actor=request.user,
-        )
+        model = model_create(actor=request.user, **validated_body(RegisteredModelCreateSerializer, request))
         return Response(model_to_dict(model), status=status.HTTP_201_CREATED)
     queryset = models_with_pointers(visible_models(request.user)).select_related("team").prefetch_related("tags").order_by("name")
     return paginated(request, queryset, model_to_dict, filterset_class=RegisteredModelApiFilter)
@@ -85,8 +61,6 @@ def model_detail(request, name: str):
     if request.method == "GET":
         return Response(model_to_dict(_model_for(request.user, name)))
     model = _model_for(request.user, name, Action.MANAGE)  # before the body is read
-    body = RegisteredModelUpdateSerializer(data=request.data, context={"request": request})
-    body.is_valid(raise_exception=True)
     current = {"description": model.description, "team": model.team, "tags": sorted(model.tags.names())}
-    model_update(model=model, actor=request.user, **{**current, **body.validated_data})
+    model_update(model=model, actor=request.user, **{**current, **validated_body(RegisteredModelUpdateSerializer, request)})
     return Response(model_to_dict(_model_for(request.user, name)))

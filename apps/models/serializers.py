@@ -9,6 +9,11 @@ from apps.web.serializers import JsonString, StrictSerializer, TagListField
 class TeamNameField(JsonString):
     """A team by name: one the caller belongs to (any team for a superuser), like the edit page offers."""
 
+    def run_validation(self, data=serializers.empty):
+        if data == "":  # "" is no team, like null
+            return None
+        return super().run_validation(data)
+
     def to_internal_value(self, data):
         name = super().to_internal_value(data)
         user = self.context["request"].user
@@ -18,6 +23,20 @@ class TeamNameField(JsonString):
                 raise serializers.ValidationError(f"No team named {name!r}.")
             raise serializers.ValidationError("You can only assign a team you belong to.")
         return team
+
+
+class RegisteredModelCreateSerializer(serializers.Serializer):
+    """POST of a model: its name, and what the edit page sets."""
+
+    default_error_messages = {"invalid": "Send a JSON object: 'name' (string), optional 'description' (string), 'tags' (list of strings), 'team'."}
+
+    name = JsonString(
+        help_text="Letters, digits, '.', '-' and '_'; unique ignoring case.",
+        error_messages={"required": "is required: the model's name, e.g. \"churn-classifier\".", "blank": "is required: the model's name."},
+    )
+    description = JsonString(allow_blank=True, required=False, default="", help_text="Model card in Markdown.")
+    tags = TagListField(required=False, default=list)
+    team = TeamNameField(allow_null=True, required=False, default=None, help_text="Owning team (one you belong to), or null for none.")
 
 
 class RegisteredModelUpdateSerializer(StrictSerializer):

@@ -17,7 +17,7 @@ from apps.catalog.services import version_register
 from apps.lineage.services import parents_resolve
 from apps.web.lists import paginated
 from apps.web.openapi import documented, filter_parameters, page_schema
-from apps.web.serializers import StrictSerializer
+from apps.web.serializers import StrictSerializer, validated_body
 from apps.models.permissions import Action, get_model_for
 
 from .document import Tags, Text, VersionMetadata, metadata_from_dict, metadata_from_json
@@ -27,7 +27,7 @@ from . import openapi  # noqa: F401 (registers the schema of the document's cust
 from .filters import VersionFilter
 from .models import ModelVersion
 from .selectors import artifact_or_404, version_or_404
-from .serializers import VersionSerializer, version_to_dict
+from .serializers import DeploymentReportBodySerializer, VersionSerializer, version_to_dict
 from .services import IncomingFile, deployment_report, incoming_from_upload, version_update
 
 VERSION_SCHEMA = VersionSerializer
@@ -185,7 +185,7 @@ def artifact_download(request, name: str, number: int, path: str):
 
 @documented(
     summary="Report which version a deployment target (environment) serves",
-    request=inline_serializer(name="DeploymentReportBody", fields={"version": serializers.IntegerField()}),
+    request=DeploymentReportBodySerializer,
     responses={
         200: inline_serializer(
             name="DeploymentReport",
@@ -198,9 +198,7 @@ def artifact_download(request, name: str, number: int, path: str):
 def deployment_report_view(request, name: str, environment: str):
     """Deployment targets report which version they serve; the model page flags drift from the pointer."""
     model = get_model_for(request.user, name)
-    number = request.data.get("version") if hasattr(request.data, "get") else None
-    if isinstance(number, bool) or not isinstance(number, int):
-        raise ValidationError({"version": ["Give the version number the environment serves, e.g. {\"version\": 7}."]})
+    number = validated_body(DeploymentReportBodySerializer, request)["version"]
     version = ModelVersion.objects.filter(model=model, number=number).first()
     if version is None:
         raise ValidationError({"version": [f"Model '{name}' has no version {number}."]})

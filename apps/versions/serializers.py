@@ -4,7 +4,7 @@ files, validation). Reads a version loaded by `selectors.versions_with_details` 
 from django.urls import reverse
 from rest_framework import serializers
 
-from .document import DocumentSerializer, Instant
+from .document import DocumentSerializer, Instant, WholeNumber
 from .models import ModelVersion
 
 
@@ -91,3 +91,14 @@ class VersionSerializer(DocumentSerializer):
 
 def version_to_dict(version: ModelVersion, request=None) -> dict:
     return VersionSerializer(version, context={"request": request}).data
+
+
+VERSION_SERVED_MESSAGE = 'Give the version number the environment serves, e.g. {{"version": 7}}.'
+
+
+class DeploymentReportBodySerializer(serializers.Serializer):
+    """PUT .../deployments/<environment>/: the version the environment serves."""
+
+    default_error_messages = {"invalid": "Send a JSON object with the 'version' the environment serves."}
+
+    version = WholeNumber(error_messages={key: VERSION_SERVED_MESSAGE for key in ("invalid", "required", "null")})

@@ -33,8 +33,18 @@ class TagListField(serializers.ListField):
 
     child = JsonString(max_length=64, allow_blank=False, trim_whitespace=True)
 
+    default_error_messages = {"not_a_list": "must be a list of strings (up to 64 characters each)."}
+
     def to_internal_value(self, data):
-        return sorted(set(super().to_internal_value(data)))
+        try:
+            return sorted(set(super().to_internal_value(data)))
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict):
+                raise
+            # One flat list of messages per field, as the error envelope promises, naming the tag (from 1).
+            raise serializers.ValidationError(
+                [f"Tag #{int(index) + 1} {message}" for index, messages in exc.detail.items() for message in messages]
+            ) from exc
 
 
 def validated_body(serializer_class: type[serializers.Serializer], request, **kwargs) -> dict:

@@ -128,6 +128,9 @@ def test_deployments_report_through_the_api_and_drift_shows_on_the_model_page(we
     assert "in sync" in web_for(owner).get(f"/models/{model.name}/").content.decode()
     assert api.put(f"/api/v1/models/{model.name}/deployments/Prod EU/", {"version": 2}, format="json").status_code == 400
     assert api.put(f"/api/v1/models/{model.name}/deployments/prod-eu/", {"version": 9}, format="json").status_code == 400
+    for bad in ({"version": "2"}, {"version": True}, {}):
+        refused = api.put(f"/api/v1/models/{model.name}/deployments/prod-eu/", bad, format="json")
+        assert refused.json()["error"]["fields"] == {"version": ['Give the version number the environment serves, e.g. {"version": 7}.']}
     assert api_for(reviewer).put(f"/api/v1/models/{model.name}/deployments/prod-eu/", {"version": 2}, format="json").status_code == 403
 
 
