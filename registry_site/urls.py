@@ -19,4 +19,7 @@ urlpatterns = [
     path("healthz", health, name="health"),
 ]
 
+handler400 = "apps.web.errors.bad_request"
+handler403 = "apps.web.errors.permission_denied"
+handler404 = "apps.web.errors.page_not_found"
 handler500 = "apps.web.errors.server_error"

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, SuspiciousOperation, Valida
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -84,12 +85,32 @@ def database_unavailable(request) -> HttpResponse:
     return response
 
 
-def server_error(request, *args, **kwargs):
-    """500 handler: JSON under /api/, Django's page elsewhere; a 503 when the failure was the database (in middleware)."""
-    from django.views.defaults import server_error as page_server_error
+def _api_error(request, status_code: int, code: str, message: str) -> JsonResponse | None:
+    """The JSON error for a path under /api/ (an error raised outside DRF's views), None for a page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body(code, message), status=status_code)
+    return None
 
+
+def bad_request(request, exception):
+    """400 handler: JSON under /api/, templates/400.html elsewhere."""
+    return _api_error(request, 400, "bad_request", "The request could not be read.") or defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception):
+    """403 handler: JSON under /api/, templates/403.html (with the PermissionDenied message) elsewhere."""
+    message = str(exception) or "You do not have permission to do this."
+    return _api_error(request, 403, "permission_denied", message) or defaults.permission_denied(request, exception)
+
+
+def page_not_found(request, exception):
+    """404 handler: JSON under /api/, templates/404.html elsewhere. Django bypasses it when DEBUG is on (its URL list)."""
+    return _api_error(request, 404, "not_found", "Not found.") or defaults.page_not_found(request, exception)
+
+
+def server_error(request, *args, **kwargs):
+    """500 handler: JSON under /api/, templates/500.html elsewhere; a 503 when the failure was the database (in middleware)."""
     if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):  # Django calls this handler inside its `except` block
         return database_unavailable(request)
-    if request.path.startswith("/api/"):
-        return JsonResponse(error_body("server_error", "The server failed; the error was logged. Try again, or tell an administrator."), status=500)
-    return page_server_error(request, *args, **kwargs)
+    message = "The server failed; the error was logged. Try again, or tell an administrator."
+    return _api_error(request, 500, "server_error", message) or defaults.server_error(request, *args, **kwargs)

@@ -3,6 +3,9 @@
 from .base import *  # noqa: F403
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)  # noqa: F405
+# WhiteNoise serves static/ and the apps' static files straight from their folders, also with DEBUG off (scripts/run
+# runs the demo that way, so it shows the real 404/500 pages), without a collectstatic step.
+WHITENOISE_USE_FINDERS = True
 
 # The SQLite file, the artifacts and the embedded broker's folders live under var/.
 for _folder in (VAR_DIR, VAR_DIR / "broker" / "queue", VAR_DIR / "broker" / "processed", VAR_DIR / "broker" / "control"):  # noqa: F405
