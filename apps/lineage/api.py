@@ -1,16 +1,14 @@
 """Lineage in the API: datasets (list, register, read, impact) and a version's lineage graph and impact."""
 
-from django.contrib.auth.models import Group
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from apps.web.errors import error_body
 from apps.web.lists import paginated
 from apps.web.openapi import documented, filter_parameters, page_parameters, page_schema
+from apps.web.serializers import validated_body
 from apps.models.permissions import get_model_for
 from apps.versions.models import ModelVersion
 from apps.versions.selectors import version_or_404
@@ -18,20 +16,9 @@ from apps.versions.selectors import version_or_404
 from .filters import DatasetFilter
 from .models import Dataset
 from .selectors import ImpactedVersion, dataset_or_404, datasets_for_list, impacted_versions, version_lineage_graph
-from .services import TEAM_ERROR, dataset_register
+from .serializers import DatasetRegistrationSerializer
+from .services import dataset_register
 
-DATASET_KEYS = {"name", "uri", "digest", "size_bytes", "description", "team"}
-DatasetBody = inline_serializer(
-    name="DatasetBody",
-    fields={
-        "name": serializers.CharField(),
-        "uri": serializers.CharField(),
-        "digest": serializers.CharField(required=False),
-        "size_bytes": serializers.IntegerField(required=False, allow_null=True),
-        "description": serializers.CharField(required=False),
-        "team": serializers.CharField(required=False, allow_null=True),
-    },
-)
 IMPACT_PAGE = page_schema(OpenApiTypes.OBJECT, "ImpactedVersion")
 
 
@@ -81,27 +68,15 @@ def dataset_to_dict(dataset: Dataset, request=None) -> dict:
 @documented(
     methods=["POST"],
     summary="Register a dataset (200 with the existing one when the URI and digest are already registered)",
-    request=DatasetBody,
+    request=DatasetRegistrationSerializer,
     responses={201: RegisteredDatasetSerializer, 200: RegisteredDatasetSerializer},
     errors=[400, 415],
 )
 @api_view(["GET", "POST"])
 def datasets_collection(request):
     if request.method == "POST":
-        data = request.data
-        if not isinstance(data, dict):
-            return Response(error_body("invalid", "Send a JSON object with 'name' and 'uri' (and optionally digest, size_bytes, description)."), status=400)
-        unknown = set(data) - DATASET_KEYS
-        if unknown:
-            return Response(error_body("invalid", f"Unknown keys: {', '.join(sorted(unknown))}. Allowed: {', '.join(sorted(DATASET_KEYS))}."), status=400)
-        team_name = data.get("team")
-        if team_name is not None and not isinstance(team_name, str):
-            return Response(error_body("invalid", "'team' must be the name of a team you belong to.", {"team": ["must be a string."]}), status=400)
-        team = Group.objects.filter(name=team_name).first() if team_name else None
-        if team_name and team is None:
-            return Response(error_body("invalid", f"team: {TEAM_ERROR}", {"team": [TEAM_ERROR]}), status=400)
-        fields = {key: data.get(key) for key in DATASET_KEYS - {"team"}}
-        dataset, created = dataset_register(actor=request.user, team=team, **fields)
+        body = validated_body(DatasetRegistrationSerializer, request)
+        dataset, created = dataset_register(actor=request.user, team=body["team"], **body["dataset"])
         return Response(dataset_to_dict(dataset, request), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
     datasets = datasets_for_list(request.user).select_related("owner", "team")
     return paginated(request, datasets, lambda dataset: dataset_to_dict(dataset, request), filterset_class=DatasetFilter)

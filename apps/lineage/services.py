@@ -6,32 +6,21 @@ from django.db.models import Q
 from apps.accounts.models import TokenScope
 from apps.audit import services as audit
 from apps.models.permissions import require_scope, visible_models
+from apps.versions.document import DatasetSerializer
 from apps.versions.models import ModelVersion
 
 from .models import Dataset, TrainingRun, VersionDataset, VersionParent
 from .selectors import visible_datasets
 
 TEAM_ERROR = "Unknown team, or you are not a member of it."
-DATASET_LIMITS = {"name": 200, "uri": 1000, "digest": 200, "description": 5000}
 
 
-def _dataset_errors(*, name: str, uri: str, digest: str, description: str, size_bytes) -> dict[str, list[str]]:
-    errors: dict[str, list[str]] = {}
-    values = {"name": name, "uri": uri, "digest": digest, "description": description}
-    for key, value in values.items():
-        if not isinstance(value, str):
-            errors[key] = ["must be a string."]
-        elif len(value) > DATASET_LIMITS[key]:
-            errors[key] = [f"must be at most {DATASET_LIMITS[key]} characters."]
-    for key in ("name", "uri"):
-        if key not in errors and not values[key].strip():
-            errors[key] = ["is required."]
-    for key in ("uri", "digest"):
-        if key not in errors and any(ord(ch) < 32 for ch in values[key]):
-            errors[key] = ["must not contain control characters."]
-    if size_bytes is not None and (isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or not 0 <= size_bytes < 2**63):
-        errors["size_bytes"] = ["must be a whole number of bytes (0 or more)."]
-    return errors
+def _dataset_checked(**values) -> tuple[dict, dict[str, list[str]]]:
+    """The dataset's fields checked by the version document's dataset rules: (trimmed fields, {}) or ({}, problems per field)."""
+    checked = DatasetSerializer(data=values)
+    if not checked.is_valid():
+        return {}, {key: [str(message) for message in messages] for key, messages in checked.errors.items()}
+    return checked.validated_data["dataset"], {}
 
 
 def dataset_get_or_create(
@@ -68,13 +57,12 @@ def dataset_register(
     if actor is None or not actor.is_authenticated or not actor.is_active:
         raise PermissionDenied("Log in to register datasets.")
     require_scope(actor, TokenScope.REGISTER, "registering datasets")
-    name, uri, digest = (value.strip() if isinstance(value, str) else value for value in (name or "", uri or "", digest or ""))
-    description = description or ""
-    errors = _dataset_errors(name=name, uri=uri, digest=digest, description=description, size_bytes=size_bytes)
+    fields, errors = _dataset_checked(name=name, uri=uri, digest=digest, description=description, size_bytes=size_bytes)
     if team is not None and not actor.is_superuser and not actor.groups.filter(pk=team.pk).exists():
         errors["team"] = [TEAM_ERROR]
     if errors:
         raise ValidationError(errors)
+    name, uri, digest, description, size_bytes = (fields[key] for key in ("name", "uri", "digest", "description", "size_bytes"))
     existing = Dataset.objects.filter(uri=uri, digest=digest).first()
     if existing is not None:
         if not visible_datasets(actor).filter(pk=existing.pk).exists():

@@ -219,24 +219,35 @@ class Part(serializers.Serializer):
         kwargs["error_messages"] = {**cls.messages(), **kwargs.get("error_messages", {})}
         return super().many_init(*args, **kwargs)
 
+    def unknown_keys_message(self, unknown: list[str]) -> str:
+        return f"unknown keys {', '.join(unknown)}; must be {self.what}."
+
     def to_internal_value(self, data):
         if isinstance(data, dict):
             unknown = sorted(set(data) - {name for name, f in self.fields.items() if not f.read_only})
             if unknown:
-                raise serializers.ValidationError({serializers.api_settings.NON_FIELD_ERRORS_KEY: [f"unknown keys {', '.join(unknown)}; must be {self.what}."]})
+                raise serializers.ValidationError({serializers.api_settings.NON_FIELD_ERRORS_KEY: [self.unknown_keys_message(unknown)]})
         return super().to_internal_value(data)
 
 
+def no_control_characters(value: str) -> None:
+    if any(ord(ch) < 32 for ch in value):
+        raise serializers.ValidationError("must not contain control characters.")
+
+
 class DatasetSerializer(Part):
-    """A dataset a version was trained or evaluated on. Reads a version's dataset link (`VersionDataset`)."""
+    """A dataset a version was trained or evaluated on. Reads a version's dataset link (`VersionDataset`).
+
+    Also the rules of a dataset registered on its own (`apps.lineage.services.dataset_register`, the datasets API):
+    name, URI and digest are trimmed, so the same dataset is the same (URI, digest) whichever way it arrives."""
 
     what = "an object with at least 'name' and 'uri'"
     items = "{name, uri, digest, role}"
 
     id = serializers.IntegerField(source="dataset_id", read_only=True)
-    name = Text(source="dataset.name", required=True, allow_blank=False, max_length=200)
-    uri = Text(source="dataset.uri", required=True, allow_blank=False, max_length=1000)
-    digest = Text(source="dataset.digest", max_length=200)
+    name = Text(source="dataset.name", required=True, allow_blank=False, trim_whitespace=True, max_length=200)
+    uri = Text(source="dataset.uri", required=True, allow_blank=False, trim_whitespace=True, max_length=1000, validators=[no_control_characters])
+    digest = Text(source="dataset.digest", trim_whitespace=True, max_length=200, validators=[no_control_characters])
     size_bytes = WholeNumber(
         source="dataset.size_bytes", required=False, allow_null=True, default=None, min_value=0, max_value=2**63 - 1,
         error_messages={k: "must be a whole number of bytes (0 or more)." for k in ("invalid", "min_value", "max_value", "max_string_length")},

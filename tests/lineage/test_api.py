@@ -186,3 +186,25 @@ def test_a_versions_lineage_and_impact_through_the_api(api_for, owner, reviewer,
     assert api_for(outsider).get("/api/v1/models/sentiment/versions/1/lineage/").status_code == 404
     assert api_for(outsider).get("/api/v1/models/sentiment/versions/1/impact/").status_code == 404
     assert api_for(owner).get("/api/v1/models/sentiment/versions/7/lineage/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body, field, message",
+    [
+        ({"name": "x", "uri": "s3://x\x01"}, "uri", "must not contain control characters."),
+        ({"name": "  ", "uri": "s3://x"}, "name", "is required."),
+        ({"name": "x", "uri": "s3://x", "team": "nobody"}, "team", "Unknown team, or you are not a member of it."),
+        ({"name": "x", "uri": "s3://x", "team": 5}, "team", "must be a string."),
+        ({"name": "x" * 201, "uri": "s3://x"}, "name", "must be at most 200 characters."),
+    ],
+)
+def test_a_dataset_body_is_checked_by_the_version_documents_dataset_rules(api_for, owner, body, field, message):
+    response = api_for(owner).post("/api/v1/datasets/", body, format="json")
+    assert response.status_code == 400 and response.json()["error"]["fields"][field] == [message]
+    assert not Dataset.objects.exists()
+
+
+def test_a_dataset_from_a_version_document_and_one_registered_on_its_own_are_one_when_they_differ_by_spaces(api_for, owner, model):
+    register_version(model, owner, datasets=[{"name": " imdb ", "uri": " s3://data/imdb ", "digest": "v1 "}])
+    again = api_for(owner).post("/api/v1/datasets/", {"name": "imdb", "uri": "s3://data/imdb", "digest": "v1"}, format="json")
+    assert again.status_code == 200 and Dataset.objects.get().uri == "s3://data/imdb"
