@@ -1,8 +1,7 @@
 """Lineage in the API: datasets (list, register, read, impact) and a version's lineage graph and impact."""
 
-from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
@@ -16,45 +15,14 @@ from apps.versions.selectors import version_or_404
 from .filters import DatasetFilter
 from .models import Dataset
 from .selectors import ImpactedVersion, dataset_or_404, datasets_for_list, impacted_versions, version_lineage_graph
-from .serializers import DatasetRegistrationSerializer
+from .serializers import DatasetRegistrationSerializer, RegisteredDatasetSerializer
 from .services import dataset_register
 
 IMPACT_PAGE = page_schema(OpenApiTypes.OBJECT, "ImpactedVersion")
 
 
-class RegisteredDatasetSerializer(serializers.Serializer):
-    """A dataset as `dataset_to_dict` renders it (`versions_using` in lists only)."""
-
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    uri = serializers.CharField()
-    digest = serializers.CharField(allow_blank=True)
-    size_bytes = serializers.IntegerField(allow_null=True)
-    description = serializers.CharField(allow_blank=True)
-    owner = serializers.CharField(allow_null=True)
-    team = serializers.CharField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    url = serializers.URLField()
-    versions_using = serializers.IntegerField(required=False)
-
-
 def dataset_to_dict(dataset: Dataset, request=None) -> dict:
-    url = reverse("api:dataset", kwargs={"pk": dataset.pk})
-    body = {
-        "id": dataset.pk,
-        "name": dataset.name,
-        "uri": dataset.uri,
-        "digest": dataset.digest,
-        "size_bytes": dataset.size_bytes,
-        "description": dataset.description,
-        "owner": dataset.owner.get_username() if dataset.owner else None,
-        "team": dataset.team.name if dataset.team else None,
-        "created_at": dataset.created_at.isoformat(),
-        "url": request.build_absolute_uri(url) if request is not None else url,
-    }
-    if hasattr(dataset, "visible_versions"):
-        body["versions_using"] = dataset.visible_versions
-    return body
+    return RegisteredDatasetSerializer(dataset, context={"request": request}).data
 
 
 @documented(

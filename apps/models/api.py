@@ -15,15 +15,7 @@ from .services import model_create, model_update
 
 
 def model_to_dict(model: RegisteredModel) -> dict:
-    return {
-        "name": model.name,
-        "description": model.description,
-        "team": model.team.name if model.team else None,
-        "tags": sorted(tag.name for tag in model.tags.all()),
-        "latest_version": model.last_version_number or None,
-        "production_version": getattr(model, "production_number", None),
-        "created_at": model.created_at.isoformat(),
-    }
+    return RegisteredModelSerializer(model).data
 
 
 @documented(

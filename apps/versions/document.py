@@ -106,13 +106,6 @@ class TrueOrFalse(serializers.BooleanField):
         return data
 
 
-class Instant(serializers.DateTimeField):
-    """An aware instant as Python's isoformat writes it ("+00:00", not DRF's "Z"): the API's format since its first day."""
-
-    def to_representation(self, value):
-        return value.isoformat() if value is not None else None
-
-
 def _finite(value, depth: int = 0) -> bool:
     """True when a JSON value holds no infinite or NaN number (JSON columns and strict JSON refuse them)."""
     if depth > 50:

@@ -4,7 +4,9 @@ files, validation). Reads a version loaded by `selectors.versions_with_details` 
 from django.urls import reverse
 from rest_framework import serializers
 
-from .document import DocumentSerializer, Instant, WholeNumber
+from apps.web.serializers import Instant
+
+from .document import DocumentSerializer, WholeNumber
 from .models import ModelVersion
 
 

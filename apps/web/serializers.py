@@ -28,12 +28,23 @@ class JsonString(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class Instant(serializers.DateTimeField):
+    """An aware instant as Python's isoformat writes it ("+00:00", not DRF's "Z"): the API's format since its first day."""
+
+    def to_representation(self, value):
+        return value.isoformat() if value is not None else None
+
+
 class TagListField(serializers.ListField):
     """Tags as a JSON list of strings (up to 64 characters each), stored stripped, without duplicates, sorted."""
 
     child = JsonString(max_length=64, allow_blank=False, trim_whitespace=True)
 
     default_error_messages = {"not_a_list": "must be a list of strings (up to 64 characters each)."}
+
+    def to_representation(self, value):
+        """Sorted names, from an object's tag manager (prefetched) or a list."""
+        return sorted(tag.name for tag in value.all()) if hasattr(value, "all") else sorted(value)
 
     def to_internal_value(self, data):
         try:
