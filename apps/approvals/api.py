@@ -16,8 +16,11 @@ from .selectors import request_for
 from .serializers import (
     DecisionBodySerializer,
     OverrideQualityBodySerializer,
+    PointerChangeSerializer,
     RollbackBodySerializer,
     TransitionRequestBodySerializer,
+    TransitionRequestSerializer,
+    pointer_change_to_dict,
     request_to_dict,
 )
 from .services import (
@@ -29,18 +32,7 @@ from .services import (
     transition_request_withdraw,
 )
 
-TRANSITION_REQUEST_SCHEMA = OpenApiTypes.OBJECT  # serializers.request_to_dict
-
-
-class PointerChangeSerializer(serializers.Serializer):
-    """One move of the production pointer, as `_change_to_dict` renders it."""
-
-    changed_at = serializers.DateTimeField()
-    kind = serializers.CharField()
-    version = serializers.IntegerField(allow_null=True)
-    previous_version = serializers.IntegerField(allow_null=True)
-    actor = serializers.CharField(allow_null=True)
-    reason = serializers.CharField(allow_blank=True)
+TRANSITION_REQUEST_SCHEMA = TransitionRequestSerializer
 
 
 @documented(
@@ -114,18 +106,7 @@ def rollback(request, name: str):
         target = version_or_404(model, body["to_version"]) if body["to_version"] is not None else None
         return production_rollback(model=model, actor=request.user, reason=body["reason"], to_version=target)
 
-    return idempotent_response(request, roll_back, status=201, render=_change_to_dict)
-
-
-def _change_to_dict(change) -> dict:
-    return {
-        "changed_at": change.changed_at.isoformat(),
-        "kind": change.kind,
-        "version": change.version.number if change.version else None,
-        "previous_version": change.previous_version.number if change.previous_version else None,
-        "actor": change.actor.get_username() if change.actor else None,
-        "reason": change.reason,
-    }
+    return idempotent_response(request, roll_back, status=201, render=pointer_change_to_dict)
 
 
 @documented(
@@ -156,4 +137,4 @@ def production_pointer_history(request, name: str):
             raise ValidationError({"at": ["Give an ISO 8601 instant with a time zone, e.g. 2026-11-27T10:00:00Z."]})
         version = production_at(model, when)
         return Response({"at": when.isoformat(), "version": version.number if version else None})
-    return Response({"model": model.name, "history": [_change_to_dict(c) for c in production_history(model)[:500]]})
+    return Response({"model": model.name, "history": PointerChangeSerializer(production_history(model)[:500], many=True).data})

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from apps.versions.document import Text, WholeNumber
 from apps.versions.lifecycle import Stage
+from apps.web.serializers import Instant
 
 from .models import Invalidation, RequestStatus, TransitionRequest
 from .selectors import approver_shortfall, override_holds, production_gate_problems, quality_verdict, request_is_stale, request_policy
@@ -21,38 +22,92 @@ def _quality(transition_request: TransitionRequest) -> dict | None:
     }
 
 
+class ApprovalSerializer(serializers.Serializer):
+    """One decision on a request; `live` until a later change (new evidence, a stale request) invalidates it."""
+
+    approver = serializers.CharField(source="approver.get_username")
+    decision = serializers.CharField()
+    comment = serializers.CharField(allow_blank=True)
+    created_at = Instant()
+    live = serializers.SerializerMethodField()
+    invalidation = serializers.SerializerMethodField()
+
+    def get_live(self, approval) -> bool:
+        return approval.invalidated_at is None
+
+    def get_invalidation(self, approval) -> str | None:
+        return approval.invalidation or (Invalidation.STALE.value if approval.invalidated_at else None)
+
+
+class TransitionRequestSerializer(serializers.Serializer):
+    """A transition request as the API shows it, with the policy, the quality gate and the approvals as they stand."""
+
+    id = serializers.IntegerField(source="pk")
+    model = serializers.CharField(source="version.model.name")
+    version = serializers.IntegerField(source="version.number")
+    from_stage = serializers.SerializerMethodField()
+    to_stage = serializers.CharField()
+    status = serializers.CharField()
+    requested_by = serializers.CharField(source="requested_by.get_username")
+    justification = serializers.CharField(allow_blank=True)
+    created_at = Instant()
+    decided_at = Instant(allow_null=True)
+    required_approvals = serializers.SerializerMethodField()
+    approver_group = serializers.SerializerMethodField()
+    stale = serializers.SerializerMethodField()
+    override_reason = serializers.SerializerMethodField()
+    override_baseline = serializers.SerializerMethodField()
+    quality_gate = serializers.SerializerMethodField()
+    approver_shortfall = serializers.SerializerMethodField()
+    approvals = ApprovalSerializer(many=True)
+
+    def to_representation(self, transition_request):
+        self._policy = request_policy(transition_request)  # (required approvals, approver group): one read for both fields
+        return super().to_representation(transition_request)
+
+    def get_from_stage(self, transition_request) -> str | None:
+        return transition_request.from_stage or None
+
+    def get_required_approvals(self, transition_request) -> int:
+        return self._policy[0]
+
+    def get_approver_group(self, transition_request) -> str | None:
+        group = self._policy[1]
+        return group.name if group else None
+
+    def get_stale(self, transition_request) -> bool:
+        return transition_request.status == RequestStatus.PENDING and request_is_stale(transition_request)
+
+    def get_override_reason(self, transition_request) -> str | None:
+        return transition_request.override_reason or None
+
+    def get_override_baseline(self, transition_request) -> int | None:
+        return transition_request.override_baseline.number if transition_request.override_baseline_id else None
+
+    def get_quality_gate(self, transition_request) -> dict | None:
+        return _quality(transition_request)
+
+    def get_approver_shortfall(self, transition_request) -> dict | None:
+        return approver_shortfall(transition_request)
+
+
+class PointerChangeSerializer(serializers.Serializer):
+    """One move of the production pointer."""
+
+    changed_at = Instant()
+    kind = serializers.CharField()
+    version = serializers.IntegerField(source="version.number", allow_null=True)
+    previous_version = serializers.IntegerField(source="previous_version.number", allow_null=True)
+    actor = serializers.CharField(source="actor.get_username", allow_null=True)
+    reason = serializers.CharField(allow_blank=True)
+
+
 def request_to_dict(transition_request: TransitionRequest) -> dict:
-    required, group = request_policy(transition_request)
-    return {
-        "id": transition_request.pk,
-        "model": transition_request.version.model.name,
-        "version": transition_request.version.number,
-        "from_stage": transition_request.from_stage or None,
-        "to_stage": transition_request.to_stage,
-        "status": transition_request.status,
-        "requested_by": transition_request.requested_by.get_username(),
-        "justification": transition_request.justification,
-        "created_at": transition_request.created_at.isoformat(),
-        "decided_at": transition_request.decided_at.isoformat() if transition_request.decided_at else None,
-        "required_approvals": required,
-        "approver_group": group.name if group else None,
-        "stale": transition_request.status == RequestStatus.PENDING and request_is_stale(transition_request),
-        "override_reason": transition_request.override_reason or None,
-        "override_baseline": transition_request.override_baseline.number if transition_request.override_baseline_id else None,
-        "quality_gate": _quality(transition_request),
-        "approver_shortfall": approver_shortfall(transition_request),
-        "approvals": [
-            {
-                "approver": a.approver.get_username(),
-                "decision": a.decision,
-                "comment": a.comment,
-                "created_at": a.created_at.isoformat(),
-                "live": a.invalidated_at is None,
-                "invalidation": a.invalidation or (Invalidation.STALE.value if a.invalidated_at else None),
-            }
-            for a in transition_request.approvals.all()
-        ],
-    }
+    return TransitionRequestSerializer(transition_request).data
+
+
+def pointer_change_to_dict(change) -> dict:
+    return PointerChangeSerializer(change).data
 
 
 # -- request bodies ---------------------------------------------------------------------------------------------------
