@@ -8,5 +8,6 @@ DEBUG = env.bool("DJANGO_DEBUG", default=True)  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 
 # The SQLite file, the artifacts and the embedded broker's folders live under var/.
-for _folder in (VAR_DIR, VAR_DIR / "broker" / "queue", VAR_DIR / "broker" / "processed", VAR_DIR / "broker" / "control"):  # noqa: F405
+# STATIC_ROOT too, empty until collectstatic: WhiteNoise warns at start-up when it is missing.
+for _folder in (VAR_DIR, VAR_DIR / "broker" / "queue", VAR_DIR / "broker" / "processed", VAR_DIR / "broker" / "control", STATIC_ROOT):  # noqa: F405
     _folder.mkdir(parents=True, exist_ok=True)
