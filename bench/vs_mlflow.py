@@ -33,7 +33,6 @@ the ratios ours/MLflow and ours/bare as median [min..max] of the per-round ratio
 """
 
 import argparse
-import inspect
 import json
 import os
 import secrets
@@ -128,9 +127,7 @@ def seed_ours() -> dict:
         model_permission_grant(model=model, actor=user, action=action, user=approver)
     transition_request_create(version=production, to_stage="staging", actor=user, justification="benchmark")
     transition_request = transition_request_create(version=production, to_stage="production", actor=user, justification="benchmark")
-    # The keyword was `request` before the rename that freed that name for HTTP requests (STYLE.md); either way it runs.
-    keyword = "transition_request" if "transition_request" in inspect.signature(transition_request_approve).parameters else "request"
-    transition_request_approve(**{keyword: transition_request}, actor=approver)
+    transition_request_approve(transition_request=transition_request, actor=approver)
 
     api = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {token}")
     page = Client(HTTP_HOST="127.0.0.1")
@@ -279,9 +276,12 @@ def run(url: str, headers: dict[str, str], seconds: float, pgid: int) -> dict:
 
 
 def spread(values: list[float]) -> str:
+    def short(value: float) -> str:
+        return f"{value:.2f}" if value >= 0.1 else f"{value:.3f}"
+
     if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.median(values):.2f} [{min(values):.2f}..{max(values):.2f}]"
+        return short(values[0])
+    return f"{short(statistics.median(values))} [{short(min(values))}..{short(max(values))}]"
 
 
 def main() -> None:
