@@ -21,9 +21,10 @@ from django.urls import reverse
 from apps.versions.lifecycle import Stage
 from apps.models.models import RegisteredModel
 from apps.models.permissions import visible_model_sql, visible_models
+from apps.versions.document import document_of
 from apps.versions.models import ModelVersion
 
-from .models import Dataset, ParentRelation, TrainingRun, VersionDataset, VersionParent
+from .models import Dataset, ParentRelation, VersionDataset, VersionParent
 
 STAGE_RANK = {Stage.PRODUCTION: 0, Stage.STAGING: 1, Stage.DRAFT: 2, Stage.ARCHIVED: 3}
 MAX_GRAPH_VERSIONS = 1500  # past this many versions a graph keeps the nearest ones (the table and impact lists stay complete)
@@ -412,34 +413,13 @@ def version_lineage_graph(user, version: ModelVersion, *, limit: int = MAX_GRAPH
 
 
 def reproduce_spec(user, version: ModelVersion) -> dict:
-    """Everything needed to rebuild `version`, shaped like the registration metadata (two queries: run, parents).
+    """Everything needed to rebuild `version`: its metadata document as registration accepts it (one query: parents).
 
-    Expects `version.dataset_links` and `version.artifacts` prefetched (as `versions_with_details` does).
-    Parents on models the user may not view are left out.
+    Expects a version loaded by `versions_with_details`. Parents on models the user may not view are left out.
     """
-    run = TrainingRun.objects.filter(version=version).first()
     parents = (
         VersionParent.objects.filter(child=version, parent__model__in=visible_models(user))
         .select_related("parent__model")
         .order_by("id")
     )
-    return {
-        "model": version.model.name,
-        "version": version.number,
-        "id": str(version.id),
-        "flavor": version.flavor,
-        "code": {"repository": version.code_repository, "commit": version.code_commit, "branch": version.code_branch, "dirty": version.code_dirty},
-        "datasets": [
-            {"name": link.dataset.name, "uri": link.dataset.uri, "digest": link.dataset.digest, "role": link.role, "size_bytes": link.dataset.size_bytes}
-            for link in version.dataset_links.all()
-        ],
-        "dependencies": {
-            "python_version": version.python_version, "framework": version.framework,
-            "framework_version": version.framework_version, "requirements": version.requirements,
-        },
-        "environment": version.environment,
-        "hyperparameters": version.hyperparameters,
-        "run": {"id": run.run_id, "url": run.url} if run else None,
-        "parents": [{"model": p.parent.model.name, "version": p.parent.number, "relation": p.relation} for p in parents],
-        "artifacts": [{"path": a.path, "sha256": a.sha256} for a in version.artifacts.all()],
-    }
+    return document_of(version, parent_links=parents)

@@ -407,6 +407,27 @@ class DocumentSerializer(serializers.Serializer):
         return super().to_internal_value({key: value for key, value in data.items() if value is not None and not (key == "run" and value == {})})
 
 
+def _as_sent(declared: serializers.Field, value):
+    """A rendered value without what a client may not send (ids, sizes, URLs the registry adds)."""
+    if isinstance(declared, serializers.ListSerializer):
+        return [_as_sent(declared.child, item) for item in value]
+    if isinstance(declared, serializers.Serializer) and isinstance(value, dict):
+        return {key: _as_sent(declared.fields[key], item) for key, item in value.items() if not declared.fields[key].read_only}
+    return value
+
+
+def document_of(version, *, parent_links) -> dict:
+    """A registered version's metadata document, exactly as registration accepts it (the reproduce panel prints this).
+
+    `parent_links` are the `VersionParent` rows to list (the caller's choice: the ones the viewer may see); a dataset's
+    description is not part of it (the dataset is found again by its URI and digest). Expects `versions_with_details`.
+    """
+    document = DocumentSerializer()
+    rendered = _as_sent(document, document.to_representation(version))
+    rendered["parents"] = ParentSerializer(parent_links, many=True).data
+    return {name: rendered[name] for name in document.fields}
+
+
 # -- the registration's view of the document ------------------------------------------------------------------------
 
 

@@ -200,6 +200,27 @@ def test_the_version_page_has_a_reproduce_panel_with_copyable_json(web_for, owne
     assert json.loads(html.unescape(page.split('id="reproduce-json"')[1].split(">", 1)[1].split("</pre>")[0])) == spec
 
 
+def test_the_reproduce_panels_json_registered_again_through_the_api_is_accepted_and_yields_the_same_document(web_for, api_for, owner, model):
+    files = {"weights/model.bin": b"\x00weights", "config.json": b'{"hidden_size": 4}'}
+    register_version(model, owner)
+    register_version(
+        model, owner, files=files, parents=[parent(model, 1)], datasets=[{**DATASET, "size_bytes": 4096}, {**DATASET, "role": "evaluation"}],
+        description="Fine-tuned.", tags=["nlp"], metrics={"accuracy": 0.9}, flavor="pytorch",
+        code={"repository": "https://git.example.com/nlp.git", "commit": "abcdef1", "branch": "main", "dirty": True},
+        dependencies={"python_version": "3.11", "requirements": "torch==2.3.1\n"}, environment={"cuda": "12.1"},
+        hyperparameters={"lr": 3e-5, "layers": [2, 2]}, run={"url": "https://wandb.ai/team/proj/runs/7x"},
+    )
+    client = web_for(owner)
+    spec = _json_script(client.get("/models/sentiment/versions/2/").content.decode(), "reproduce-data")
+    assert set(spec) == {
+        "description", "flavor", "tags", "hyperparameters", "metrics", "datasets", "code", "dependencies", "environment", "run", "parents", "artifacts",
+    }
+    uploads = [upload(item["path"].rsplit("/", 1)[-1], files[item["path"]]) for item in spec["artifacts"]]
+    again = api_for(owner).post("/api/v1/models/sentiment/versions/", {"files": uploads, "metadata": json.dumps(spec)}, format="multipart")
+    assert again.status_code == 201, again.json()
+    assert _json_script(client.get("/models/sentiment/versions/3/").content.decode(), "reproduce-data") == spec
+
+
 def test_the_reproduce_panel_leaves_out_parents_the_user_cannot_view(web_for, owner, reviewer, model, secret, stranger):
     register_version(secret, stranger)
     register_version(model, owner, parents=[parent(secret, 1)])
