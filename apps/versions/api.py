@@ -20,7 +20,7 @@ from apps.web.openapi import documented, filter_parameters, page_schema
 from apps.web.serializers import StrictSerializer, validated_body
 from apps.models.permissions import Action, get_model_for
 
-from .document import Tags, Text, VersionMetadata, metadata_from_dict, metadata_from_json
+from .document import DocumentSerializer, Tags, Text, VersionMetadata, metadata_from_dict, metadata_from_json
 from .downloads import artifact_response
 from .lifecycle import Stage
 from . import openapi  # noqa: F401 (registers the schema of the document's custom fields)
@@ -84,7 +84,7 @@ def versions_collection(request, name: str):
 
 @documented(
     summary="Check a metadata document before uploading (what the CLI does first): 200 if a registration would accept it",
-    request=OpenApiTypes.OBJECT,
+    request=DocumentSerializer,
     responses={200: inline_serializer(name="MetadataCheck", fields={"valid": serializers.BooleanField()})},
     errors=[400, 403, 404, 415],
 )
