@@ -1,5 +1,7 @@
 """The embedded default: SQLite, artifacts on local disk, Celery on kombu's filesystem transport."""
 
+from pathlib import Path
+
 from .base import *  # noqa: F403
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)  # noqa: F405
@@ -9,5 +11,5 @@ WHITENOISE_USE_FINDERS = True
 
 # The SQLite file, the artifacts and the embedded broker's folders live under var/.
 # STATIC_ROOT too, empty until collectstatic: WhiteNoise warns at start-up when it is missing.
-for _folder in (VAR_DIR, VAR_DIR / "broker" / "queue", VAR_DIR / "broker" / "processed", VAR_DIR / "broker" / "control", STATIC_ROOT):  # noqa: F405
+for _folder in (VAR_DIR, VAR_DIR / "broker" / "queue", VAR_DIR / "broker" / "processed", VAR_DIR / "broker" / "control", Path(str(STATIC_ROOT))):  # noqa: F405
     _folder.mkdir(parents=True, exist_ok=True)
