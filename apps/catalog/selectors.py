@@ -1,13 +1,17 @@
 """Versions with what lineage and validation know about them, read in a fixed number of queries."""
 
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
 
 from apps.lineage.models import VersionDataset
 from apps.models.models import RegisteredModel
 from apps.models.permissions import visible_model_sql
-from apps.validation.models import ValidationJob
-from apps.versions.models import ModelVersion
+from apps.validation.models import FINISHED, CheckResult, ValidationJob
+from apps.versions.models import Artifact, Metric, ModelVersion, VersionTag
 from apps.versions.selectors import version_or_404
 
 
@@ -24,6 +28,75 @@ def versions_with_details(queryset: QuerySet[ModelVersion] | None = None) -> Que
             queryset=ValidationJob.objects.order_by("-created_at", "-id").select_related("quality_baseline").prefetch_related("checks"),
         ),
     )
+
+
+# The version row's own columns the version JSON shows (apps.versions.rendering), read as values, not model instances.
+VERSION_COLUMNS = (
+    "id", "number", "stage", "description", "flavor", "hyperparameters", "code_repository", "code_commit", "code_branch", "code_dirty",
+    "requirements", "python_version", "framework", "framework_version", "environment", "inspection", "created_at", "stage_changed_at",
+)
+JOB_COLUMNS = ("id", "status", "attempts", "error", "created_at", "started_at", "finished_at", "unsafe_finding", "quality_status", "quality_rules")
+
+
+def version_rows(queryset: QuerySet[ModelVersion]) -> QuerySet:
+    """`queryset` as rows (dicts) with what the version JSON shows from the version and its one-to-one neighbours.
+
+    A values() queryset: it can still be filtered, ordered and sliced (the API list's filters and pages run on it),
+    and it builds no model instances. The newest validation job is picked here (its id), read by `version_page_details`.
+    """
+    latest_job = ValidationJob.objects.filter(version=OuterRef("pk")).order_by("-created_at", "-id").values("pk")[:1]
+    return queryset.values(
+        *VERSION_COLUMNS,
+        model_name=F("model__name"),
+        created_by_name=F(f"created_by__{get_user_model().USERNAME_FIELD}"),
+        run_pk=F("training_run__id"),
+        run_run_id=F("training_run__run_id"),
+        run_url=F("training_run__url"),
+        latest_job_id=Subquery(latest_job),
+    )
+
+
+@dataclass
+class VersionPageDetails:
+    """What a page of version rows shows from their one-to-many neighbours, grouped by version id (or job id)."""
+
+    artifacts: dict = field(default_factory=lambda: defaultdict(list))  # version id -> [(path, size, sha256, content_type)]
+    metrics: dict = field(default_factory=lambda: defaultdict(dict))  # version id -> {name: value}
+    tags: dict = field(default_factory=lambda: defaultdict(list))  # version id -> [name]
+    datasets: dict = field(default_factory=lambda: defaultdict(list))  # version id -> [(id, name, uri, digest, size_bytes, role)]
+    jobs: dict = field(default_factory=dict)  # job id -> {JOB_COLUMNS, baseline_number, is_finished}
+    checks: dict = field(default_factory=lambda: defaultdict(list))  # job id -> [(name, verdict, summary[, details, checker_version])]
+
+
+def version_page_details(rows: list[dict], *, check_details: bool = True) -> VersionPageDetails:
+    """One query per relation for the whole page (none for an empty page), in the orders the models declare.
+
+    Only the newest validation job of each version and its checks are read; `check_details=False` leaves the checks'
+    `details` and `checker_version` out (the API list's default, see `?expand=checks`).
+    """
+    details = VersionPageDetails()
+    ids = [row["id"] for row in rows]
+    if not ids:
+        return details
+    for version_id, *artifact in Artifact.objects.filter(version_id__in=ids).values_list("version_id", "path", "size", "sha256", "content_type"):
+        details.artifacts[version_id].append(artifact)
+    for version_id, name, value in Metric.objects.filter(version_id__in=ids).values_list("version_id", "name", "value"):
+        details.metrics[version_id][name] = value
+    for version_id, name in VersionTag.objects.filter(content_object_id__in=ids).values_list("content_object_id", "tag__name"):
+        details.tags[version_id].append(name)
+    links = VersionDataset.objects.filter(version_id__in=ids).values_list(
+        "version_id", "dataset_id", "dataset__name", "dataset__uri", "dataset__digest", "dataset__size_bytes", "role"
+    )
+    for version_id, *dataset in links:
+        details.datasets[version_id].append(dataset)
+    job_ids = [row["latest_job_id"] for row in rows if row["latest_job_id"] is not None]
+    if job_ids:
+        for job in ValidationJob.objects.filter(pk__in=job_ids).values(*JOB_COLUMNS, baseline_number=F("quality_baseline__number")):
+            details.jobs[job["id"]] = job | {"is_finished": job["status"] in FINISHED}
+        columns = ("name", "verdict", "summary", "details", "checker_version") if check_details else ("name", "verdict", "summary")
+        for job_id, *check in CheckResult.objects.filter(job_id__in=job_ids).values_list("job_id", *columns):
+            details.checks[job_id].append(check)
+    return details
 
 
 def version_details_or_404(model: RegisteredModel, number: int) -> ModelVersion:

@@ -6,13 +6,13 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, HttpResponseNotModified
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from apps.accounts.idempotency import idempotent_call
-from apps.catalog.selectors import stage_fingerprint, version_details_or_404, versions_with_details
+from apps.catalog.selectors import stage_fingerprint, version_page_details, version_rows, versions_with_details
 from apps.catalog.services import version_register
 from apps.lineage.services import parents_resolve
 from apps.web.lists import paginated
@@ -26,6 +26,7 @@ from .lifecycle import Stage
 from . import openapi  # noqa: F401 (registers the schema of the document's custom fields)
 from .filters import VersionFilter
 from .models import ModelVersion
+from .rendering import versions_rendered
 from .selectors import artifact_or_404, version_or_404
 from .serializers import DeploymentReportBodySerializer, VersionSerializer, version_to_dict
 from .services import IncomingFile, deployment_report, incoming_from_upload, version_update
@@ -47,9 +48,14 @@ def _metadata_text(request) -> str:
     description=(
         "Newest first unless `ordering` says otherwise. Metric ranges: `metric.<name>__gte`, `__gt`, `__lte`, `__lt` "
         "(e.g. `metric.accuracy__gte=0.9&metric.loss__lt=0.2`); versions without that metric never match. "
-        "Unknown parameters and bad values answer 400 naming the parameter."
+        "Unknown parameters and bad values answer 400 naming the parameter. Each version's validation checks carry their "
+        "name, verdict and summary; `expand=checks` adds each check's `details` and `checker_version`, as the version's "
+        "own endpoint always shows them."
     ),
-    parameters=filter_parameters(VersionFilter),
+    parameters=[
+        *filter_parameters(VersionFilter),
+        OpenApiParameter("expand", str, enum=["checks"], description="`checks`: the full check results (details, checker_version)."),
+    ],
     responses={200: page_schema(VERSION_SCHEMA, "ModelVersion")},
     errors=[400, 404],
 )
@@ -64,8 +70,14 @@ def _metadata_text(request) -> str:
 def versions_collection(request, name: str):
     if request.method == "GET":
         model = get_model_for(request.user, name)
-        queryset = versions_with_details(ModelVersion.objects.filter(model=model).order_by("-number"))
-        return paginated(request, queryset, lambda version: version_to_dict(version, request), filterset_class=VersionFilter)
+        rows = version_rows(ModelVersion.objects.filter(model=model).order_by("-number"))
+        return paginated(
+            request,
+            rows,
+            filterset_class=VersionFilter,
+            choices={"expand": ("checks",)},
+            render_page=lambda page: _rendered(page, request, check_details=request.query_params.get("expand") == "checks"),
+        )
 
     model = get_model_for(request.user, name, Action.REGISTER)
     with idempotent_call(request) as call:  # after authorization, before the body is read
@@ -95,6 +107,12 @@ def version_metadata_check(request, name: str):
     metadata = metadata_from_dict(request.data)
     parents_resolve(actor=request.user, model=model, declared=metadata.parents)
     return Response({"valid": True})
+
+
+def _rendered(rows, request, *, check_details: bool = True) -> list[dict]:
+    """The version JSON of `version_rows` rows: what `version_to_dict` writes, one query per relation for them all."""
+    rows = list(rows)
+    return versions_rendered(rows, version_page_details(rows, check_details=check_details), request)
 
 
 def _registration(request) -> tuple[VersionMetadata, list[IncomingFile]]:
@@ -141,8 +159,8 @@ def version_detail(request, name: str, number: int):
         body.is_valid(raise_exception=True)
         current = {"description": version.description, "tags": sorted(version.tags.names())}
         version_update(version=version, actor=request.user, **{**current, **body.validated_data})
-    version = version_details_or_404(get_model_for(request.user, name), number)
-    return Response(version_to_dict(version, request))
+    row = version_or_404(get_model_for(request.user, name), number, queryset=version_rows(ModelVersion.objects.all()))
+    return Response(_rendered([row], request)[0])
 
 
 @documented(
@@ -166,8 +184,7 @@ def version_by_stage(request, name: str, stage: str):
     cache_key = f"version-json:{fingerprint['pk']}:{etag}:{request.get_host()}:{request.is_secure()}"
     body = cache.get(cache_key)
     if body is None:
-        version = versions_with_details(ModelVersion.objects.filter(pk=fingerprint["pk"])).get()
-        body = json.dumps(version_to_dict(version, request))
+        body = json.dumps(_rendered(version_rows(ModelVersion.objects.filter(pk=fingerprint["pk"])), request)[0])
         cache.set(cache_key, body, timeout=3600)
     return HttpResponse(body, content_type="application/json", headers=headers)
 

@@ -20,8 +20,9 @@ class CheckSerializer(serializers.Serializer):
     name = serializers.CharField()
     verdict = serializers.CharField()
     summary = serializers.CharField()
-    details = serializers.JSONField()
-    checker_version = serializers.CharField()
+    # Left out of the versions list unless it asks for `?expand=checks` (apps.versions.api, rendering.py).
+    details = serializers.JSONField(required=False, help_text="In lists only with expand=checks.")
+    checker_version = serializers.CharField(required=False, help_text="In lists only with expand=checks.")
 
 
 class ValidationJobSerializer(serializers.Serializer):
