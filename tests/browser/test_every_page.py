@@ -168,6 +168,15 @@ def test_every_page_fits_a_phone_and_passes_axe(live_server, transactional_db, b
             assert navigation.status == 200, f"{label} {path} answered {navigation.status}"
             page.wait_for_load_state("networkidle")
             check(page, label, findings)
+        # The keyboard's first stop is the skip link, shown when focused, and it leads into the content; a table
+        # that scrolls is a focusable region; the favicon is served.
+        page.goto(base + paths["models:detail"])
+        page.keyboard.press("Tab")
+        skip = page.evaluate("() => ({cls: document.activeElement.className, top: document.activeElement.getBoundingClientRect().top})")
+        page.keyboard.press("Enter")
+        keyboard = {"skip_link": skip, "after_skip": page.evaluate("() => document.activeElement.id"),
+                    "scroll_box_tabindex": page.locator(".scroll.overflowing").first.get_attribute("tabindex"),
+                    "favicon": page.request.get(base + page.locator('link[rel="icon"]').first.get_attribute("href")).status}
         navigation = page.goto(base + f"/models/{MODEL}/versions/999/")
         assert navigation.status == 404
         check(page, "404 page", findings)
@@ -214,4 +223,6 @@ def test_every_page_fits_a_phone_and_passes_axe(live_server, transactional_db, b
     blocking = {label: [v for v in result["violations"] if v["impact"] in BLOCKING_IMPACTS] for label, result in findings.items()}
     blocking = {label: found for label, found in blocking.items() if found}
     assert not blocking, "serious or critical axe violations:\n" + json.dumps(blocking, indent=1)
+    assert keyboard["skip_link"]["cls"] == "skip-link" and keyboard["skip_link"]["top"] >= 0 and keyboard["after_skip"] == "main", keyboard
+    assert keyboard["scroll_box_tabindex"] == "0" and keyboard["favicon"] == 200, keyboard
     assert not cut_at_desktop, f"the comparison page at 1280 px cuts content without a scroll cue: {cut_at_desktop}"
