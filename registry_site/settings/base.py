@@ -133,6 +133,33 @@ DATABASE_KEEPALIVES = {
     "keepalives_interval": int(env_seconds("DATABASE_KEEPALIVES_INTERVAL_SECONDS", 10, minimum=1, whole=True)),
     "keepalives_count": int(env_seconds("DATABASE_KEEPALIVES_COUNT", 3, minimum=1, whole=True)),
 }
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """true/false (also 1/0, yes/no, on/off), failing fast with the variable's name on anything else."""
+    raw = env.str(name, default=str(default)).strip().lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+    return raw in ("true", "1", "yes", "on")
+
+
+# Statement planning (PostgreSQL). Django sends each statement with its parameters inlined (client-side binding), so
+# the server parses and plans every execution anew: for the short reads of the API, planning costs more than running.
+# Server-side binding sends parameters apart from the SQL, which lets psycopg prepare a statement once it has run
+# DATABASE_PREPARE_THRESHOLD times on a connection and then only execute it. Prepared statements live in the server
+# session: behind a transaction-mode PgBouncer older than 1.21 (or without max_prepared_statements) a statement
+# prepared on one server connection is missing on the next ("prepared statement ... does not exist"): there, set
+# DATABASE_PREPARE_THRESHOLD=off (binding alone works through any pooler). README, "Statement planning and poolers".
+DATABASE_SERVER_SIDE_BINDING = env_flag("DATABASE_SERVER_SIDE_BINDING", True)
+_prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="2").strip().lower()
+if _prepare_threshold != "off" and not _prepare_threshold.isdigit():
+    raise ImproperlyConfigured(f"DATABASE_PREPARE_THRESHOLD must be a whole number of executions (0 or more) or 'off', got {_prepare_threshold!r}")
+DATABASE_PREPARE_THRESHOLD = None if _prepare_threshold == "off" else int(_prepare_threshold)
+if DATABASE_PREPARE_THRESHOLD is not None and not DATABASE_SERVER_SIDE_BINDING:
+    raise ImproperlyConfigured(
+        "DATABASE_PREPARE_THRESHOLD needs DATABASE_SERVER_SIDE_BINDING=true (psycopg prepares only server-bound statements);"
+        " set DATABASE_PREPARE_THRESHOLD=off to bind on the client"
+    )
 # What a request that met an unavailable database is told (503 with Retry-After; registry_site.middleware).
 DATABASE_RETRY_AFTER_SECONDS = int(env_seconds("DATABASE_RETRY_AFTER_SECONDS", 10, minimum=1, whole=True))
 
@@ -154,6 +181,8 @@ def database_from_url(url: str) -> dict:
                 "connect_timeout": int(DATABASE_CONNECT_TIMEOUT),
                 "options": f"{options['options']} {server_options}" if options.get("options") else server_options,
                 "answer_timeout": DATABASE_ANSWER_TIMEOUT,
+                "server_side_binding": DATABASE_SERVER_SIDE_BINDING,
+                "prepare_threshold": DATABASE_PREPARE_THRESHOLD,
                 **DATABASE_KEEPALIVES,
             }
         )
