@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from apps.accounts.idempotency import idempotent_response
 from apps.web.openapi import documented
 from apps.web.serializers import validated_body
-from apps.models.permissions import get_model_for
+from apps.models.permissions import Action, can, get_model_for, require
 from apps.versions.selectors import production_at, production_history, version_or_404
 
 from .selectors import request_for
@@ -43,7 +43,7 @@ TRANSITION_REQUEST_SCHEMA = TransitionRequestSerializer
 )
 @api_view(["POST"])
 def transition_request_collection(request, name: str, number: int):
-    model = get_model_for(request.user, name)
+    model = get_model_for(request.user, name, Action.REQUEST_TRANSITION)  # authorized before the body is read
     version = version_or_404(model, number)
 
     def create():
@@ -65,7 +65,7 @@ def transition_request_detail(request, pk: int):
     return Response(request_to_dict(request_for(request.user, pk)))
 
 
-def _decision(service, summary: str, body: type[serializers.Serializer] | None = None):
+def _decision(service, summary: str, action: str, body: type[serializers.Serializer] | None = None):
     @documented(
         summary=summary,
         request=body,
@@ -75,6 +75,7 @@ def _decision(service, summary: str, body: type[serializers.Serializer] | None =
     @api_view(["POST"])
     def view(request, pk: int):
         target = request_for(request.user, pk)
+        require(request.user, action, target.version.model)  # before the body is read; the service checks again
         return idempotent_response(
             request,
             lambda: service(transition_request=target, actor=request.user, **(validated_body(body, request) if body else {})),
@@ -85,10 +86,14 @@ def _decision(service, summary: str, body: type[serializers.Serializer] | None =
     return view
 
 
-approve = _decision(transition_request_approve, "Approve a pending request (reviewers other than the requester)", DecisionBodySerializer)
-reject = _decision(transition_request_reject, "Reject a pending request", DecisionBodySerializer)
-withdraw = _decision(transition_request_withdraw, "Withdraw your own pending request")
-override_quality = _decision(transition_request_override_quality, "Override a failed quality gate (managers)", OverrideQualityBodySerializer)
+approve = _decision(
+    transition_request_approve, "Approve a pending request (reviewers other than the requester)", Action.APPROVE_TRANSITION, DecisionBodySerializer
+)
+reject = _decision(transition_request_reject, "Reject a pending request", Action.APPROVE_TRANSITION, DecisionBodySerializer)
+withdraw = _decision(transition_request_withdraw, "Withdraw your own pending request", Action.VIEW)
+override_quality = _decision(
+    transition_request_override_quality, "Override a failed quality gate (managers)", Action.MANAGE, OverrideQualityBodySerializer
+)
 
 
 @documented(
@@ -100,6 +105,8 @@ override_quality = _decision(transition_request_override_quality, "Override a fa
 @api_view(["POST"])
 def rollback(request, name: str):
     model = get_model_for(request.user, name)
+    if not can(request.user, Action.MANAGE, model):  # approvers and managers may roll back; checked before the body is read
+        require(request.user, Action.APPROVE_TRANSITION, model)
 
     def roll_back():
         body = validated_body(RollbackBodySerializer, request)

@@ -4,6 +4,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.approvals.models import ApprovalPolicy
+from apps.models.permissions import Action
+from apps.models.services import model_permission_grant
 from apps.validation.services import validation_run
 from apps.versions.models import ModelVersion
 from tests.factories import promote, register_version
@@ -173,3 +175,22 @@ def test_request_and_decision_bodies_with_wrongly_typed_fields_are_400s_naming_t
     refused = api_for(reviewer).post(f"/api/v1/transition-requests/{pending.pk}/approve/", {"comment": ["ok"]}, format="json")
     assert refused.status_code == 400 and refused.json()["error"]["fields"] == {"comment": ["must be a string."]}
     assert not pending.approvals.exists()
+
+
+@pytest.mark.parametrize("route", ["approve", "reject", "override-quality"])
+def test_a_viewer_is_refused_a_decision_before_its_body_is_read(api_for, owner, make_user, model, route):
+    viewer = make_user("viewer")
+    model_permission_grant(model=model, actor=owner, action=Action.VIEW, user=viewer)
+    request = pending_production_request(model, owner)
+    # A body the JSON parser would refuse with a 400: a 403 proves the permission was judged first.
+    answer = api_for(viewer).post(f"/api/v1/transition-requests/{request.pk}/{route}/", "{not json", content_type="application/json")
+    assert answer.status_code == 403, answer.content
+
+
+def test_a_viewer_is_refused_a_transition_request_and_a_rollback_before_the_body_is_read(api_for, owner, make_user, model, version):
+    viewer = make_user("viewer")
+    model_permission_grant(model=model, actor=owner, action=Action.VIEW, user=viewer)
+    client = api_for(viewer)
+    for url in (f"/api/v1/models/{model.name}/versions/{version.number}/transitions/", f"/api/v1/models/{model.name}/rollback/"):
+        answer = client.post(url, "{not json", content_type="application/json")
+        assert answer.status_code == 403, (url, answer.content)
