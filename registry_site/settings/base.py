@@ -3,8 +3,8 @@
 Only this package reads the environment. A bad value stops start-up with a message naming the variable.
 """
 
-from datetime import timedelta
 import math
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -96,6 +96,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "registry_site.context_processors.status_enums",
             ],
         },
     },
