@@ -86,7 +86,7 @@ class Approval(models.Model):
     """One reviewer's decision. An approval given before the production pointer moved is invalidated (stale);
     a reviewer who changes their decision while the request is pending replaces their earlier one."""
 
-    request = models.ForeignKey(TransitionRequest, on_delete=models.CASCADE, related_name="approvals")
+    transition_request = models.ForeignKey(TransitionRequest, on_delete=models.CASCADE, related_name="approvals")
     approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     decision = models.CharField(max_length=8, choices=Decision.choices)
     comment = models.TextField(blank=True)
@@ -101,9 +101,9 @@ class Approval(models.Model):
         ordering = ["created_at", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["request", "approver"], condition=models.Q(invalidated_at__isnull=True), name="one_live_decision_per_approver"
+                fields=["transition_request", "approver"], condition=models.Q(invalidated_at__isnull=True), name="one_live_decision_per_approver"
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.approver} {self.decision} {self.request}"
+        return f"{self.approver} {self.decision} {self.transition_request}"

@@ -171,7 +171,7 @@ def transition_request_approve(*, transition_request: TransitionRequest, actor, 
         raise ValidationError("You have already approved this request.")
     production = production_version(model)
     approval = Approval.objects.create(
-        request=transition_request, approver=actor, decision=Decision.APPROVE, comment=comment.strip(), production_version_at_approval=production
+        transition_request=transition_request, approver=actor, decision=Decision.APPROVE, comment=comment.strip(), production_version_at_approval=production
     )
     audit.record(
         actor=actor, obj=transition_request, action="request.approved_by",
@@ -208,7 +208,7 @@ def transition_request_reject(*, transition_request: TransitionRequest, actor, c
             actor=actor, obj=transition_request, action="request.decision_changed", registered_model_id=model.pk,
             before={"approval": earlier.pk, "decision": earlier.decision, "comment": earlier.comment}, after={"decision": Decision.REJECT, "comment": comment},
         )
-    Approval.objects.create(request=transition_request, approver=actor, decision=Decision.REJECT, comment=comment)
+    Approval.objects.create(transition_request=transition_request, approver=actor, decision=Decision.REJECT, comment=comment)
     _decide(transition_request, RequestStatus.REJECTED, actor, comment=comment)
     return transition_request
 

@@ -28,7 +28,7 @@ def test_rejecting_after_approving_on_the_page_replaces_the_approval(web_for, tw
     assert response.status_code == 200 and "Rejected" in response.content.decode()
     request.refresh_from_db()
     assert request.status == "rejected"
-    first, second = Approval.objects.filter(request=request).order_by("id")
+    first, second = Approval.objects.filter(transition_request=request).order_by("id")
     assert (first.decision, first.invalidation, second.decision, second.invalidated_at) == ("approve", "replaced", "reject", None)
     change = AuditEntry.objects.get(action="request.decision_changed")
     assert change.before["decision"] == "approve" and change.after == {"decision": "reject", "comment": "wrong evaluation split"}

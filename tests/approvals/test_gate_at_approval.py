@@ -46,7 +46,7 @@ def test_approving_the_older_request_after_a_better_version_reached_production_i
     assert "The quality gate failed against v4 (in production now)" in page and "accuracy" in page
     assert ModelVersion.objects.get(stage="production").number == 4
     demo.refresh_from_db()
-    assert demo.status == "pending" and not Approval.objects.filter(request=demo).exists()
+    assert demo.status == "pending" and not Approval.objects.filter(transition_request=demo).exists()
 
 
 def test_the_review_page_shows_the_verdict_now_and_says_the_baseline_moved(web_for, demo, owner, reviewer):
