@@ -65,15 +65,12 @@ class VersionPageDetails:
     tags: dict = field(default_factory=lambda: defaultdict(list))  # version id -> [name]
     datasets: dict = field(default_factory=lambda: defaultdict(list))  # version id -> [(id, name, uri, digest, size_bytes, role)]
     jobs: dict = field(default_factory=dict)  # job id -> {JOB_COLUMNS, baseline_number, is_finished}
-    checks: dict = field(default_factory=lambda: defaultdict(list))  # job id -> [(name, verdict, summary[, details, checker_version])]
+    checks: dict = field(default_factory=lambda: defaultdict(list))  # job id -> [(name, verdict, summary, details, checker_version)]
 
 
-def version_page_details(rows: list[dict], *, check_details: bool = True) -> VersionPageDetails:
+def version_page_details(rows: list[dict]) -> VersionPageDetails:
     """One query per relation for the whole page (none for an empty page), in the orders the models declare.
-
-    Only the newest validation job of each version and its checks are read; `check_details=False` leaves the checks'
-    `details` and `checker_version` out (the API list's default, see `?expand=checks`).
-    """
+    Only the newest validation job of each version and its checks are read."""
     details = VersionPageDetails()
     ids = [row["id"] for row in rows]
     if not ids:
@@ -93,7 +90,7 @@ def version_page_details(rows: list[dict], *, check_details: bool = True) -> Ver
     if job_ids:
         for job in ValidationJob.objects.filter(pk__in=job_ids).values(*JOB_COLUMNS, baseline_number=F("quality_baseline__number")):
             details.jobs[job["id"]] = job | {"is_finished": job["status"] in FINISHED}
-        columns = ("name", "verdict", "summary", "details", "checker_version") if check_details else ("name", "verdict", "summary")
+        columns = ("name", "verdict", "summary", "details", "checker_version")
         for job_id, *check in CheckResult.objects.filter(job_id__in=job_ids).values_list("job_id", *columns):
             details.checks[job_id].append(check)
     return details

@@ -6,7 +6,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, HttpResponseNotModified
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -48,14 +48,9 @@ def _metadata_text(request) -> str:
     description=(
         "Newest first unless `ordering` says otherwise. Metric ranges: `metric.<name>__gte`, `__gt`, `__lte`, `__lt` "
         "(e.g. `metric.accuracy__gte=0.9&metric.loss__lt=0.2`); versions without that metric never match. "
-        "Unknown parameters and bad values answer 400 naming the parameter. Each version's validation checks carry their "
-        "name, verdict and summary; `expand=checks` adds each check's `details` and `checker_version`, as the version's "
-        "own endpoint always shows them."
+        "Unknown parameters and bad values answer 400 naming the parameter."
     ),
-    parameters=[
-        *filter_parameters(VersionFilter),
-        OpenApiParameter("expand", str, enum=["checks"], description="`checks`: the full check results (details, checker_version)."),
-    ],
+    parameters=filter_parameters(VersionFilter),
     responses={200: page_schema(VERSION_SCHEMA, "ModelVersion")},
     errors=[400, 404],
 )
@@ -71,13 +66,7 @@ def versions_collection(request, name: str):
     if request.method == "GET":
         model = get_model_for(request.user, name)
         rows = version_rows(ModelVersion.objects.filter(model=model).order_by("-number"))
-        return paginated(
-            request,
-            rows,
-            filterset_class=VersionFilter,
-            choices={"expand": ("checks",)},
-            render_page=lambda page: _rendered(page, request, check_details=request.query_params.get("expand") == "checks"),
-        )
+        return paginated(request, rows, filterset_class=VersionFilter, render_page=lambda page: _rendered(page, request))
 
     model = get_model_for(request.user, name, Action.REGISTER)
     with idempotent_call(request) as call:  # after authorization, before the body is read
@@ -109,10 +98,10 @@ def version_metadata_check(request, name: str):
     return Response({"valid": True})
 
 
-def _rendered(rows, request, *, check_details: bool = True) -> list[dict]:
+def _rendered(rows, request) -> list[dict]:
     """The version JSON of `version_rows` rows: what `version_to_dict` writes, one query per relation for them all."""
     rows = list(rows)
-    return versions_rendered(rows, version_page_details(rows, check_details=check_details), request)
+    return versions_rendered(rows, version_page_details(rows), request)
 
 
 def _registration(request) -> tuple[VersionMetadata, list[IncomingFile]]:

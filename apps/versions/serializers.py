@@ -20,9 +20,8 @@ class CheckSerializer(serializers.Serializer):
     name = serializers.CharField()
     verdict = serializers.CharField()
     summary = serializers.CharField()
-    # Left out of the versions list unless it asks for `?expand=checks` (apps.versions.api, rendering.py).
-    details = serializers.JSONField(required=False, help_text="In lists only with expand=checks.")
-    checker_version = serializers.CharField(required=False, help_text="In lists only with expand=checks.")
+    details = serializers.JSONField()
+    checker_version = serializers.CharField()
 
 
 class ValidationJobSerializer(serializers.Serializer):

@@ -44,23 +44,17 @@ def paginated(
     *,
     filterset_class: type[django_filters.FilterSet] | None = None,
     render_page: Callable[[list], list[dict]] | None = None,
-    choices: dict[str, tuple[str, ...]] | None = None,
 ) -> Response:
     """One page of `queryset` (narrowed by `filterset_class` from the query string), each item through `render`, or the
     whole page at once through `render_page` (to read what the items show in one query per relation).
-    `choices` are further parameters the caller reads itself, each with the values it may take.
 
     Raises a ValidationError (400, the JSON error envelope with one entry per parameter) before anything is read
     when a parameter is unknown, empty or bad.
     """
     paginator = api_settings.DEFAULT_PAGINATION_CLASS()
     params = request.query_params
-    choices = choices or {}
-    accepted = {paginator.page_query_param, paginator.page_size_query_param, *choices}
+    accepted = {paginator.page_query_param, paginator.page_size_query_param}
     items, errors = _filtered(params, queryset, filterset_class, request, accepted)
-    for key, values in choices.items():
-        if key in params and params[key] not in values:
-            errors[key] = [f"must be {' or '.join(values)}."]
     errors.update(_paging_errors(params, paginator))
     if errors:
         raise ValidationError(errors)
