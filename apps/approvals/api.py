@@ -12,7 +12,7 @@ from apps.web.serializers import validated_body
 from apps.models.permissions import Action, can, get_model_for, require
 from apps.versions.selectors import production_at, production_history, version_or_404
 
-from .selectors import request_for
+from .selectors import transition_request_for
 from .serializers import (
     DecisionBodySerializer,
     OverrideQualityBodySerializer,
@@ -21,7 +21,7 @@ from .serializers import (
     TransitionRequestBodySerializer,
     TransitionRequestSerializer,
     pointer_change_to_dict,
-    request_to_dict,
+    transition_request_to_dict,
 )
 from .services import (
     production_rollback,
@@ -55,14 +55,14 @@ def transition_request_collection(request, name: str, number: int):
         request,
         create,
         status=201,
-        render=lambda created: request_to_dict(request_for(request.user, created.pk)),
+        render=lambda created: transition_request_to_dict(transition_request_for(request.user, created.pk)),
     )
 
 
 @documented(summary="Read a transition request", responses={200: TRANSITION_REQUEST_SCHEMA}, errors=[404])
 @api_view(["GET"])
 def transition_request_detail(request, pk: int):
-    return Response(request_to_dict(request_for(request.user, pk)))
+    return Response(transition_request_to_dict(transition_request_for(request.user, pk)))
 
 
 def _decision(service, summary: str, action: str, body: type[serializers.Serializer] | None = None):
@@ -74,13 +74,13 @@ def _decision(service, summary: str, action: str, body: type[serializers.Seriali
     )
     @api_view(["POST"])
     def view(request, pk: int):
-        target = request_for(request.user, pk)
+        target = transition_request_for(request.user, pk)
         require(request.user, action, target.version.model)  # before the body is read; the service checks again
         return idempotent_response(
             request,
             lambda: service(transition_request=target, actor=request.user, **(validated_body(body, request) if body else {})),
             status=200,
-            render=lambda _: request_to_dict(request_for(request.user, pk)),
+            render=lambda _: transition_request_to_dict(transition_request_for(request.user, pk)),
         )
 
     return view

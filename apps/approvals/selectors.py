@@ -50,7 +50,7 @@ def review_policy(model: RegisteredModel, *, from_stage: str, to_stage: str, act
     return approval_policy(model, stage)
 
 
-def request_policy(transition_request: TransitionRequest) -> tuple[int, object]:
+def transition_request_policy(transition_request: TransitionRequest) -> tuple[int, object]:
     """The approvals a request needs, fixed by the stage its version was in when it was requested."""
     version = transition_request.version
     return review_policy(version.model, from_stage=transition_request.from_stage or version.stage, to_stage=transition_request.to_stage)
@@ -146,7 +146,7 @@ def stale_decisions(transition_request: TransitionRequest) -> QuerySet[Approval]
     return transition_request.approvals.filter(invalidated_at__isnull=True).exclude(production_version_at_approval_id=current)
 
 
-def request_is_stale(transition_request: TransitionRequest) -> bool:
+def transition_request_is_stale(transition_request: TransitionRequest) -> bool:
     """True when live approvals were given while another version held production: they need renewing."""
     return stale_decisions(transition_request).filter(decision=Decision.APPROVE).exists()
 
@@ -159,7 +159,7 @@ def requests_with_details(queryset: QuerySet[TransitionRequest] | None = None) -
     )
 
 
-def request_for(user, pk: int) -> TransitionRequest:
+def transition_request_for(user, pk: int) -> TransitionRequest:
     """A transition request on a model the user may view, or 404."""
     transition_request = requests_with_details(TransitionRequest.objects.filter(pk=pk, version__model__in=visible_models(user))).first()
     if transition_request is None:
@@ -207,7 +207,7 @@ class ApproverRoster:
     def policy(self, transition_request: TransitionRequest) -> tuple[int, object]:
         key = (transition_request.from_stage or transition_request.version.stage, transition_request.to_stage)
         if key not in self._policies:
-            self._policies[key] = request_policy(transition_request)
+            self._policies[key] = transition_request_policy(transition_request)
         return self._policies[key]
 
     def members(self, group) -> set[int]:

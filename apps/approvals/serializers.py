@@ -5,7 +5,7 @@ from apps.versions.lifecycle import Stage
 from apps.web.serializers import Instant
 
 from .models import Invalidation, RequestStatus, TransitionRequest
-from .selectors import approver_shortfall, override_holds, production_gate_problems, quality_verdict, request_is_stale, request_policy
+from .selectors import approver_shortfall, override_holds, production_gate_problems, quality_verdict, transition_request_is_stale, transition_request_policy
 
 
 def _quality(transition_request: TransitionRequest) -> dict | None:
@@ -62,7 +62,7 @@ class TransitionRequestSerializer(serializers.Serializer):
     approvals = ApprovalSerializer(many=True)
 
     def to_representation(self, transition_request):
-        self._policy = request_policy(transition_request)  # (required approvals, approver group): one read for both fields
+        self._policy = transition_request_policy(transition_request)  # (required approvals, approver group): one read for both fields
         return super().to_representation(transition_request)
 
     def get_from_stage(self, transition_request) -> str | None:
@@ -76,7 +76,7 @@ class TransitionRequestSerializer(serializers.Serializer):
         return group.name if group else None
 
     def get_stale(self, transition_request) -> bool:
-        return transition_request.status == RequestStatus.PENDING and request_is_stale(transition_request)
+        return transition_request.status == RequestStatus.PENDING and transition_request_is_stale(transition_request)
 
     def get_override_reason(self, transition_request) -> str | None:
         return transition_request.override_reason or None
@@ -102,7 +102,7 @@ class PointerChangeSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True)
 
 
-def request_to_dict(transition_request: TransitionRequest) -> dict:
+def transition_request_to_dict(transition_request: TransitionRequest) -> dict:
     return TransitionRequestSerializer(transition_request).data
 
 

@@ -21,7 +21,7 @@ from .selectors import (
     approval_policy,
     production_gate_problems,
     quality_verdict,
-    request_policy,
+    transition_request_policy,
     review_policy,
     stale_decisions,
 )
@@ -163,7 +163,7 @@ def transition_request_approve(*, transition_request: TransitionRequest, actor, 
     require(actor, Action.APPROVE_TRANSITION, model)
     if transition_request.requested_by_id == actor.pk:
         raise PermissionDenied("You requested this transition; someone else must approve it.")
-    required, group = request_policy(transition_request)
+    required, group = transition_request_policy(transition_request)
     if group is not None and not actor.groups.filter(pk=group.pk).exists():
         raise PermissionDenied(f"Approvals for {transition_request.to_stage} must come from members of '{group.name}'.")
     _invalidate_stale_approvals(transition_request, actor)

@@ -23,9 +23,9 @@ from .selectors import (
     override_holds,
     production_gate_problems,
     quality_verdict,
-    request_for,
-    request_is_stale,
-    request_policy,
+    transition_request_for,
+    transition_request_is_stale,
+    transition_request_policy,
     rollback_candidates,
 )
 from .services import (
@@ -44,9 +44,9 @@ def inbox(request: HttpRequest) -> HttpResponse:
 
 
 def review(request: HttpRequest, pk: int) -> HttpResponse:
-    transition = request_for(request.user, pk)
+    transition = transition_request_for(request.user, pk)
     version, model = transition.version, transition.version.model
-    required, group = request_policy(transition)
+    required, group = transition_request_policy(transition)
     pending_production = transition.to_stage == Stage.PRODUCTION and transition.status == RequestStatus.PENDING
     verdict = quality_verdict(version) if pending_production else None
     context = {
@@ -57,7 +57,7 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
         "transition": transition,
         "required": required,
         "approver_group": group,
-        "stale": transition.status == RequestStatus.PENDING and request_is_stale(transition),
+        "stale": transition.status == RequestStatus.PENDING and transition_request_is_stale(transition),
         "verdict": verdict,
         "override_holds": verdict is not None and override_holds(transition, verdict),
         "gate_problems": production_gate_problems(version, transition, verdict) if pending_production else [],
@@ -73,7 +73,7 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
 def _decide(service, success: str, form_class=DecisionForm):
     @require_POST
     def view(request: HttpRequest, pk: int) -> HttpResponse:
-        transition = request_for(request.user, pk)
+        transition = transition_request_for(request.user, pk)
         form = form_class(request.POST)
         if not form.is_valid():
             messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
@@ -97,7 +97,7 @@ override = _decide(transition_request_override_quality, "Quality gate overridden
 
 @require_POST
 def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
-    transition = request_for(request.user, pk)
+    transition = transition_request_for(request.user, pk)
     transition_request_withdraw(transition_request=transition, actor=request.user)
     messages.success(request, "Request withdrawn.")
     return redirect("approvals:review", pk=pk)

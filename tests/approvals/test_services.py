@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
 from apps.approvals.models import Approval
-from apps.approvals.selectors import request_is_stale
+from apps.approvals.selectors import transition_request_is_stale
 from apps.approvals.services import (
     approval_policy_update,
     production_rollback,
@@ -147,11 +147,11 @@ def test_a_request_goes_stale_when_the_pointer_moves_between_approvals(model, ow
     approval_policy_update(model=model, actor=owner, policies={"production": (2, None)})
     waiting = _production_request(model, owner)
     transition_request_approve(transition_request=waiting, actor=reviewer)
-    assert not request_is_stale(waiting)
+    assert not transition_request_is_stale(waiting)
     approval_policy_update(model=model, actor=owner, policies={"production": (1, None)})
     promote(_validated(model, owner), requester=owner, approver=second_approver)  # the pointer moves
     approval_policy_update(model=model, actor=owner, policies={"production": (2, None)})
-    assert request_is_stale(waiting)
+    assert transition_request_is_stale(waiting)
     transition_request_approve(transition_request=waiting, actor=second_approver)
     waiting.refresh_from_db()
     assert waiting.status == "pending", "the stale approval no longer counts"
