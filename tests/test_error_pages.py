@@ -107,3 +107,9 @@ def test_the_demo_settings_show_the_404_page_and_serve_static_files_with_debug_o
     statuses, page = probe.stdout.split("\n", 1)
     assert statuses.split() == ["404", "200", "200"]
     assert "Page not found" in page and "URLconf" not in page and "Using the URLconf" not in page
+
+
+def test_the_favicon_is_served_at_the_site_root_without_a_login(client):
+    for path, kind in (("/favicon.ico", "image/"), ("/apple-touch-icon.png", "image/png")):
+        answer = client.get(path)
+        assert answer.status_code == 200 and answer["Content-Type"].startswith(kind), (path, answer.status_code)

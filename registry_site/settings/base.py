@@ -225,6 +225,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Browsers and feed readers ask for /favicon.ico and /apple-touch-icon.png at the site root; WhiteNoise serves them there.
+WHITENOISE_ROOT = BASE_DIR / "static" / "img"
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
 
 # Artifacts: local disk unless an S3 bucket is named. Blobs are addressed by SHA-256, never by a user's path.
