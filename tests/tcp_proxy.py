@@ -14,6 +14,8 @@ import struct
 import threading
 from contextlib import suppress
 
+from django.db import connection
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -138,3 +140,14 @@ class TcpProxy:
         for sock in (source, sink):
             with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+def proxy_to_test_database() -> "TcpProxy":
+    """A started proxy in front of the test database's PostgreSQL."""
+    return TcpProxy(int(connection.settings_dict["PORT"] or 5432)).start()
+
+
+def database_url_via(proxy: "TcpProxy") -> str:
+    """The test database's URL, reached through `proxy` on loopback."""
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@127.0.0.1:{proxy.port}/{db['NAME']}"

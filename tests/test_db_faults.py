@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from apps.accounts.models import TokenScope
 
@@ -18,7 +18,7 @@ from apps.accounts.services import api_token_create
 from apps.approvals.models import TransitionRequest
 from apps.models.models import RegisteredModel
 from tests.factories import register_version
-from tests.tcp_proxy import TcpProxy
+from tests.tcp_proxy import database_url_via, proxy_to_test_database
 from tests.nodes import ROOT, SECRET_KEY, WebNode, collect_static, production_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -29,18 +29,16 @@ CLIENT_TIMEOUT = 15  # seconds; the timeouts below bound a request to about answ
 
 @pytest.fixture(scope="module")
 def proxy():
-    db = connection.settings_dict
-    running = TcpProxy(int(db["PORT"] or 5432)).start()
+    running = proxy_to_test_database()
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="module")
 def web_env(proxy, django_db_setup, tmp_path_factory) -> dict[str, str]:
-    db = connection.settings_dict
     folder = tmp_path_factory.mktemp("db-faults")
     env = production_env(
-        database_url=f"postgres://{db['USER']}:{db['PASSWORD']}@127.0.0.1:{proxy.port}/{db['NAME']}",
+        database_url=database_url_via(proxy),
         static_root=folder / "static",
         ARTIFACT_ROOT=folder / "artifacts",
         DATABASE_CONNECT_TIMEOUT_SECONDS=2,

@@ -31,7 +31,7 @@ from apps.models.services import model_permission_grant
 from apps.versions.models import ModelVersion, ProductionPointerChange
 from tests.factories import promote, register_version, upload
 from tests.nodes import ROOT, Answer, WebNode, collect_static, production_env
-from tests.tcp_proxy import TcpProxy
+from tests.tcp_proxy import TcpProxy, database_url_via, proxy_to_test_database
 from tests.validation.workers import Worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -327,17 +327,16 @@ def test_a_retry_while_the_first_request_is_still_uploading_is_a_409_with_retry_
 
 @pytest.fixture(scope="module")
 def database_proxy():
-    running = TcpProxy(int(connection.settings_dict["PORT"] or 5432)).start()
+    running = proxy_to_test_database()
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="module")
 def web_env(database_proxy, django_db_setup, tmp_path_factory) -> dict[str, str]:
-    db = connection.settings_dict
     folder = tmp_path_factory.mktemp("idempotency")
     env = production_env(
-        database_url=f"postgres://{db['USER']}:{db['PASSWORD']}@127.0.0.1:{database_proxy.port}/{db['NAME']}",
+        database_url=database_url_via(database_proxy),
         static_root=folder / "static",
         ARTIFACT_ROOT=folder / "artifacts",
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
