@@ -29,6 +29,7 @@ from apps.versions.models import Artifact, ModelVersion
 from apps.versions.spool import SPOOL_GLOB
 from apps.versions.tasks import collect_artifact_garbage
 from tests.factories import sha256, streamed, upload
+from tests.upload_spool import spool_fixture  # noqa: F401  (the `spool` fixture: uploads spool there, for the server and the cleanup)
 from tests.validation.workers import Worker, _processes, free_port, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -172,15 +173,6 @@ def _sweep(*args: str) -> str:
     out = StringIO()
     call_command("gc_artifact_blobs", *args, stdout=out)
     return out.getvalue()
-
-
-@pytest.fixture
-def spool(tmp_path, settings):
-    """The folder uploads spool into, for the server (TMPDIR) and for the cleanup run here (FILE_UPLOAD_TEMP_DIR)."""
-    folder = tmp_path / "spool"
-    folder.mkdir()
-    settings.FILE_UPLOAD_TEMP_DIR = str(folder)
-    return folder
 
 
 @pytest.fixture
