@@ -29,12 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import common
-from stage_lookup import MODEL, free_port, load_python, seed, stop, worker_count
+from stage_lookup import MODEL, free_port, load_python, seed
 
 ROOT = common.ROOT
 VENV_BIN = Path(sys.executable).parent
@@ -93,38 +91,20 @@ class Broker:
 # --- set-up: database, data, server ---------------------------------------------------------------------------------
 
 
-def database(action: str) -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        if action == "create":
-            conn.execute(f"CREATE DATABASE {DATABASE}")
-
-
 def start_gunicorn(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    log = workdir / "gunicorn.log"
     server_env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(WEB_PROCESSES), "GUNICORN_LOG_LEVEL": "warning"}
-    process = subprocess.Popen(
+    process = common.start_in_group(
         [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--chdir", str(ROOT), "--access-logfile", "/dev/null"],
-        env=server_env, cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env=server_env,
+        cwd=ROOT,
+        log=workdir / "gunicorn.log",
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+        workers=WEB_PROCESSES,
+        worker_parent="gunicorn",
+        timeout=60,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"gunicorn exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                pass
-        except (OSError, urllib.error.HTTPError):
-            time.sleep(0.2)
-            continue
-        if worker_count(process.pid) == WEB_PROCESSES:
-            return process, port
-        time.sleep(0.2)
-    stop(process)
-    raise SystemExit("gunicorn did not answer within 60 s")
+    return process, port
 
 
 # --- measurements ---------------------------------------------------------------------------------------------------
@@ -197,11 +177,11 @@ def main() -> None:
     broker = Broker(workdir)
     server = None
     try:
-        database("create")
+        common.postgres_database("create", DATABASE)
         broker.up()
         env = common.server_environment(workdir, DATABASE_URL)
         env["CELERY_BROKER_URL"] = broker.url
-        token, _, _ = seed(env)  # stage_lookup's data: a model with 5 versions, v3 in production
+        token, _, _ = seed(env, token_scope="register")  # stage_lookup's data: a model with 5 versions, v3 in production
         from django.conf import settings
 
         server, port = start_gunicorn(env, workdir)
@@ -276,7 +256,7 @@ def main() -> None:
                   f"stage lookups x{spread(rps_ratios, '.2f')}")
     finally:
         if server is not None:
-            stop(server)
+            common.stop_group(server)
         broker.down()
         try:
             from django.db import connections
@@ -284,7 +264,7 @@ def main() -> None:
             connections.close_all()
         except Exception:  # Django was never set up
             pass
-        database("drop")
+        common.postgres_database("drop", DATABASE)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

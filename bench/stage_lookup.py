@@ -55,7 +55,7 @@ def server_environment(workdir: Path, postgres: bool, conn_max_age: int | None =
     return common.server_environment(workdir, url)
 
 
-def seed(env: dict[str, str]) -> tuple[str, int, dict[str, int]]:
+def seed(env: dict[str, str], token_scope: str = "read") -> tuple[str, int, dict[str, int]]:
     """Migrate; create a user, model and token, register 5 versions and promote v3 to production, all through services.
 
     Returns the token, the production version's number, and the queries each endpoint runs (counted in-process).
@@ -81,7 +81,7 @@ def seed(env: dict[str, str]) -> tuple[str, int, dict[str, int]]:
     call_command("migrate", verbosity=0, interactive=False)
     user = get_user_model().objects.create_user(username="bench", password=secrets.token_urlsafe(24))
     model = model_create(name=MODEL, actor=user, description="Stage lookup benchmark", tags=["bench"])
-    _, token = api_token_create(user=user, name="bench")
+    _, token = api_token_create(user=user, name="bench", scope=token_scope)
     versions = []
     for number in range(1, 6):
         files, metadata = common.bench_version(number)
