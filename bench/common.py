@@ -241,3 +241,19 @@ def wrk(url: str, *, headers: dict[str, str], seconds: float, threads: int = 2, 
 def machine_load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def promote_through_review(*, model, owner, version) -> None:
+    """Production the way users get there: staging, a request, and another user's approval (Django must be set up)."""
+    from django.contrib.auth import get_user_model
+
+    from apps.approvals.services import transition_request_approve, transition_request_create
+    from apps.models.permissions import Action
+    from apps.models.services import model_permission_grant
+
+    approver = get_user_model().objects.create_user(username="bench-approver")
+    for action in (Action.VIEW, Action.APPROVE_TRANSITION):
+        model_permission_grant(model=model, actor=owner, action=action, user=approver)
+    transition_request_create(version=version, to_stage="staging", actor=owner, justification="benchmark")
+    transition_request = transition_request_create(version=version, to_stage="production", actor=owner, justification="benchmark")
+    transition_request_approve(transition_request=transition_request, actor=approver)

@@ -72,9 +72,7 @@ def seed(env: dict[str, str], token_scope: str = "read") -> tuple[str, int, dict
     from django.test.utils import CaptureQueriesContext
 
     from apps.accounts.services import api_token_create
-    from apps.approvals.services import transition_request_approve, transition_request_create
-    from apps.models.permissions import Action
-    from apps.models.services import model_create, model_permission_grant
+    from apps.models.services import model_create
     from apps.validation.services import validation_run
     from apps.catalog.services import version_register
 
@@ -89,12 +87,7 @@ def seed(env: dict[str, str], token_scope: str = "read") -> tuple[str, int, dict
     # Production the way users get there: validation, a request, another user's approval.
     production = versions[2]
     validation_run(job_id=production.validation_jobs.get().pk)
-    approver = get_user_model().objects.create_user(username="bench-approver")
-    for action in (Action.VIEW, Action.APPROVE_TRANSITION):
-        model_permission_grant(model=model, actor=user, action=action, user=approver)
-    transition_request_create(version=production, to_stage="staging", actor=user, justification="benchmark")
-    transition_request = transition_request_create(version=production, to_stage="production", actor=user, justification="benchmark")
-    transition_request_approve(transition_request=transition_request, actor=approver)
+    common.promote_through_review(model=model, owner=user, version=production)
 
     client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {token}")
     queries = {}
