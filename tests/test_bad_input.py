@@ -266,7 +266,7 @@ def test_the_cli_reports_a_look_alike_path_in_one_line_and_registers_nothing(liv
     from apps.accounts.models import TokenScope
     from apps.accounts.services import api_token_create
     from apps.models.services import model_create
-    from registry_site.cli import main
+    from registry_cli.main import main
 
     model_create(name="churn", actor=owner)
     _, token = api_token_create(user=owner, name="pipeline", scope=TokenScope.FULL)

@@ -2,6 +2,9 @@
 
 import hashlib
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +13,8 @@ from apps.accounts.models import TokenScope
 from apps.accounts.services import api_token_create
 from apps.models.services import model_create
 from apps.versions.models import ModelVersion
-from registry_site.cli import main
+from registry_cli.main import main
+from tests.nodes import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,3 +78,13 @@ def test_a_revoked_token_is_explained(live_server, owner, capsys):
     assert main(["get", "churn", "--stage", "production"], environ={"REGISTRY_URL": live_server.url, "REGISTRY_TOKEN": "mr_wrong"}) == 1
     error = capsys.readouterr().err
     assert "401" in error and "REGISTRY_TOKEN" in error
+
+
+def test_the_cli_starts_without_django_celery_or_the_server_code():
+    # Start-up time is what a deploy script pays per call: keep the server's imports out (no timed assertion).
+    probe = "import sys; from registry_cli.main import parser; parser(); print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    heavy = [name for name in loaded if name.split(".")[0] in ("django", "celery", "kombu", "rest_framework", "boto3", "botocore", "registry_site", "apps")]
+    assert heavy == []
+    answer = subprocess.run([str(Path(sys.executable).with_name("model-registry")), "--help"], capture_output=True, text=True)
+    assert answer.returncode == 0 and "create-model" in answer.stdout and "register" in answer.stdout

@@ -24,7 +24,7 @@ from apps.audit.models import AuditEntry
 from apps.validation import services as validation_services
 from apps.validation.models import JobStatus, ValidationJob
 from apps.versions.models import ModelVersion
-from registry_site import cli
+from registry_cli import main as cli
 from tests.factories import register_version
 from tests.nodes import ROOT, CeleryNode, WebNode, production_env
 from tests.validation.workers import wait_for

@@ -399,7 +399,7 @@ def test_a_registration_committed_but_whose_answer_was_lost_is_returned_not_repe
 def _cli(port: int, token: str, *argv: str) -> subprocess.Popen:
     env = {**os.environ, "REGISTRY_URL": f"http://127.0.0.1:{port}", "REGISTRY_TOKEN": token, "REGISTRY_RETRIES": "10"}
     return subprocess.Popen(
-        [sys.executable, "-m", "registry_site.cli", *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "registry_cli", *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 

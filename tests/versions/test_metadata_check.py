@@ -8,7 +8,7 @@ from django.core.signals import request_started
 from apps.accounts.models import TokenScope
 from apps.accounts.services import api_token_create
 from apps.versions.models import ModelVersion
-from registry_site.cli import main
+from registry_cli.main import main
 
 pytestmark = pytest.mark.django_db
 
