@@ -20,6 +20,16 @@ def register_version(model, actor, *, files: dict[str, bytes] | None = None, **m
     )
 
 
+def validated_version(model, actor, **metadata):
+    """A registered version whose validation job has run (in this process)."""
+    from apps.validation.services import validation_run
+
+    version = register_version(model, actor, **metadata)
+    validation_run(job_id=version.validation_jobs.get().pk)
+    version.refresh_from_db()
+    return version
+
+
 def upload(name: str, data: bytes, content_type: str = "application/octet-stream") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data, content_type=content_type)
 

@@ -27,6 +27,29 @@ class ApprovalPolicy(models.Model):
         return f"{self.model}: {self.required_approvals} approval(s) for {self.target_stage}"
 
 
+class AliasPolicy(models.Model):
+    """How a free alias of a model is governed: approvals to move it, from whom, and whether the production gates
+    (validation passed, quality gate, no unsafe serialization) apply. Absent: ungoverned, it moves at once.
+
+    Kept by name beside the alias, so a policy may be set before the alias first points anywhere and survives its
+    deletion. The built-in `production` alias is governed by the production stage's ApprovalPolicy and its gates.
+    """
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="alias_policies")
+    alias = models.CharField(max_length=128)
+    required_approvals = models.PositiveSmallIntegerField(default=0)
+    approver_group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="If set, only its members' approvals count."
+    )
+    gates = models.BooleanField(default=False, help_text="Validation, quality gate and unsafe-serialization gates apply, as for production.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "alias"], name="one_policy_per_model_and_alias")]
+
+    def __str__(self) -> str:
+        return f"{self.model}@{self.alias}: {self.required_approvals} approval(s)"
+
+
 class RequestStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     APPLIED = "applied", "Applied"
@@ -42,7 +65,8 @@ class TransitionRequestQuerySet(models.QuerySet):
 class TransitionRequest(models.Model):
     version = models.ForeignKey("versions.ModelVersion", on_delete=models.CASCADE, related_name="transition_requests")
     from_stage = models.CharField(max_length=16, choices=Stage.choices, blank=True, help_text="The version's stage when the move was requested.")
-    to_stage = models.CharField(max_length=16, choices=Stage.choices)
+    to_stage = models.CharField(max_length=16, choices=Stage.choices, blank=True, help_text="The stage to move to; empty for an alias move.")
+    alias = models.CharField(max_length=128, blank=True, help_text="The free alias to point at the version; empty for a stage move.")
     status = models.CharField(max_length=16, choices=RequestStatus.choices, default=RequestStatus.PENDING, db_index=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     justification = models.TextField()
@@ -64,12 +88,23 @@ class TransitionRequest(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["version", "to_stage"], condition=models.Q(status=RequestStatus.PENDING), name="one_pending_request_per_version_and_stage"
-            )
+                fields=["version", "to_stage", "alias"],
+                condition=models.Q(status=RequestStatus.PENDING),
+                name="one_pending_request_per_version_and_target",
+            ),
+            models.CheckConstraint(
+                condition=(models.Q(alias="") & ~models.Q(to_stage="")) | (~models.Q(alias="") & models.Q(to_stage="")),
+                name="transition_request_targets_a_stage_or_an_alias",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.version} -> {self.to_stage} ({self.status})"
+        return f"{self.version} -> {self.target} ({self.status})"
+
+    @property
+    def target(self) -> str:
+        """What the request moves: a stage (`production`) or a free alias (`@champion`)."""
+        return f"@{self.alias}" if self.alias else self.to_stage
 
 
 class Decision(models.TextChoices):

@@ -13,10 +13,11 @@ from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, can, models_where, visible_models
 from apps.validation.models import JobStatus, QualityStatus, ValidationJob, Verdict
 from apps.validation.selectors import quality_gate, validation_policy
+from apps.versions.aliases import PRODUCTION_ALIAS
 from apps.versions.lifecycle import Stage
 from apps.versions.models import ModelVersion, ProductionPointerChange
 
-from .models import DEFAULT_REQUIRED_APPROVALS, GATED_STAGES, Approval, ApprovalPolicy, Decision, RequestStatus, TransitionRequest
+from .models import DEFAULT_REQUIRED_APPROVALS, GATED_STAGES, AliasPolicy, Approval, ApprovalPolicy, Decision, RequestStatus, TransitionRequest
 
 NAMES_SHOWN = 5
 
@@ -50,9 +51,56 @@ def review_policy(model: RegisteredModel, *, from_stage: str, to_stage: str, act
     return approval_policy(model, stage)
 
 
+@dataclass(frozen=True)
+class AliasRules:
+    """An alias's policy: distinct approvals to move it, the group approvers must be in, and whether the production
+    gates (validation passed, quality gate, no unsafe serialization) are judged when it moves."""
+
+    alias: str
+    required_approvals: int
+    approver_group: object
+    gates: bool
+
+    @property
+    def governed(self) -> bool:
+        """A move needs approvals: it goes through a request (request -> approve -> apply)."""
+        return self.required_approvals > 0
+
+    def as_dict(self) -> dict:
+        group = self.approver_group
+        return {
+            "alias": self.alias, "builtin": self.alias == PRODUCTION_ALIAS, "governed": self.governed,
+            "required_approvals": self.required_approvals, "approver_group": group.name if group else None, "gates": self.gates,
+        }
+
+
+def alias_policy(model: RegisteredModel, alias: str) -> AliasRules:
+    """The rules for moving an alias: production's approval policy and all gates for `production`; for a free alias
+    its AliasPolicy, or none (it moves at once) when it has none."""
+    if alias == PRODUCTION_ALIAS:
+        required, group = approval_policy(model, Stage.PRODUCTION)
+        return AliasRules(alias=alias, required_approvals=required, approver_group=group, gates=True)
+    policy = AliasPolicy.objects.filter(model=model, alias=alias).select_related("approver_group").first()
+    if policy is None:
+        return AliasRules(alias=alias, required_approvals=0, approver_group=None, gates=False)
+    return AliasRules(alias=alias, required_approvals=policy.required_approvals, approver_group=policy.approver_group, gates=policy.gates)
+
+
+def alias_policies(model: RegisteredModel) -> dict[str, AliasRules]:
+    """The free aliases of a model that have a policy, by name (one query)."""
+    return {
+        policy.alias: AliasRules(alias=policy.alias, required_approvals=policy.required_approvals, approver_group=policy.approver_group, gates=policy.gates)
+        for policy in AliasPolicy.objects.filter(model=model).select_related("approver_group")
+    }
+
+
 def transition_request_policy(transition_request: TransitionRequest) -> tuple[int, object]:
-    """The approvals a request needs, fixed by the stage its version was in when it was requested."""
+    """The approvals a request needs: an alias move's from the alias's policy; a stage move's fixed by the stage its
+    version was in when it was requested."""
     version = transition_request.version
+    if transition_request.alias:
+        rules = alias_policy(version.model, transition_request.alias)
+        return rules.required_approvals, rules.approver_group
     return review_policy(version.model, from_stage=transition_request.from_stage or version.stage, to_stage=transition_request.to_stage)
 
 
@@ -141,7 +189,10 @@ def production_gate_problems(version: ModelVersion, transition_request: Transiti
 
 
 def stale_decisions(transition_request: TransitionRequest) -> QuerySet[Approval]:
-    """Live decisions on a request given while another version than today's held production."""
+    """Live decisions on a request given while another version than today's held production (the quality gate's
+    baseline). Approvals of a move of an alias without gates never go stale: production is not their evidence."""
+    if transition_request.alias and not alias_policy(transition_request.version.model, transition_request.alias).gates:
+        return transition_request.approvals.none()
     current = ModelVersion.objects.production().filter(model_id=transition_request.version.model_id).values_list("pk", flat=True).first()
     return transition_request.approvals.filter(invalidated_at__isnull=True).exclude(production_version_at_approval_id=current)
 
@@ -205,7 +256,7 @@ class ApproverRoster:
         self._fixers: dict | None = None
 
     def policy(self, transition_request: TransitionRequest) -> tuple[int, object]:
-        key = (transition_request.from_stage or transition_request.version.stage, transition_request.to_stage)
+        key = (transition_request.from_stage or transition_request.version.stage, transition_request.to_stage, transition_request.alias)
         if key not in self._policies:
             self._policies[key] = transition_request_policy(transition_request)
         return self._policies[key]

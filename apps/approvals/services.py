@@ -11,13 +11,16 @@ from apps.audit import services as audit
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, can, require, require_scope
 from apps.validation.selectors import unsafe_finding_blocks
+from apps.versions.aliases import PRODUCTION_ALIAS, canonical_alias_name, validate_alias_name
 from apps.versions.lifecycle import Stage, checked_transition
-from apps.versions.models import ModelVersion, ProductionPointerChange, StageTransition
-from apps.versions.selectors import production_version
-from apps.versions.services import version_stage_change
+from apps.versions.models import AliasChange, ModelVersion, ProductionPointerChange, StageTransition
+from apps.versions.selectors import alias_rollback_candidates, production_version, version_at_alias
+from apps.versions.services import alias_pointer_change, version_stage_change
 
-from .models import GATED_STAGES, Approval, ApprovalPolicy, Decision, Invalidation, RequestStatus, TransitionRequest
+from .models import GATED_STAGES, AliasPolicy, Approval, ApprovalPolicy, Decision, Invalidation, RequestStatus, TransitionRequest
 from .selectors import (
+    AliasRules,
+    alias_policy,
     approval_policy,
     production_gate_problems,
     quality_verdict,
@@ -34,57 +37,107 @@ def _live_approvals(transition_request: TransitionRequest, group) -> int:
     return approvals.values("approver").distinct().count()
 
 
+class ApprovalRequired(ValidationError):
+    """A move that needs approvals, tried without a request holding them. Names the request to open: `target` is the
+    stage or `@alias`, `request_path` the API path that opens it (what the message says too)."""
+
+    def __init__(self, message: str, *, field: str, model: RegisteredModel, version: ModelVersion, target: str, required: int):
+        super().__init__({field: [message]})
+        self.model_name, self.version_number, self.target, self.required = model.name, version.number, target, required
+        self.request_path = f"/api/v1/models/{model.name}/versions/{version.number}/transitions/"
+
+
 @transaction.atomic
 def version_transition(
-    *, version: ModelVersion, to_stage: str, actor, reason: str = "", transition_request: TransitionRequest | None = None, rollback: bool = False
-) -> StageTransition:
-    """The only way to change a version's stage, and where every gate is enforced; `version_stage_change` applies it.
+    *,
+    version: ModelVersion,
+    to_stage: str = "",
+    actor,
+    reason: str = "",
+    transition_request: TransitionRequest | None = None,
+    rollback: bool = False,
+    alias: str = "",
+    remove: bool = False,
+) -> StageTransition | AliasChange:
+    """The only way to move a pointer: a version's stage (and with it the production pointer), or a free alias
+    (`alias`, with `remove` to delete it). Every gate is enforced here; `version_stage_change` and
+    `alias_pointer_change` apply what it decides.
 
-    Locks the model row so concurrent promotions, approvals and rollbacks serialise. A move into staging, or into or
-    out of production, reaches its stage only with a `request` holding the approvals `review_policy` asks for (a
-    manager takes production down directly, audited). Production also needs passed validation and the quality gate,
-    evaluated here, under the lock, against the production version (or pinned baseline) of this moment, unless a
-    manager's override for that same baseline is on the request. A rollback to a version that passed production
-    review before needs neither. Promoting archives the previous production version and records the pointer move.
+    Locks the model row so concurrent promotions, alias moves, approvals and rollbacks serialise. A move into
+    staging, or into or out of production, or of a governed alias, happens only with a `transition_request` holding
+    the approvals its policy asks for (`review_policy`, `alias_policy`); a manager takes production down, or deletes a
+    governed alias, directly (audited). Production, and an alias whose policy has gates, also needs passed
+    validation and the quality gate, evaluated here, under the lock, against the production version (or pinned
+    baseline) of this moment, unless a manager's override for that same baseline is on the request. A rollback to a
+    version that held the pointer before needs no approval. The `production` alias is the production stage.
     """
     model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if alias == PRODUCTION_ALIAS:
+        to_stage, alias = (Stage.ARCHIVED if remove else Stage.PRODUCTION), ""
     if rollback:
         if not (can(actor, Action.APPROVE_TRANSITION, model) or can(actor, Action.MANAGE, model)):
             require(actor, Action.APPROVE_TRANSITION, model)
     else:
         require(actor, Action.APPROVE_TRANSITION if transition_request is not None else Action.REQUEST_TRANSITION, model)
-    checked_transition(version.stage, to_stage, rollback=rollback)
-    if (version.stage == Stage.DRAFT or to_stage == Stage.PRODUCTION) and unsafe_finding_blocks(version):
-        raise ValidationError({"to_stage": ["Validation found code that would run when this version's files are unpickled; it cannot leave draft or return to production. Register a version saved without those objects (e.g. as safetensors)."]})
+    rules = alias_policy(model, alias) if alias else None
+    if alias:
+        gated = rules.gates and not remove
+        unsafe_blocks = gated
+    else:
+        checked_transition(version.stage, to_stage, rollback=rollback)
+        gated = to_stage == Stage.PRODUCTION
+        unsafe_blocks = version.stage == Stage.DRAFT or to_stage == Stage.PRODUCTION
+    if unsafe_blocks and unsafe_finding_blocks(version):
+        where = f"move @{alias} (its policy applies the gates)" if alias else "return to production"
+        raise ValidationError({"alias" if alias else "to_stage": [
+            f"Validation found code that would run when this version's files are unpickled; it cannot leave draft or {where}. "
+            "Register a version saved without those objects (e.g. as safetensors)."
+        ]})
     if len(reason) > 5000:
         raise ValidationError({"reason": ["Keep the reason under 5000 characters."]})
     gate = None
     if not rollback:
-        if transition_request is not None and transition_request.from_stage and transition_request.from_stage != version.stage:
-            asked_from = transition_request.from_stage
-            raise ValidationError({"to_stage": [f"v{version.number} is {version.stage} now, not {asked_from} as when this was requested; ask again."]})
-        required, group = review_policy(model, from_stage=version.stage, to_stage=to_stage, actor=actor if transition_request is None else None)
+        if alias:
+            required, group = rules.required_approvals, rules.approver_group
+            if remove and required:
+                if not can(actor, Action.MANAGE, model):
+                    raise PermissionDenied(f"@{alias} is governed ({required} approval(s) to move it); only managers of '{model.name}' may delete it.")
+                required = 0
+            matches = transition_request is not None and transition_request.alias == alias
+            field, target = "alias", f"@{alias}"
+            asking = f"Moving @{alias} to v{version.number} needs {required} approval(s)"
+            how = f'{{"alias": "{alias}", "comment": "why"}}'
+        else:
+            if transition_request is not None and transition_request.from_stage and transition_request.from_stage != version.stage:
+                asked_from = transition_request.from_stage
+                raise ValidationError({"to_stage": [f"v{version.number} is {version.stage} now, not {asked_from} as when this was requested; ask again."]})
+            required, group = review_policy(model, from_stage=version.stage, to_stage=to_stage, actor=actor if transition_request is None else None)
+            matches = transition_request is not None and not transition_request.alias and transition_request.to_stage == to_stage
+            field, target = "to_stage", to_stage
+            leaving = " out of production" if version.stage == Stage.PRODUCTION else f" to {to_stage}"
+            asking = f"Moving{leaving} needs {required} approval(s)"
+            how = f'{{"to_stage": "{to_stage}", "comment": "why"}}'
         if required:
-            if (
-                transition_request is None
-                or transition_request.version_id != version.pk
-                or transition_request.to_stage != to_stage
-                or transition_request.status != RequestStatus.PENDING
-            ):
-                leaving = " out of production" if version.stage == Stage.PRODUCTION else f" to {to_stage}"
-                raise ValidationError({"to_stage": [f"Moving{leaving} needs {required} approval(s); request the transition for review."]})
+            if not matches or transition_request.version_id != version.pk or transition_request.status != RequestStatus.PENDING:
+                raise ApprovalRequired(
+                    f"{asking}; request the transition for review: POST /api/v1/models/{model.name}/versions/{version.number}/transitions/ "
+                    f"with {how}, or 'Request' on the version page. Someone else approves it.",
+                    field=field, model=model, version=version, target=target, required=required,
+                )
             if _live_approvals(transition_request, group) < required:
-                raise ValidationError({"to_stage": [f"Moving to {to_stage} needs {required} approval(s); the request has fewer."]})
-        if to_stage == Stage.PRODUCTION:
+                raise ValidationError({field: [f"Moving to {target} needs {required} approval(s); the request has fewer."]})
+        if gated:
             gate = quality_verdict(version)
             problems = production_gate_problems(version, transition_request, gate)
             if problems:
-                raise ValidationError({"to_stage": problems})
+                raise ValidationError({field: problems})
     if transition_request is not None and gate is not None:
         transition_request.gate_at_decision = {"status": gate.status, "baseline": gate.baseline_number, "overridden": not gate.passed}
         transition_request.save(update_fields=["gate_at_decision"])
 
+    if alias:
+        return alias_pointer_change(model=model, alias=alias, version=None if remove else version, actor=actor, reason=reason, rollback=rollback)
     authority = _takedown_authority(model, actor, transition_request) if version.stage == Stage.PRODUCTION and to_stage != Stage.PRODUCTION else ""
     return version_stage_change(model=model, version=version, to_stage=to_stage, actor=actor, reason=reason, rollback=rollback, takedown_authority=authority)
 
@@ -96,29 +149,44 @@ def _takedown_authority(model: RegisteredModel, actor, transition_request: Trans
 
 
 def _request_snapshot(transition_request: TransitionRequest) -> dict:
-    return {"version": transition_request.version.number, "to_stage": transition_request.to_stage, "status": transition_request.status}
+    target = {"alias": transition_request.alias} if transition_request.alias else {"to_stage": transition_request.to_stage}
+    return {"version": transition_request.version.number, **target, "status": transition_request.status}
 
 
 @transaction.atomic
-def transition_request_create(*, version: ModelVersion, to_stage: str, actor, justification: str) -> TransitionRequest:
-    """Ask to move a version. Moves that need no approval (and pass their gates) are applied at once; so is a
-    manager's move out of production."""
+def transition_request_create(*, version: ModelVersion, to_stage: str = "", actor, justification: str, alias: str = "") -> TransitionRequest:
+    """Ask to move a version to a stage, or to point a free alias at it (`alias`; `production` is the stage).
+
+    Moves that need no approval (and pass their gates) are applied at once; so is a manager's move out of production."""
     model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     require(actor, Action.REQUEST_TRANSITION, model)
     justification = justification.strip()
     if not justification:
         raise ValidationError({"justification": ["Say why this version should move; reviewers read it first."]})
-    checked_transition(version.stage, to_stage)
-    if TransitionRequest.objects.pending().filter(version=version, to_stage=to_stage).exists():
-        raise ValidationError({"to_stage": [f"v{version.number} already has a pending request to move to {to_stage}."]})
+    alias = canonical_alias_name(alias) if alias else ""
+    if alias:
+        validate_alias_name(alias)
+    if alias == PRODUCTION_ALIAS:
+        to_stage, alias = Stage.PRODUCTION, ""
+    if alias:
+        current = version_at_alias(model, alias)
+        if current is not None and current.pk == version.pk:
+            raise ValidationError({"alias": [f"@{alias} already points at v{version.number}."]})
+        if TransitionRequest.objects.pending().filter(version=version, alias=alias).exists():
+            raise ValidationError({"alias": [f"v{version.number} already has a pending request for @{alias}."]})
+        required = alias_policy(model, alias).required_approvals
+    else:
+        checked_transition(version.stage, to_stage)
+        if TransitionRequest.objects.pending().filter(version=version, to_stage=to_stage).exists():
+            raise ValidationError({"to_stage": [f"v{version.number} already has a pending request to move to {to_stage}."]})
+        required, _ = review_policy(model, from_stage=version.stage, to_stage=to_stage, actor=actor)
     transition_request = TransitionRequest.objects.create(
-        version=version, from_stage=version.stage, to_stage=to_stage, requested_by=actor, justification=justification
+        version=version, from_stage=version.stage, to_stage=to_stage, alias=alias, requested_by=actor, justification=justification
     )
     audit.record(actor=actor, obj=transition_request, action="request.created", after=_request_snapshot(transition_request), registered_model_id=model.pk)
-    required, _ = review_policy(model, from_stage=version.stage, to_stage=to_stage, actor=actor)
     if required == 0:
-        version_transition(version=version, to_stage=to_stage, actor=actor, reason=justification, transition_request=None)
+        version_transition(version=version, to_stage=to_stage, alias=alias, actor=actor, reason=justification, transition_request=None)
         _decide(transition_request, RequestStatus.APPLIED, actor)
     return transition_request
 
@@ -165,7 +233,7 @@ def transition_request_approve(*, transition_request: TransitionRequest, actor, 
         raise PermissionDenied("You requested this transition; someone else must approve it.")
     required, group = transition_request_policy(transition_request)
     if group is not None and not actor.groups.filter(pk=group.pk).exists():
-        raise PermissionDenied(f"Approvals for {transition_request.to_stage} must come from members of '{group.name}'.")
+        raise PermissionDenied(f"Approvals for {transition_request.target} must come from members of '{group.name}'.")
     _invalidate_stale_approvals(transition_request, actor)
     if transition_request.approvals.filter(approver=actor, invalidated_at__isnull=True).exists():
         raise ValidationError("You have already approved this request.")
@@ -181,6 +249,7 @@ def transition_request_approve(*, transition_request: TransitionRequest, actor, 
         version_transition(
             version=transition_request.version,
             to_stage=transition_request.to_stage,
+            alias=transition_request.alias,
             actor=actor,
             reason=transition_request.justification,
             transition_request=transition_request,
@@ -231,8 +300,9 @@ def transition_request_override_quality(*, transition_request: TransitionRequest
     The override holds for the baseline it was given against; if production moves, the gate is judged again."""
     model, transition_request = _lock_pending(transition_request)
     require(actor, Action.MANAGE, model)
-    if transition_request.to_stage != Stage.PRODUCTION:
-        raise ValidationError("Only production requests pass the quality gate.")
+    gated = alias_policy(model, transition_request.alias).gates if transition_request.alias else transition_request.to_stage == Stage.PRODUCTION
+    if not gated:
+        raise ValidationError("Only production requests, and requests for aliases whose policy has gates, pass the quality gate.")
     if len(reason.strip()) < 10:
         raise ValidationError({"reason": ["Write the reason for overriding the quality gate (at least a sentence)."]})
     verdict = quality_verdict(transition_request.version)
@@ -290,3 +360,85 @@ def approval_policy_update(*, model: RegisteredModel, actor, policies: dict[str,
         before={s: [r, g.name if g else None] for s, (r, g) in before.items()},
         after={s: [r, g.name if g else None] for s, (r, g) in policies.items()}, registered_model_id=model.pk,
     )
+
+
+# -- aliases -----------------------------------------------------------------------------------------------------------
+
+
+def _alias_name(raw: str) -> str:
+    alias = canonical_alias_name(raw)
+    validate_alias_name(alias)
+    return alias
+
+
+@transaction.atomic
+def alias_set(*, model: RegisteredModel, alias: str, version: ModelVersion, actor, reason: str = "") -> StageTransition | AliasChange:
+    """Point an alias at a version now, through `version_transition`: an ungoverned free alias moves at once (audited,
+    evented); a governed one (and `production`) raises `ApprovalRequired`, naming the request to open
+    (`transition_request_create(..., alias=...)`), which applies the move at its decisive approval."""
+    alias = _alias_name(alias)
+    if version.model_id != model.pk:
+        raise ValidationError({"version": [f"v{version.number} is not a version of '{model.name}'."]})
+    if alias == PRODUCTION_ALIAS:
+        return version_transition(version=version, to_stage=Stage.PRODUCTION, actor=actor, reason=reason.strip())
+    return version_transition(version=version, alias=alias, actor=actor, reason=reason.strip())
+
+
+@transaction.atomic
+def alias_delete(*, model: RegisteredModel, alias: str, actor, reason: str = "") -> StageTransition | AliasChange:
+    """Remove an alias through `version_transition`: a free alias anyone who may request moves deletes when it is
+    ungoverned, a manager when it is governed; `production` is taken down (archived) under production's rules."""
+    alias = _alias_name(alias)
+    current = version_at_alias(model, alias)
+    if current is None:
+        raise ValidationError({"alias": [f"Model '{model.name}' has no alias '{alias}'."]})
+    return version_transition(version=current, alias=alias, remove=True, actor=actor, reason=reason.strip())
+
+
+@transaction.atomic
+def alias_rollback(*, model: RegisteredModel, alias: str, actor, reason: str, to_version: ModelVersion | None = None) -> ProductionPointerChange | AliasChange:
+    """Point an alias back at a version it pointed at before (the previous one by default), with no new approval:
+    approvers and managers may. `production` rolls back through `production_rollback`."""
+    alias = _alias_name(alias)
+    if alias == PRODUCTION_ALIAS:
+        return production_rollback(model=model, actor=actor, reason=reason, to_version=to_version)
+    model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    if not (can(actor, Action.APPROVE_TRANSITION, model) or can(actor, Action.MANAGE, model)):
+        require(actor, Action.APPROVE_TRANSITION, model)
+    if not reason.strip():
+        raise ValidationError({"reason": ["Say why you roll back; it is kept in the alias's history."]})
+    current = version_at_alias(model, alias)
+    candidates = alias_rollback_candidates(model, alias, current)
+    if to_version is None:
+        if not candidates:
+            raise ValidationError(f"@{alias} never pointed at another version; there is nothing to roll back to.")
+        to_version = ModelVersion.objects.get(model=model, number=candidates[0])
+    elif to_version.model_id != model.pk or to_version.number not in candidates:
+        if current is not None and to_version.pk == current.pk:
+            raise ValidationError({"to_version": [f"@{alias} already points at v{to_version.number}."]})
+        raise ValidationError({"to_version": [f"@{alias} never pointed at v{to_version.number}; only those versions can be rolled back to."]})
+    return version_transition(version=to_version, alias=alias, actor=actor, reason=reason.strip(), rollback=True)
+
+
+@transaction.atomic
+def alias_policy_update(
+    *, model: RegisteredModel, alias: str, actor, required_approvals: int, approver_group=None, gates: bool = False
+) -> AliasRules:
+    """Set how an alias is governed (managers). For `production` this is production's approval policy; its gates
+    always apply. A free alias's policy may be set before the alias first points anywhere."""
+    require(actor, Action.MANAGE, model)
+    alias = _alias_name(alias)
+    if not 0 <= required_approvals <= 10:
+        raise ValidationError({"required_approvals": ["Ask for 0 to 10 approvals."]})
+    if alias == PRODUCTION_ALIAS:
+        if not gates:
+            raise ValidationError({"gates": ["Production's gates always apply; only its approvals and approver group can change."]})
+        approval_policy_update(model=model, actor=actor, policies={Stage.PRODUCTION: (required_approvals, approver_group)})
+        return alias_policy(model, alias)
+    before = alias_policy(model, alias).as_dict()
+    AliasPolicy.objects.update_or_create(
+        model=model, alias=alias, defaults={"required_approvals": required_approvals, "approver_group": approver_group, "gates": gates}
+    )
+    after = alias_policy(model, alias)
+    audit.record(actor=actor, obj=model, action="alias_policy.updated", before=before, after=after.as_dict(), registered_model_id=model.pk)
+    return after

@@ -11,7 +11,7 @@ from apps.lineage.models import VersionDataset
 from apps.models.models import RegisteredModel
 from apps.models.permissions import visible_model_sql
 from apps.validation.models import FINISHED, CheckResult, ValidationJob
-from apps.versions.models import Artifact, Metric, ModelVersion, VersionTag
+from apps.versions.models import Artifact, Metric, ModelAlias, ModelVersion, VersionTag
 from apps.versions.selectors import version_or_404
 
 
@@ -110,18 +110,29 @@ def stage_fingerprint(user, name: str, stage: str) -> dict | None:
     answer the new body under a new ETag. Hand-written SQL because this is what deployment pipelines poll:
     building the equivalent ORM query cost more than running it.
     """
-    visible, params = visible_model_sql("m", user)
-    versions, models_, jobs = ModelVersion._meta.db_table, RegisteredModel._meta.db_table, ValidationJob._meta.db_table
+    versions, models_ = ModelVersion._meta.db_table, RegisteredModel._meta.db_table
+    return _fingerprint(user, f"{versions} v JOIN {models_} m ON m.id = v.model_id WHERE m.name = %s AND v.stage = %s", [name, stage])
+
+
+def alias_fingerprint(user, name: str, alias: str) -> dict | None:
+    """`stage_fingerprint` for a free alias: one query, the version the alias points at and what its JSON depends on."""
+    versions, models_, aliases = ModelVersion._meta.db_table, RegisteredModel._meta.db_table, ModelAlias._meta.db_table
+    joined = f"{aliases} a JOIN {versions} v ON v.id = a.version_id JOIN {models_} m ON m.id = a.model_id WHERE m.name = %s AND a.name = %s"
+    return _fingerprint(user, joined, [name, alias])
+
+
+def _fingerprint(user, joined: str, params: list) -> dict | None:
+    visible, visible_params = visible_model_sql("m", user)
+    jobs = ValidationJob._meta.db_table
     sql = (
         f"SELECT v.id, v.model_id, v.number, v.updated_at,"
         f" (SELECT j.id FROM {jobs} j WHERE j.version_id = v.id ORDER BY j.created_at DESC, j.id DESC LIMIT 1),"
         f" (SELECT j.status FROM {jobs} j WHERE j.version_id = v.id ORDER BY j.created_at DESC, j.id DESC LIMIT 1),"
         f" (SELECT j.attempts FROM {jobs} j WHERE j.version_id = v.id ORDER BY j.created_at DESC, j.id DESC LIMIT 1)"
-        f" FROM {versions} v JOIN {models_} m ON m.id = v.model_id"
-        f" WHERE m.name = %s AND v.stage = %s AND {visible} ORDER BY v.number DESC LIMIT 1"
+        f" FROM {joined} AND {visible} ORDER BY v.number DESC LIMIT 1"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [name, stage, *params])
+        cursor.execute(sql, [*params, *visible_params])
         row = cursor.fetchone()
     if row is None:
         return None

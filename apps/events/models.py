@@ -19,6 +19,7 @@ class EventType(models.TextChoices):
     VERSION_STAGE_CHANGED = "version.stage_changed", "A version changed stage"
     PRODUCTION_CHANGED = "production.changed", "The production version changed"
     PRODUCTION_ROLLED_BACK = "production.rolled_back", "Production was rolled back"
+    ALIAS_CHANGED = "alias.changed", "An alias moved, was set, rolled back or deleted"
 
 
 class DeliveryStatus(models.TextChoices):

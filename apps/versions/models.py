@@ -165,16 +165,24 @@ class PointerChangeKind(models.TextChoices):
     RETIREMENT = "retirement", "Retirement"
 
 
-class ProductionPointerChange(models.Model):
-    """The production pointer's history: from `changed_at` on, `version` (None: nothing) served production."""
+class PointerChange(models.Model):
+    """One move of a pointer (production or a free alias): from `changed_at` on it pointed at `version` (None: nowhere)."""
 
     kind = models.CharField(max_length=16, choices=PointerChangeKind.choices, default=PointerChangeKind.PROMOTION)
-    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="pointer_changes")
     version = models.ForeignKey(ModelVersion, null=True, on_delete=models.PROTECT, related_name="+")
     previous_version = models.ForeignKey(ModelVersion, null=True, on_delete=models.PROTECT, related_name="+")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     reason = models.TextField(blank=True)
     changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
+class ProductionPointerChange(PointerChange):
+    """The production pointer's history: from `changed_at` on, `version` (None: nothing) served production."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="pointer_changes")
 
     class Meta:
         ordering = ["-changed_at", "-id"]
@@ -184,11 +192,49 @@ class ProductionPointerChange(models.Model):
         return f"{self.model}: production -> {self.version or 'none'}"
 
 
+class ModelAlias(models.Model):
+    """A free alias of a model (`champion`, `eu-prod`): a named pointer at one version. One version may carry several.
+
+    The built-in `production` alias is no row here: it is the production stage's pointer (ProductionPointerChange).
+    Moved only through `apps.approvals.services.version_transition`, which applies its policy (AliasPolicy).
+    """
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=128)
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="aliases")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["model", "name"], name="alias_name_unique_per_model")]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}@{self.name}"
+
+
+class AliasChange(PointerChange):
+    """A free alias's history: from `changed_at` on, `alias` pointed at `version` (None: the alias was deleted).
+
+    Keyed by the alias's name, not its row, so the history outlives a deletion and continues if the name returns.
+    """
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="alias_changes")
+    alias = models.CharField(max_length=128)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["model", "alias", "changed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.model}@{self.alias} -> {self.version or 'none'}"
+
+
 class Deployment(models.Model):
-    """What a deployment target (a named environment such as prod-eu) last reported serving."""
+    """What a deployment target (a named environment such as prod-eu) last reported serving, and the alias it follows."""
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="deployments")
     environment = models.SlugField(max_length=64)
+    follows = models.CharField(max_length=128, default="production", help_text="The alias this environment should serve; drift is judged against it.")
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="deployments")
     reported_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     reported_at = models.DateTimeField()

@@ -1,13 +1,14 @@
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import F, Max, OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
 from apps.models.models import RegisteredModel
 
-from .models import Artifact, Deployment, ModelVersion, ProductionPointerChange
+from .aliases import PRODUCTION_ALIAS
+from .models import AliasChange, Artifact, Deployment, ModelAlias, ModelVersion, ProductionPointerChange
 from .paths import canonical_artifact_path
 
 
@@ -53,15 +54,76 @@ def models_with_pointers(queryset: QuerySet[RegisteredModel]) -> QuerySet[Regist
     return queryset.annotate(production_number=Subquery(production.values("number")[:1]), version_count=F("last_version_number"))
 
 
-def deployments_with_drift(model: RegisteredModel, production: ModelVersion | None, last_change: ProductionPointerChange | None) -> list[dict]:
-    """Each environment's reported version, and how long it has lagged behind the production pointer."""
+def deployments_with_drift(
+    model: RegisteredModel, production: ModelVersion | None, last_change: ProductionPointerChange | None, aliases: list[ModelAlias] | None = None
+) -> list[dict]:
+    """Each environment's reported version, and how long it has lagged behind the alias it follows (production by default).
+
+    `aliases` are the model's free aliases with their versions, read once for the page (`aliases_of_model`); the
+    moments the followed free aliases last moved are read in one query, only when some environment lags behind one.
+    """
+    pointing = {alias.name: alias.version for alias in aliases or []}
+    pointing[PRODUCTION_ALIAS] = production
     rows = []
     for deployment in Deployment.objects.filter(model=model).select_related("version", "reported_by"):
-        drifting = production is not None and deployment.version_id != production.pk
-        since = last_change.changed_at if drifting and last_change else None
-        rows.append({
-            "deployment": deployment,
-            "drifting": drifting,
-            "behind_for": (timezone.now() - since) if since else None,
-        })
+        target = pointing.get(deployment.follows)
+        rows.append({"deployment": deployment, "target": target, "drifting": target is not None and deployment.version_id != target.pk})
+    lagging = {row["deployment"].follows for row in rows if row["drifting"]} - {PRODUCTION_ALIAS}
+    moved = dict(
+        AliasChange.objects.filter(model=model, alias__in=lagging).values("alias").annotate(last=Max("changed_at")).values_list("alias", "last")
+    ) if lagging else {}
+    if last_change is not None:
+        moved[PRODUCTION_ALIAS] = last_change.changed_at
+    for row in rows:
+        since = moved.get(row["deployment"].follows) if row["drifting"] else None
+        row["behind_for"] = (timezone.now() - since) if since else None
     return rows
+
+
+# -- aliases -----------------------------------------------------------------------------------------------------------
+
+
+def aliases_of_model(model: RegisteredModel) -> list[ModelAlias]:
+    """The model's free aliases with their versions: one query, what a page shows as badges and in its alias list."""
+    return list(ModelAlias.objects.filter(model=model).select_related("version").order_by("name"))
+
+
+def aliases_by_version(aliases: list[ModelAlias]) -> dict:
+    """Version pk -> the names of the free aliases pointing at it, for badges."""
+    names: dict = {}
+    for alias in aliases:
+        names.setdefault(alias.version_id, []).append(alias.name)
+    return names
+
+
+def version_at_alias(model: RegisteredModel, alias: str) -> ModelVersion | None:
+    """The version an alias points at now (`production`: the production version), or None if it points nowhere."""
+    if alias == PRODUCTION_ALIAS:
+        return production_version(model)
+    row = ModelAlias.objects.filter(model=model, name=alias).select_related("version__model").first()
+    return row.version if row else None
+
+
+def alias_history(model: RegisteredModel, alias: str) -> QuerySet:
+    """An alias's moves, newest first: ProductionPointerChange rows for `production`, AliasChange rows for a free alias.
+
+    Both have changed_at, kind, version, previous_version, actor and reason."""
+    if alias == PRODUCTION_ALIAS:
+        return production_history(model)
+    return AliasChange.objects.filter(model=model, alias=alias).select_related("version", "previous_version", "actor")
+
+
+def alias_at(model: RegisteredModel, alias: str, when: datetime) -> ModelVersion | None:
+    """The version an alias pointed at, at instant `when` (None if it pointed nowhere)."""
+    if alias == PRODUCTION_ALIAS:
+        return production_at(model, when)
+    change = AliasChange.objects.filter(model=model, alias=alias, changed_at__lte=when).select_related("version").order_by("-changed_at", "-id").first()
+    return change.version if change else None
+
+
+def alias_rollback_candidates(model: RegisteredModel, alias: str, current: ModelVersion | None = None) -> list[int]:
+    """Numbers of the versions a free alias pointed at before (those it may be rolled back to), newest first."""
+    changes = AliasChange.objects.filter(model=model, alias=alias, version__isnull=False).order_by("-changed_at", "-id")
+    if current is not None:
+        changes = changes.exclude(version=current)
+    return list(dict.fromkeys(changes.values_list("version__number", flat=True)))

@@ -14,8 +14,9 @@ from apps.events.services import event_emit
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require
 
+from .aliases import PRODUCTION_ALIAS, canonical_alias_name, validate_alias_name
 from .lifecycle import Stage, checked_transition
-from .models import Deployment, ModelVersion, PointerChangeKind, ProductionPointerChange, StageTransition
+from .models import AliasChange, Deployment, ModelAlias, ModelVersion, PointerChangeKind, ProductionPointerChange, StageTransition
 
 
 @dataclass
@@ -62,22 +63,69 @@ def version_update(*, version: ModelVersion, actor, description: str, tags: list
 
 
 @transaction.atomic
-def deployment_report(*, model: RegisteredModel, environment: str, version: ModelVersion, actor) -> "Deployment":
-    """Record what a deployment target serves. Reporters hold the register permission (pipeline accounts do)."""
+def deployment_report(
+    *, model: RegisteredModel, environment: str, version: ModelVersion, actor, follows: str | None = None
+) -> "Deployment":
+    """Record what a deployment target serves, and (when given) the alias it follows: drift is judged against that
+    alias (production until told otherwise). Reporters hold the register permission (pipeline accounts do)."""
     require(actor, Action.REGISTER, model)
     if slugify(environment) != environment or not environment or len(environment) > 64:
         raise ValidationError({"environment": ["Name environments with lowercase letters, digits and '-', e.g. prod-eu."]})
+    if follows is not None:
+        follows = canonical_alias_name(follows)
+        validate_alias_name(follows)
     deployment = Deployment.objects.select_for_update().filter(model=model, environment=environment).first()
-    before = {"version": deployment.version.number} if deployment else None
+    before = {"version": deployment.version.number, "follows": deployment.follows} if deployment else None
     if deployment is None:
         deployment = Deployment(model=model, environment=environment)
     deployment.version, deployment.reported_by, deployment.reported_at = version, actor, timezone.now()
+    if follows is not None:
+        deployment.follows = follows
     deployment.save()
     audit.record(
         actor=actor, obj=deployment, action="deployment.reported", before=before,
-        after={"environment": environment, "version": version.number}, registered_model_id=model.pk,
+        after={"environment": environment, "version": version.number, "follows": deployment.follows}, registered_model_id=model.pk,
     )
     return deployment
+
+
+@transaction.atomic
+def alias_pointer_change(
+    *, model: RegisteredModel, alias: str, version: ModelVersion | None, actor, reason: str, rollback: bool = False
+) -> AliasChange:
+    """Apply a move of a free alias already decided: point it at `version` (None: delete it), its history row, the
+    audit record and the event. The caller holds the model's row lock and has decided the move may happen: only
+    `apps.approvals.services.version_transition` calls this (as `version_stage_change` for stages)."""
+    if alias == PRODUCTION_ALIAS:
+        raise ValueError("The production alias moves with the production stage (version_stage_change).")
+    current = ModelAlias.objects.select_for_update().filter(model=model, name=alias).select_related("version").first()
+    previous = current.version if current else None
+    if version is None:
+        if current is None:
+            raise ValidationError({"alias": [f"Model '{model.name}' has no alias '{alias}'."]})
+        current.delete()
+        kind = PointerChangeKind.RETIREMENT
+    else:
+        if version.model_id != model.pk:
+            raise ValidationError({"version": [f"v{version.number} is not a version of '{model.name}'."]})
+        if previous is not None and previous.pk == version.pk:
+            raise ValidationError({"version": [f"@{alias} already points at v{version.number}."]})
+        if current is None:
+            current = ModelAlias(model=model, name=alias)
+        current.version = version
+        current.save()
+        kind = PointerChangeKind.ROLLBACK if rollback else PointerChangeKind.PROMOTION
+    change = AliasChange.objects.create(model=model, alias=alias, version=version, previous_version=previous, actor=actor, reason=reason, kind=kind)
+    old, new = (previous.number if previous else None), (version.number if version else None)
+    audit.record(
+        actor=actor, obj=change, action=f"alias.{'deleted' if version is None else 'rolled_back' if rollback else 'moved'}",
+        before={"alias": alias, "version": old}, after={"alias": alias, "version": new, "reason": reason}, registered_model_id=model.pk,
+    )
+    event_emit(
+        model=model, actor=actor, event_type=EventType.ALIAS_CHANGED,
+        payload={"alias": alias, "old_version": old, "new_version": new, "reason": reason, "rollback": rollback},
+    )
+    return change
 
 
 @transaction.atomic

@@ -22,21 +22,14 @@ from apps.models.services import model_permission_grant
 from apps.validation.models import ValidationJob
 from apps.validation.services import validation_policy_update, validation_run
 from apps.versions.models import ModelVersion, ProductionPointerChange
-from tests.factories import promote, register_version
+from tests.factories import promote, register_version, validated_version
 from tests.helpers import RunsSystem
 
 pytestmark = pytest.mark.django_db
 
 
-def _validated(model, owner, **kwargs):
-    version = register_version(model, owner, **kwargs)
-    validation_run(job_id=version.validation_jobs.get().pk)
-    version.refresh_from_db()
-    return version
-
-
 def _production_request(model, owner, **kwargs):
-    version = _validated(model, owner, **kwargs)
+    version = validated_version(model, owner, **kwargs)
     transition_request_create(version=version, to_stage="staging", actor=owner, justification="ready")
     return transition_request_create(version=version, to_stage="production", actor=owner, justification="ship it")
 
@@ -118,7 +111,7 @@ def test_production_needs_finished_passed_validation(model, owner, reviewer):
 
 
 def test_a_failed_quality_gate_blocks_until_a_manager_overrides_with_a_reason(model, owner, reviewer):
-    promote(_validated(model, owner, metrics={"acc": 0.9}), requester=owner, approver=reviewer)
+    promote(validated_version(model, owner, metrics={"acc": 0.9}), requester=owner, approver=reviewer)
     rules = [{"metric": "acc", "direction": "higher", "allowed_regression": 0.0, "regression_kind": "absolute", "min_value": None, "max_value": None}]
     validation_policy_update(model=model, actor=owner, required_file_patterns=[], pinned_baseline=None, rules=rules)
     request = _production_request(model, owner, metrics={"acc": 0.8})
@@ -136,7 +129,7 @@ def test_a_failed_quality_gate_blocks_until_a_manager_overrides_with_a_reason(mo
 
 
 def test_an_unsafe_version_never_reaches_staging_or_production(model, owner, reviewer):
-    version = _validated(model, owner, files={"model.pkl": pickle.dumps(RunsSystem(), protocol=2)})
+    version = validated_version(model, owner, files={"model.pkl": pickle.dumps(RunsSystem(), protocol=2)})
     with pytest.raises(ValidationError, match="cannot leave draft"):
         transition_request_create(version=version, to_stage="staging", actor=owner, justification="please")
     version.refresh_from_db()
@@ -149,7 +142,7 @@ def test_a_request_goes_stale_when_the_pointer_moves_between_approvals(model, ow
     transition_request_approve(transition_request=waiting, actor=reviewer)
     assert not transition_request_is_stale(waiting)
     approval_policy_update(model=model, actor=owner, policies={"production": (1, None)})
-    promote(_validated(model, owner), requester=owner, approver=second_approver)  # the pointer moves
+    promote(validated_version(model, owner), requester=owner, approver=second_approver)  # the pointer moves
     approval_policy_update(model=model, actor=owner, policies={"production": (2, None)})
     assert transition_request_is_stale(waiting)
     transition_request_approve(transition_request=waiting, actor=second_approver)
@@ -180,7 +173,7 @@ def test_reject_needs_a_comment_and_withdraw_is_for_the_requester(model, owner, 
 
 
 def test_rollback_moves_the_pointer_back_without_a_new_approval(model, owner, reviewer):
-    first, second = _validated(model, owner), _validated(model, owner)
+    first, second = validated_version(model, owner), validated_version(model, owner)
     promote(first, requester=owner, approver=reviewer)
     promote(second, requester=owner, approver=reviewer)
     change = production_rollback(model=model, actor=reviewer, reason="latency spike")
@@ -194,8 +187,8 @@ def test_rollback_moves_the_pointer_back_without_a_new_approval(model, owner, re
 
 
 def test_rollback_refuses_versions_that_were_never_in_production(model, owner, reviewer, make_user):
-    first = _validated(model, owner)
-    never = _validated(model, owner)
+    first = validated_version(model, owner)
+    never = validated_version(model, owner)
     with pytest.raises(ValidationError, match="nothing to roll back to"):
         production_rollback(model=model, actor=owner, reason="x")
     promote(first, requester=owner, approver=reviewer)
@@ -214,7 +207,7 @@ def test_rollback_refuses_versions_that_were_never_in_production(model, owner, r
 def test_every_stage_change_writes_its_events_in_the_same_transaction(model, owner, reviewer):
     from apps.events.models import Event
 
-    first, second = _validated(model, owner), _validated(model, owner)
+    first, second = validated_version(model, owner), validated_version(model, owner)
     promote(first, requester=owner, approver=reviewer)
     promote(second, requester=owner, approver=reviewer)
     production_rollback(model=model, actor=reviewer, reason="incident")
