@@ -179,14 +179,19 @@ def version_by_stage(request, name: str, stage: str):
 
 
 @documented(
-    summary="Download one artifact file of a version",
-    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
-    errors=[404],
+    summary="Download one artifact file of a version (HEAD, ETag = its SHA-256, If-None-Match, Range on local disk; a presigned redirect on S3)",
+    responses={
+        (200, "application/octet-stream"): OpenApiTypes.BINARY,
+        (206, "application/octet-stream"): OpenApiTypes.BINARY,
+        302: OpenApiResponse(description="On S3: the presigned URL; X-Checksum-SHA256 carries the file's SHA-256."),
+        304: OpenApiResponse(description="The ETag sent in If-None-Match is the file's."),
+    },
+    errors=[404, 416],
 )
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 def artifact_download(request, name: str, number: int, path: str):
     model = get_model_for(request.user, name)
-    return artifact_response(artifact_or_404(model, number, path))
+    return artifact_response(request, artifact_or_404(model, number, path))
 
 
 @documented(

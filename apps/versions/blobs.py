@@ -10,6 +10,7 @@ missing and stores it again.
 """
 
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
@@ -24,6 +25,7 @@ from .paths import BLOB_PREFIX, blob_key
 logger = logging.getLogger(__name__)
 # Key of the PostgreSQL advisory lock between reservations (shared) and collection decisions (exclusive): "blobgcrs".
 RESERVATION_LOCK_KEY = int.from_bytes(b"blobgcrs", "big")
+BLOB_CHUNK = 1024 * 1024
 
 
 class BlobReservationLost(OSError):
@@ -56,6 +58,35 @@ def blob_put(*, sha256: str, content: File) -> bool:
 
 def blob_is_local() -> bool:
     return isinstance(artifact_storage(), FileSystemStorage)
+
+
+def blob_chunks(sha256: str, *, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+    """The stored bytes of a blob, `length` of them (all by default) from `start`, in chunks of at most 1 MiB.
+
+    Opened when first iterated, so a long list of these holds no file or connection open until its turn. On S3 the
+    object's body is read as it arrives: django-storages' S3File would first copy the whole object to a temporary file.
+    """
+    if length == 0:
+        return
+    storage, key = artifact_storage(), blob_key(sha256)
+    remaining = length
+    if isinstance(storage, FileSystemStorage):
+        with storage.open(key, "rb") as handle:
+            handle.seek(start)
+            while remaining is None or remaining > 0:
+                chunk = handle.read(BLOB_CHUNK if remaining is None else min(BLOB_CHUNK, remaining))
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        return
+    byte_range = {} if start == 0 and length is None else {"Range": f"bytes={start}-{'' if length is None else start + length - 1}"}
+    body = storage.bucket.Object(storage._normalize_name(key)).get(**byte_range)["Body"]
+    try:
+        yield from body.iter_chunks(BLOB_CHUNK)
+    finally:
+        body.close()
 
 
 def _lock_reservations(*, exclusive: bool) -> None:

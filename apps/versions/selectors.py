@@ -8,6 +8,7 @@ from django.utils import timezone
 from apps.models.models import RegisteredModel
 
 from .aliases import PRODUCTION_ALIAS
+from .lifecycle import Stage
 from .models import AliasChange, Artifact, Deployment, ModelAlias, ModelVersion, ProductionPointerChange
 from .paths import canonical_artifact_path
 
@@ -18,6 +19,16 @@ def version_or_404(model: RegisteredModel, number: int, *, queryset: QuerySet[Mo
     version = queryset.filter(model=model, number=number).first()
     if version is None:
         raise Http404(f"Model '{model.name}' has no version {number}.")
+    return version
+
+
+def version_in_stage_or_404(model: RegisteredModel, stage: str) -> ModelVersion:
+    """The newest version of a loaded model in `stage` (production holds at most one), or 404, as the stage endpoint picks it."""
+    if stage not in Stage.values:
+        raise Http404(f"Unknown stage '{stage}'; use one of {', '.join(Stage.values)}.")
+    version = ModelVersion.objects.select_related("model").filter(model=model, stage=stage).order_by("-number").first()
+    if version is None:
+        raise Http404(f"Model '{model.name}' has no version in {stage}.")
     return version
 
 

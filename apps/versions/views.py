@@ -97,7 +97,7 @@ def version_transition_view(request: HttpRequest, name: str, number: int) -> Htt
 
 def artifact_download(request: HttpRequest, name: str, number: int, path: str) -> HttpResponse:
     model = get_model_for(request.user, name)
-    return artifact_response(artifact_or_404(model, number, path))
+    return artifact_response(request, artifact_or_404(model, number, path))
 
 
 def version_compare(request: HttpRequest) -> HttpResponse:

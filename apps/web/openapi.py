@@ -37,6 +37,7 @@ ERRORS = {
     ),
     413: "The upload is larger than the server accepts.",
     415: "Unsupported content type for the body.",
+    416: "The Range starts past the end of the file (Content-Range says its size); ask again without it.",
     429: "Too many failed token attempts from this address (see Retry-After).",
     503: "The database or the artifact store is unavailable; try again later (see Retry-After).",
     507: "The upload spool is out of space; nothing was registered.",

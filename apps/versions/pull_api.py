@@ -1,0 +1,92 @@
+"""Whole-version reads for deployers: the manifest (what `model-registry pull` fetches first) and the archive.
+
+Each is served by version number and by stage (and by alias once aliases exist), all through `get_model_for`,
+like every read: a model the caller may not view is a 404.
+"""
+
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from rest_framework import serializers
+from rest_framework.decorators import api_view
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.response import Response
+
+from apps.models.permissions import get_model_for
+from apps.web.openapi import documented
+
+from .archive import ArchiveFormat
+from .downloads import archive_response
+from .manifest import version_manifest
+from .selectors import version_in_stage_or_404, version_or_404
+
+MANIFEST_SCHEMA = inline_serializer(
+    name="VersionManifest",
+    fields={
+        "model": serializers.CharField(),
+        "version": serializers.IntegerField(),
+        "version_id": serializers.UUIDField(),
+        "files": inline_serializer(
+            name="ManifestFile",
+            many=True,
+            fields={"path": serializers.CharField(), "size": serializers.IntegerField(), "sha256": serializers.CharField()},
+        ),
+    },
+)
+FORMAT_PARAMETER = OpenApiParameter("format", str, enum=ArchiveFormat.values, description="zip (the default) or tar.")
+
+
+class FormatIsTheArchives(DefaultContentNegotiation):
+    """`?format=` picks the archive format here, not one of DRF's renderers (errors are JSON as everywhere)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+def _archive_format(request) -> ArchiveFormat:
+    value = request.query_params.get("format", ArchiveFormat.ZIP)
+    if value not in ArchiveFormat.values:
+        raise Http404(f"Unknown archive format '{value}'; use format=zip or format=tar.")
+    return ArchiveFormat(value)
+
+
+def _by_number(request, name: str, number: int):
+    return version_or_404(get_model_for(request.user, name), number)
+
+
+def _by_stage(request, name: str, stage: str):
+    return version_in_stage_or_404(get_model_for(request.user, name), stage)
+
+
+def _manifest_view(resolve, summary: str):
+    @documented(summary=summary, responses={200: MANIFEST_SCHEMA}, errors=[404])
+    @api_view(["GET"])
+    def view(request, name: str, **lookup):
+        return Response(version_manifest(resolve(request, name, **lookup)))
+
+    return view
+
+
+def _archive_view(resolve, summary: str):
+    def view(request, name: str, **lookup):
+        archive_format = _archive_format(request)
+        return archive_response(version_manifest(resolve(request, name, **lookup)), archive_format)
+
+    view.content_negotiation_class = FormatIsTheArchives
+    return documented(
+        summary=summary,
+        parameters=[FORMAT_PARAMETER],
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            (200, "application/x-tar"): OpenApiTypes.BINARY,
+        },
+        errors=[404],
+    )(api_view(["GET"])(view))
+
+
+manifest_by_number = _manifest_view(_by_number, "A version's manifest: every file's path, size and SHA-256 (what `pull` fetches first)")
+manifest_by_stage = _manifest_view(_by_stage, "The manifest of the version a stage points at")
+archive_by_number = _archive_view(
+    _by_number, "A whole version as one streamed zip (or tar with format=tar): every file under its path, plus MANIFEST.json"
+)
+archive_by_stage = _archive_view(_by_stage, "The whole version a stage points at, as one streamed zip or tar")
