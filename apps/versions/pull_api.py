@@ -1,6 +1,6 @@
 """Whole-version reads for deployers: the manifest (what `model-registry pull` fetches first) and the archive.
 
-Each is served by version number and by stage (and by alias once aliases exist), all through `get_model_for`,
+Each is served by version number, by stage and by alias, all through `get_model_for`,
 like every read: a model the caller may not view is a 404.
 """
 
@@ -18,7 +18,7 @@ from apps.web.openapi import documented
 from .archive import ArchiveFormat
 from .downloads import archive_response
 from .manifest import version_manifest
-from .selectors import version_in_stage_or_404, version_or_404
+from .selectors import version_at_alias, version_in_stage_or_404, version_or_404
 
 MANIFEST_SCHEMA = inline_serializer(
     name="VersionManifest",
@@ -58,6 +58,15 @@ def _by_stage(request, name: str, stage: str):
     return version_in_stage_or_404(get_model_for(request.user, name), stage)
 
 
+def _by_alias(request, name: str, alias: str):
+    model = get_model_for(request.user, name)
+    version = version_at_alias(model, alias)
+    if version is None:
+        raise Http404(f"Model '{name}' has no alias '{alias}' pointing at a version.")
+    version.model = model
+    return version
+
+
 def _manifest_view(resolve, summary: str):
     @documented(summary=summary, responses={200: MANIFEST_SCHEMA}, errors=[404])
     @api_view(["GET"])
@@ -90,3 +99,5 @@ archive_by_number = _archive_view(
     _by_number, "A whole version as one streamed zip (or tar with format=tar): every file under its path, plus MANIFEST.json"
 )
 archive_by_stage = _archive_view(_by_stage, "The whole version a stage points at, as one streamed zip or tar")
+manifest_by_alias = _manifest_view(_by_alias, "The manifest of the version an alias points at (`production` included)")
+archive_by_alias = _archive_view(_by_alias, "The whole version an alias points at, as one streamed zip or tar")

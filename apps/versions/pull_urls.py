@@ -11,4 +11,6 @@ urlpatterns = [
     path("models/<str:name>/versions/<int:number>/archive", login_not_required(pull_api.archive_by_number), name="version-archive"),
     path("models/<str:name>/stages/<str:stage>/manifest/", login_not_required(pull_api.manifest_by_stage), name="stage-manifest"),
     path("models/<str:name>/stages/<str:stage>/archive", login_not_required(pull_api.archive_by_stage), name="stage-archive"),
+    path("models/<str:name>/aliases/<str:alias>/manifest/", login_not_required(pull_api.manifest_by_alias), name="alias-manifest"),
+    path("models/<str:name>/aliases/<str:alias>/archive", login_not_required(pull_api.archive_by_alias), name="alias-archive"),
 ]

@@ -11,7 +11,7 @@ import pytest
 
 from apps.versions.blobs import blob_key
 from apps.versions.manifest import manifest_json
-from apps.approvals.services import transition_request_create
+from apps.approvals.services import alias_set, transition_request_create
 from apps.versions.lifecycle import Stage
 from tests.factories import register_version, sha256, streamed
 from tests.s3 import moto_endpoint_fixture, s3_fixture  # noqa: F401  (fixtures: a moto S3 server and a fresh bucket)
@@ -53,9 +53,20 @@ def test_the_manifest_and_archive_by_stage_are_the_staged_versions(api_for, owne
     assert api.get(f"/api/v1/models/{model.name}/stages/nonsense/archive").status_code == 404
 
 
+def test_the_manifest_and_archive_by_alias_follow_the_alias(api_for, owner, model, minilm):
+    register_version(model, owner, files={"other.bin": b"v2"})
+    alias_set(model=model, alias="champion", version=minilm, actor=owner)
+    api = api_for(owner)
+    assert api.get(f"/api/v1/models/{model.name}/aliases/champion/manifest/").json() == _expected_manifest(minilm)
+    body = streamed(api.get(f"/api/v1/models/{model.name}/aliases/champion/archive?format=tar"))
+    _check_archive("tar", body, minilm)
+    missing = api.get(f"/api/v1/models/{model.name}/aliases/challenger/manifest/")
+    assert missing.status_code == 404 and "challenger" in missing.json()["error"]["message"]
+
+
 def test_an_outsider_gets_404_for_the_manifest_and_the_archive(api_for, outsider, minilm):
     api = api_for(outsider)
-    for suffix in ("versions/1/manifest/", "versions/1/archive", "stages/draft/archive", "versions/1/archive?format=tar"):
+    for suffix in ("versions/1/manifest/", "versions/1/archive", "stages/draft/archive", "versions/1/archive?format=tar", "aliases/production/archive"):
         response = api.get(f"/api/v1/models/{minilm.model.name}/{suffix}")
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
 
