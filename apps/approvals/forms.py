@@ -40,3 +40,10 @@ class ApprovalPolicyForm(forms.Form):
 
 class PointInTimeForm(forms.Form):
     at = forms.DateTimeField(required=False, label="What was in production at", widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}))
+
+
+class ArchiveForm(forms.Form):
+    justification = forms.CharField(
+        max_length=5000, label="Why archive them",
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Kept with each move; reviewers read it on requests"}),
+    )

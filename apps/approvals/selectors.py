@@ -324,3 +324,28 @@ def approver_shortfalls(model) -> list[tuple[TransitionRequest, dict]]:
         return []
     roster = ApproverRoster(model)
     return [(transition_request, shortfall) for transition_request in pending if (shortfall := approver_shortfall(transition_request, roster))]
+
+
+def archive_plan(model: RegisteredModel, versions: list[ModelVersion], actor) -> list[dict]:
+    """What archiving each of `versions` would do for `actor`: `outcome` (archived at once, a request for review, or
+    production taken down at once by a manager) or the `problem` that stops it. Read before asking for confirmation."""
+    pending = set(
+        TransitionRequest.objects.pending().filter(version__in=versions, to_stage=Stage.ARCHIVED).values_list("version_id", flat=True)
+    )
+    plan = []
+    for version in versions:
+        item = {"version": version, "outcome": "", "problem": ""}
+        if version.stage == Stage.ARCHIVED:
+            item["problem"] = "already archived"
+        elif version.pk in pending:
+            item["problem"] = "already has a pending request to be archived"
+        else:
+            required, _ = review_policy(model, from_stage=version.stage, to_stage=Stage.ARCHIVED, actor=actor)
+            if required:
+                item["outcome"] = f"a request for review is opened ({required} approval(s)); production stays up until it is approved"
+            elif version.stage == Stage.PRODUCTION:
+                item["outcome"] = "taken out of production at once (you manage this model; audited)"
+            else:
+                item["outcome"] = "archived at once"
+        plan.append(item)
+    return plan

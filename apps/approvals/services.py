@@ -442,3 +442,21 @@ def alias_policy_update(
     after = alias_policy(model, alias)
     audit.record(actor=actor, obj=model, action="alias_policy.updated", before=before, after=after.as_dict(), registered_model_id=model.pk)
     return after
+
+
+@transaction.atomic
+def versions_archive(*, versions: list[ModelVersion], actor, justification: str) -> list[TransitionRequest]:
+    """Archive several versions as one decision, each through `transition_request_create` (so a move that needs review,
+    like taking production down, opens a request and the others apply at once). All or nothing: if any version
+    cannot move, none does, and the error names each one."""
+    if not versions:
+        raise ValidationError({"v": ["Tick at least one version to archive."]})
+    created, errors = [], []
+    for version in versions:
+        try:
+            created.append(transition_request_create(version=version, to_stage=Stage.ARCHIVED, actor=actor, justification=justification))
+        except ValidationError as exc:
+            errors.append(f"v{version.number}: {' '.join(exc.messages)}")
+    if errors:
+        raise ValidationError(errors)
+    return created

@@ -137,17 +137,3 @@ def _fingerprint(user, joined: str, params: list) -> dict | None:
     if row is None:
         return None
     return dict(zip(("pk", "model_id", "number", "updated_at", "job_id", "job_status", "job_attempts"), (str(row[0]), *row[1:])))
-
-
-def versions_for_model_table(model: RegisteredModel, *, stage: str = "") -> QuerySet[ModelVersion]:
-    latest_job = ValidationJob.objects.filter(version=OuterRef("pk")).order_by("-created_at", "-id")
-    queryset = (
-        ModelVersion.objects.filter(model=model)
-        .select_related("created_by")
-        .prefetch_related("metrics")
-        .annotate(validation_status=Subquery(latest_job.values("status")[:1]), quality_status=Subquery(latest_job.values("quality_status")[:1]))
-        .order_by("-number")
-    )
-    if stage:
-        queryset = queryset.filter(stage=stage)
-    return queryset

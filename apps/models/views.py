@@ -10,7 +10,22 @@ from guardian.shortcuts import get_groups_with_perms, get_users_with_perms
 
 from apps.approvals.forms import RollbackForm
 from apps.approvals.selectors import approver_shortfalls, rollback_candidates
-from apps.catalog.selectors import versions_for_model_table
+from apps.catalog.tables import (
+    MODEL_COLUMNS,
+    MODEL_DEFAULT_SORT,
+    VERSION_COLUMNS,
+    VERSION_DEFAULT_SORT,
+    DEFAULT_VERSION_METRICS,
+    metric_cells,
+    metric_columns,
+    models_table,
+    parse_sort,
+    production_metric_names,
+    production_metrics,
+    version_metric_names,
+    versions_table,
+)
+from apps.versions.lifecycle import Stage
 from apps.versions.selectors import deployments_with_drift, models_with_pointers, production_history, production_version
 from apps.web.forms import add_validation_errors
 
@@ -23,10 +38,19 @@ PAGE_SIZE = 25
 
 
 def model_list(request: HttpRequest) -> HttpResponse:
-    queryset = models_with_pointers(visible_models(request.user)).select_related("team").prefetch_related("tags").order_by("name")
-    filterset = RegisteredModelFilter(request.GET, queryset=queryset)
-    page = Paginator(filterset.qs.distinct(), PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "models/model_list.html", {"filter": filterset, "page": page})
+    visible = visible_models(request.user)
+    filterset = RegisteredModelFilter(request.GET, queryset=models_with_pointers(visible).select_related("team").prefetch_related("tags"))
+    sort, sort_error = parse_sort(request.GET.get("sort", ""), MODEL_COLUMNS, MODEL_DEFAULT_SORT)
+    metrics, metrics_error = metric_columns(request.session, "models", request.GET.getlist("metrics"), [])
+    page = Paginator(models_table(filterset.qs.distinct(), sort=sort), PAGE_SIZE).get_page(request.GET.get("page"))
+    values = production_metrics(list(page), metrics)
+    metric_cells(page.object_list, metrics, lambda model: values[model.pk])
+    errors = [error for error in (sort_error, metrics_error) if error]
+    context = {
+        "filter": filterset, "page": page, "sort": sort, "sort_columns": MODEL_COLUMNS, "metrics": metrics,
+        "metric_choices": list(dict.fromkeys([*production_metric_names(visible), *metrics])), "table_errors": errors,
+    }
+    return render(request, "models/model_list.html", context, status=400 if errors else 200)
 
 
 @require_http_methods(["GET", "POST"])
@@ -45,21 +69,39 @@ def model_create_view(request: HttpRequest) -> HttpResponse:
 
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     model = get_model_for(request.user, name)
-    stage = request.GET.get("stage", "")
-    versions = Paginator(versions_for_model_table(model, stage=stage), PAGE_SIZE).get_page(request.GET.get("page"))
+    table = _versions_table(request, model)
     history = production_history(model)[:10]
     production = production_version(model)
     return render(
         request,
         "models/model_detail.html",
         {
-            "model": model, "versions": versions, "history": history, "production": production, "stage": stage,
+            "model": model, "history": history, "production": production, **table,
             "actions": actions_for(request.user, model),
             "deployments": deployments_with_drift(model, production, history[0] if history else None),
             "rollback_form": RollbackForm(candidates=rollback_candidates(model, production)),
             "approver_shortfalls": approver_shortfalls(model),
         },
+        status=400 if table["table_errors"] else 200,
     )
+
+
+def _versions_table(request: HttpRequest, model) -> dict:
+    """The model page's versions table: filtered by stage, sorted by `?sort=` (any column or metric.<name>), with the
+    metric columns `?metrics=` names (remembered for this model in the session; else the model's most common ones)."""
+    stage = request.GET.get("stage", "")
+    sort, sort_error = parse_sort(request.GET.get("sort", ""), VERSION_COLUMNS, VERSION_DEFAULT_SORT)
+    names = version_metric_names(model)
+    metrics, metrics_error = metric_columns(request.session, f"model:{model.pk}", request.GET.getlist("metrics"), names[:DEFAULT_VERSION_METRICS])
+    queryset = versions_table(model, stage=stage if stage in Stage.values else "", sort=sort, metrics=metrics)
+    versions = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    metric_cells(list(versions), metrics, lambda version: {metric.name: metric.value for metric in version.shown_metrics})
+    stage_error = f"There is no stage {stage!r}; showing every stage." if stage and stage not in Stage.values else ""
+    return {
+        "versions": versions, "stage": stage, "sort": sort, "sort_columns": VERSION_COLUMNS, "metrics": metrics,
+        "metric_choices": list(dict.fromkeys([*names, *metrics])),
+        "table_errors": [error for error in (stage_error, sort_error, metrics_error) if error],
+    }
 
 
 @require_http_methods(["GET", "POST"])

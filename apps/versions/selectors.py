@@ -138,3 +138,26 @@ def alias_rollback_candidates(model: RegisteredModel, alias: str, current: Model
     if current is not None:
         changes = changes.exclude(version=current)
     return list(dict.fromkeys(changes.values_list("version__number", flat=True)))
+
+
+MAX_PICKED = 100
+
+
+def picked_versions(model: RegisteredModel, values: list[str]) -> tuple[list[ModelVersion], list[str]]:
+    """The versions of `model` named by ticked boxes (`<model>:<number>` or `<number>`), by number, and what was wrong."""
+    numbers, errors = set(), []
+    for value in values[:MAX_PICKED]:
+        name, _, number = value.rpartition(":")
+        if name and name != model.name:
+            errors.append(f"{value!r} is a version of another model; archive it from that model's page.")
+        elif not number.isdigit():
+            errors.append(f"{value!r} is not a version number.")
+        else:
+            numbers.add(int(number))
+    if len(values) > MAX_PICKED:
+        errors.append(f"Pick at most {MAX_PICKED} versions at once.")
+    versions = list(ModelVersion.objects.filter(model=model, number__in=numbers).order_by("-number"))
+    missing = sorted(numbers - {version.number for version in versions})
+    if missing:
+        errors.append(f"'{model.name}' has no version {', '.join(map(str, missing))}.")
+    return versions, errors

@@ -4,10 +4,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.approvals.forms import TransitionRequestForm
+from apps.approvals.forms import ArchiveForm, TransitionRequestForm
 from apps.approvals.models import RequestStatus
-from apps.approvals.selectors import approver_shortfall, requests_for_version
-from apps.approvals.services import transition_request_create
+from apps.approvals.selectors import approver_shortfall, archive_plan, requests_for_version
+from apps.approvals.services import transition_request_create, versions_archive
 from apps.catalog.compare_selectors import comparison_context
 from apps.catalog.selectors import version_details_or_404
 from apps.catalog.services import version_register
@@ -17,7 +17,7 @@ from apps.web.forms import add_validation_errors
 from .downloads import artifact_response
 from .forms import VersionEditForm, VersionUploadForm, labelled_for
 from .lifecycle import allowed_targets
-from .selectors import artifact_or_404
+from .selectors import artifact_or_404, picked_versions
 from .serializers import latest_job
 from .services import incoming_from_upload, version_update
 
@@ -104,3 +104,24 @@ def version_compare(request: HttpRequest) -> HttpResponse:
     """`/compare/?v=<model>:<number>&v=...&baseline=first|production`: versions side by side, only those the user may view."""
     context = comparison_context(request.user, request.GET.getlist("v"), request.GET.get("baseline", "first"))
     return render(request, "versions/compare.html", context, status=400 if context["too_many"] else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def versions_archive_view(request: HttpRequest, name: str) -> HttpResponse:
+    """Archive the versions ticked on the model page (`?v=<model>:<number>`), after a page that says what each move does."""
+    model = get_model_for(request.user, name, Action.REQUEST_TRANSITION)
+    data = request.POST if request.method == "POST" else request.GET
+    versions, pick_errors = picked_versions(model, data.getlist("v"))
+    form = ArchiveForm(request.POST or None)
+    if request.method == "POST" and not pick_errors and form.is_valid():
+        try:
+            created = versions_archive(versions=versions, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            add_validation_errors(form, exc)
+        else:
+            waiting = sum(1 for item in created if item.status == RequestStatus.PENDING)
+            archived = ", ".join(f"v{item.version.number}" for item in created if item.status == RequestStatus.APPLIED) or "none"
+            messages.success(request, f"Archived: {archived}." + (f" {waiting} request(s) wait for review in the Approvals inbox." if waiting else ""))
+            return redirect("models:detail", name=model.name)
+    context = {"model": model, "plan": archive_plan(model, versions, request.user), "pick_errors": pick_errors, "form": form}
+    return render(request, "versions/archive_confirm.html", context, status=400 if pick_errors or form.errors else 200)

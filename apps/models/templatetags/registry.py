@@ -1,6 +1,9 @@
 from django import template
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from markdown_it import MarkdownIt
+
+from apps.catalog.tables import header_sort
 
 register = template.Library()
 
@@ -47,3 +50,29 @@ def duration_short(value) -> str:
     if hours:
         return f"{hours} h {minutes} min"
     return f"{max(minutes, 0)} min"
+
+
+@register.simple_tag(takes_context=True)
+def sort_header(context, key: str, label: str, numeric: bool = False) -> str:
+    """A sortable table's column header: a link that sorts by `key` (the other way round when it is the current sort),
+    with aria-sort on the column sorted by. Context: request, sort (apps.catalog.tables.Sort), sort_columns."""
+    sort = context["sort"]
+    target = header_sort(sort, key, context["sort_columns"])
+    link = query_with(context, sort=target, page=None)
+    current = sort.key == key
+    aria = format_html(' aria-sort="{}"', "descending" if sort.descending else "ascending") if current else ""
+    arrow = ("▼" if sort.descending else "▲") if current else "↕"
+    direction = "descending" if target.startswith("-") else "ascending"
+    return format_html(
+        '<th{}{}><a class="sort{}" href="{}" title="Sort {} by {}">{}<span class="sort-arrow" aria-hidden="true">{}</span></a></th>',
+        aria, mark_safe(' class="num"') if numeric else "", " current" if current else "", link, direction, label, label, arrow,
+    )
+
+
+@register.simple_tag(takes_context=True)
+def hidden_query(context, *excluded: str) -> str:
+    """The current query parameters as hidden inputs, but those named (a form that changes some keeps the others)."""
+    params = context["request"].GET
+    return format_html_join("", '<input type="hidden" name="{}" value="{}">', (
+        (key, value) for key in params if key not in excluded for value in params.getlist(key)
+    ))
