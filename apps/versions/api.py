@@ -1,5 +1,4 @@
 import hashlib
-import json
 
 from django.conf import settings
 from django.core.cache import cache
@@ -12,7 +11,7 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from apps.accounts.idempotency import idempotent_call
-from apps.catalog.selectors import stage_fingerprint, version_page_details, version_rows, versions_with_details
+from apps.catalog.selectors import number_fingerprint, stage_fingerprint, version_page_details, version_rows, versions_with_details
 from apps.catalog.services import version_register
 from apps.lineage.services import parents_resolve
 from apps.web.lists import paginated
@@ -26,7 +25,7 @@ from .lifecycle import Stage
 from . import openapi  # noqa: F401 (registers the schema of the document's custom fields)
 from .filters import VersionFilter
 from .models import ModelVersion
-from .rendering import versions_rendered
+from .rendering import json_bytes, json_response, versions_rendered
 from .selectors import artifact_or_404, version_or_404
 from .serializers import DeploymentReportBodySerializer, VersionSerializer, version_to_dict
 from .services import IncomingFile, deployment_report, incoming_from_upload, version_update
@@ -66,7 +65,8 @@ def versions_collection(request, name: str):
     if request.method == "GET":
         model = get_model_for(request.user, name)
         rows = version_rows(ModelVersion.objects.filter(model=model).order_by("-number"))
-        return paginated(request, rows, filterset_class=VersionFilter, render_page=lambda page: _rendered(page, request))
+        page = paginated(request, rows, filterset_class=VersionFilter, render_page=lambda page: _rendered(page, request))
+        return json_response(page.data)
 
     model = get_model_for(request.user, name, Action.REGISTER)
     with idempotent_call(request) as call:  # after authorization, before the body is read
@@ -132,7 +132,12 @@ class VersionUpdateSerializer(StrictSerializer):
     tags = Tags(help_text="Replaces the version's tags.")
 
 
-@documented(methods=["GET"], summary="Read a version", responses={200: VERSION_SCHEMA}, errors=[404])
+@documented(
+    methods=["GET"],
+    summary="Read a version (ETag and If-None-Match give 304)",
+    responses={200: VERSION_SCHEMA, 304: OpenApiResponse(description="Not modified since the ETag sent in If-None-Match.")},
+    errors=[404],
+)
 @documented(
     methods=["PATCH"],
     summary="Change a version's description or tags (registrants; audited like the edit page)",
@@ -148,8 +153,11 @@ def version_detail(request, name: str, number: int):
         body.is_valid(raise_exception=True)
         current = {"description": version.description, "tags": sorted(version.tags.names())}
         version_update(version=version, actor=request.user, **{**current, **body.validated_data})
-    row = version_or_404(get_model_for(request.user, name), number, queryset=version_rows(ModelVersion.objects.all()))
-    return Response(_rendered([row], request)[0])
+    fingerprint = number_fingerprint(request.user, name, number)
+    if fingerprint is None:
+        version_or_404(get_model_for(request.user, name), number)  # 404 naming the model or the version that is missing
+        raise Http404(f"Model '{name}' has no version {number}.")
+    return version_response(request, fingerprint, revalidate=request.method == "GET")
 
 
 @documented(
@@ -159,21 +167,29 @@ def version_detail(request, name: str, number: int):
 )
 @api_view(["GET"])
 def version_by_stage(request, name: str, stage: str):
-    """What deployment pipelines poll. One query decides freshness; the JSON itself is cached and sent with an ETag."""
+    """What deployment pipelines poll: one query decides freshness (see `version_response`)."""
     if stage not in Stage.values:
         raise Http404(f"Unknown stage '{stage}'; use one of {', '.join(Stage.values)}.")
     fingerprint = stage_fingerprint(request.user, name, stage)
     if fingerprint is None:
         get_model_for(request.user, name)  # 404 for a model that does not exist or that the user may not view
         raise Http404(f"Model '{name}' has no version in {stage}.")
+    return version_response(request, fingerprint)
+
+
+def version_response(request, fingerprint: dict, *, revalidate: bool = True) -> HttpResponse:
+    """The JSON of the version `fingerprint` names (`apps.catalog.selectors.stage_fingerprint` and its kin) with its ETag, or
+    304 when If-None-Match holds that ETag (`revalidate`). Every read of one version answers through here (by number,
+    by stage), so each is one query when the body is cached: the body is cached under the fingerprint, which changes
+    whenever the JSON does, and is the same for every way of naming the version."""
     etag = '"' + hashlib.sha256(repr(sorted(fingerprint.items())).encode()).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if etag in request.headers.get("If-None-Match", ""):
+    if revalidate and etag in request.headers.get("If-None-Match", ""):
         return HttpResponseNotModified(headers=headers)
     cache_key = f"version-json:{fingerprint['pk']}:{etag}:{request.get_host()}:{request.is_secure()}"
     body = cache.get(cache_key)
     if body is None:
-        body = json.dumps(_rendered(version_rows(ModelVersion.objects.filter(pk=fingerprint["pk"])), request)[0])
+        body = json_bytes(_rendered(version_rows(ModelVersion.objects.filter(pk=fingerprint["pk"])), request)[0])
         cache.set(cache_key, body, timeout=3600)
     return HttpResponse(body, content_type="application/json", headers=headers)
 

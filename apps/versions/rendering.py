@@ -5,10 +5,14 @@ Building it per version costs a deep copy of its ~70 declared fields, about thre
 CPU, so the read paths render the same JSON from the rows of `apps.catalog.selectors.version_rows` and
 `version_page_details` instead: plain dicts, no model instances, URLs from templates reversed once per request.
 tests/versions/test_version_rendering.py pins that both produce the same JSON, field by field and in the same order.
+The answers are encoded by orjson (`json_bytes`): a 200-version list is ~750 KB, which the json module took ~11 ms to write.
 """
 
+import json
 from urllib.parse import quote
 
+import orjson
+from django.http import HttpResponse
 from django.urls import reverse
 
 # Stand-ins reversed once per request, then made format fields; quoting leaves them as they are, and a reversed,
@@ -127,3 +131,17 @@ def versions_rendered(rows: list[dict], details, request=None) -> list[dict]:
     """The JSON of each row (from `version_rows`, with `version_page_details(rows)`), as `VersionSerializer` writes it."""
     urls = VersionUrls(request)
     return [version_rendered(row, details, urls) for row in rows]
+
+
+def json_bytes(value) -> bytes:
+    """`value` as JSON, as DRF's JSONRenderer writes it (UTF-8, compact) up to insignificant formatting such as how a
+    float is spelled. orjson, and the json module for the one thing orjson refuses that json writes: integers past 64
+    bits (NaN and infinity never reach here: the version document refuses them)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def json_response(value, **kwargs) -> HttpResponse:
+    return HttpResponse(json_bytes(value), content_type="application/json", **kwargs)

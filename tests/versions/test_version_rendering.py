@@ -96,10 +96,25 @@ def test_the_version_reads_run_a_pinned_number_of_queries_whatever_the_data(vers
         "list of 200": "/api/v1/models/sentiment/versions/?page_size=200",
         "detail": "/api/v1/models/sentiment/versions/2/",
         "stage": "/api/v1/models/sentiment/stages/staging/",
+        "detail again": "/api/v1/models/sentiment/versions/2/",
     }
-    pinned = {"list": 10, "list of 200": 10, "detail": 9, "stage": 9}
+    # One version's JSON is cached under its fingerprint (token, then fingerprint: 2 queries), whichever way it is named.
+    pinned = {"list": 10, "list of 200": 10, "detail": 9, "stage": 2, "detail again": 2}
     assert {key: queries_for(api, url) for key, url in urls.items()} == pinned
     for index in range(5):
         extra = register_version(model, owner, files={"a.bin": b"a", "b.bin": bytes([index])}, **_document(metrics={"accuracy": index / 10}))
         validation_run(job_id=extra.validation_jobs.get().pk)
-    assert {key: queries_for(api, url) for key, url in urls.items() if key != "stage"} == {key: pinned[key] for key in pinned if key != "stage"}
+    assert {key: queries_for(api, url) for key, url in urls.items() if key != "detail"} == {key: pinned[key] for key in pinned if key != "detail"}
+    assert queries_for(api, "/api/v1/models/sentiment/versions/6/") == 9
+
+
+def test_a_changed_version_is_answered_afresh_under_a_new_etag(versions, api_for, owner):
+    api = api_for(owner)
+    url = "/api/v1/models/sentiment/versions/2/"
+    first = api.get(url)
+    assert api.get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    assert api.patch(url, {"tags": ["fresh"]}, format="json").status_code == 200
+    again = api.get(url, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 200 and again["ETag"] != first["ETag"] and again.json()["tags"] == ["fresh"]
+    assert _same(again.json(), _serialized(versions[2].pk, RequestFactory().get("/")))
+    assert api.get("/api/v1/models/sentiment/versions/9/").json()["error"]["message"] == "Model 'sentiment' has no version 9."
