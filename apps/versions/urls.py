@@ -6,7 +6,7 @@ app_name = "versions"
 
 urlpatterns = [
     path("new/", views.version_upload, name="upload"),
-    path("archive/", views.versions_archive_view, name="archive"),
+    path("archive-selected/", views.versions_archive_view, name="archive-selected"),
     path("<int:number>/", views.version_detail, name="detail"),
     path("<int:number>/edit/", views.version_edit, name="edit"),
     path("<int:number>/transition/", views.version_transition_view, name="transition"),

@@ -48,7 +48,7 @@ def test_sort_the_versions_table_by_a_chosen_metric_and_archive_two(live_server,
     page.get_by_label("Compare v1").check()
     page.get_by_label("Compare v5").check()
     page.get_by_role("button", name="Archive selected…").click()
-    page.wait_for_url("**/versions/archive/?*")
+    page.wait_for_url("**/versions/archive-selected/?*")
     assert page.locator("#archive-plan tbody tr").count() == 2
     page.get_by_label("Why archive them").fill("Superseded by v2")
     page.get_by_role("button", name="Archive 2 versions").click()

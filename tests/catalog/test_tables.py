@@ -107,9 +107,9 @@ def test_bulk_archive_asks_first_then_archives_drafts_and_requests_review_for_pr
     other = register_version(model, owner)
     client = web_for(owner)
     picks = [f"{model.name}:{draft.number}", f"{model.name}:{other.number}", str(staged.number)]
-    confirm = client.get(f"/models/{model.name}/versions/archive/", {"v": picks}).content.decode()
+    confirm = client.get(f"/models/{model.name}/versions/archive-selected/", {"v": picks}).content.decode()
     assert "archived at once" in confirm and "taken out of production at once" in confirm
-    client.post(f"/models/{model.name}/versions/archive/", {"v": picks, "justification": "superseded"})
+    client.post(f"/models/{model.name}/versions/archive-selected/", {"v": picks, "justification": "superseded"})
     stages = dict(ModelVersion.objects.filter(model=model).values_list("number", "stage"))
     assert stages[draft.number] == stages[other.number] == stages[staged.number] == "archived"  # the owner manages the model
 
@@ -121,9 +121,9 @@ def test_bulk_archive_asks_first_then_archives_drafts_and_requests_review_for_pr
 
     model_permission_grant(model=model, actor=owner, action=Action.REQUEST_TRANSITION, user=reviewer)
     reviewer_client = web_for(reviewer)
-    plan = reviewer_client.get(f"/models/{model.name}/versions/archive/", {"v": [str(fresh.number)]}).content.decode()
+    plan = reviewer_client.get(f"/models/{model.name}/versions/archive-selected/", {"v": [str(fresh.number)]}).content.decode()
     assert "a request for review is opened" in plan
-    reviewer_client.post(f"/models/{model.name}/versions/archive/", {"v": [str(fresh.number)], "justification": "retire it"})
+    reviewer_client.post(f"/models/{model.name}/versions/archive-selected/", {"v": [str(fresh.number)], "justification": "retire it"})
     fresh.refresh_from_db()
     assert fresh.stage == "production"
     assert TransitionRequest.objects.get(version=fresh, to_stage="archived").status == RequestStatus.PENDING
@@ -132,20 +132,20 @@ def test_bulk_archive_asks_first_then_archives_drafts_and_requests_review_for_pr
 def test_bulk_archive_is_all_or_nothing_and_refuses_bad_picks(web_for, owner, model):
     first, second = register_version(model, owner), register_version(model, owner)
     client = web_for(owner)
-    client.post(f"/models/{model.name}/versions/archive/", {"v": [str(first.number)], "justification": "old"})
-    response = client.post(f"/models/{model.name}/versions/archive/", {"v": [str(first.number), str(second.number)], "justification": "old"})
+    client.post(f"/models/{model.name}/versions/archive-selected/", {"v": [str(first.number)], "justification": "old"})
+    response = client.post(f"/models/{model.name}/versions/archive-selected/", {"v": [str(first.number), str(second.number)], "justification": "old"})
     assert response.status_code == 400 and "v1:" in response.content.decode()
     second.refresh_from_db()
     assert second.stage == "draft"
-    assert client.post(f"/models/{model.name}/versions/archive/", {"v": ["other:1"], "justification": "x"}).status_code == 400
-    assert client.post(f"/models/{model.name}/versions/archive/", {"v": ["99"], "justification": "x"}).status_code == 400
-    assert client.post(f"/models/{model.name}/versions/archive/", {"v": [str(second.number)]}).status_code == 400
-    assert client.get(f"/models/{model.name}/versions/archive/").status_code == 200
+    assert client.post(f"/models/{model.name}/versions/archive-selected/", {"v": ["other:1"], "justification": "x"}).status_code == 400
+    assert client.post(f"/models/{model.name}/versions/archive-selected/", {"v": ["99"], "justification": "x"}).status_code == 400
+    assert client.post(f"/models/{model.name}/versions/archive-selected/", {"v": [str(second.number)]}).status_code == 400
+    assert client.get(f"/models/{model.name}/versions/archive-selected/").status_code == 200
 
 
 def test_bulk_archive_needs_the_request_permission(web_for, model, owner, reviewer, outsider):
     version = register_version(model, owner)
-    assert web_for(outsider).post(f"/models/{model.name}/versions/archive/", {"v": ["1"], "justification": "x"}).status_code == 404
-    assert web_for(reviewer).post(f"/models/{model.name}/versions/archive/", {"v": ["1"], "justification": "x"}).status_code == 403
+    assert web_for(outsider).post(f"/models/{model.name}/versions/archive-selected/", {"v": ["1"], "justification": "x"}).status_code == 404
+    assert web_for(reviewer).post(f"/models/{model.name}/versions/archive-selected/", {"v": ["1"], "justification": "x"}).status_code == 403
     version.refresh_from_db()
     assert version.stage == "draft"
