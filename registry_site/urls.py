@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("apps.lineage.urls")),
     path("accounts/", include("apps.accounts.urls")),
     path("api/v1/", include("registry_site.api_urls")),
+    path("", include("apps.mlflow_api.urls")),  # MLflow's REST paths: /api/2.0/mlflow/..., /api/2.0/mlflow-artifacts/...
     path("admin/", admin.site.urls),
     path("healthz", health, name="health"),
 ]

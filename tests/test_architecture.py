@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("lineage", "validation"),
     ("catalog",),
     ("approvals",),
+    ("mlflow_api",),
 ]
 RANK = {app: rank for rank, layer in enumerate(LAYERS) for app in layer}
 

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "apps.approvals",
     "apps.validation",
     "apps.events",
+    "apps.mlflow_api",
 ]
 
 MIDDLEWARE = [
@@ -410,6 +411,9 @@ if WEBHOOK_TIMEOUT_SECONDS >= WEBHOOK_LEASE_SECONDS:
 ARTIFACT_GC_GRACE_MINUTES = _env_positive_int("ARTIFACT_GC_GRACE_MINUTES", 60)
 BLOB_RESERVATION_SECONDS = _env_positive_int("BLOB_RESERVATION_SECONDS", 12 * 3600)
 UPLOAD_SPOOL_GRACE_MINUTES = _env_positive_int("UPLOAD_SPOOL_GRACE_MINUTES", 360)
+# Files uploaded through the MLflow artifact endpoint that no version uses yet are kept this long after their upload
+# (their blob reservation), then swept with the unused blobs (apps.mlflow_api.models.StagedArtifact).
+MLFLOW_UPLOAD_HOURS = _env_positive_int("MLFLOW_UPLOAD_HOURS", 24)
 
 # Log-in throttling (django-axes, attempts in the database so every worker sees them). Failures are counted per
 # username and per client address; at LOGIN_FAILURE_LIMIT within the cool-off, log-ins for that username, or from that
