@@ -74,12 +74,12 @@ def artifact_file(request, path: str):
     located = locate_version_path(path)
     if located is not None:
         name, number, inside = located
-        return artifact_response(artifact_or_404(model_for(request.user, name), number, inside))
+        return artifact_response(request, artifact_or_404(model_for(request.user, name), number, inside))
     staged = StagedArtifact.objects.filter(owner=request.user, path=path).first()
     if staged is None:
         raise not_found(f"You have uploaded no file at {path!r}.")
     content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    return artifact_response(Artifact(path=staged.path, sha256=staged.sha256, size=staged.size, content_type=content_type))
+    return artifact_response(request, Artifact(path=staged.path, sha256=staged.sha256, size=staged.size, content_type=content_type))
 
 
 def _children(rows: list[tuple[str, int]], root: str) -> list[dict]:
