@@ -7,6 +7,7 @@ REGISTRY_RETRIES (retries of what is safe to repeat, default 5).
     model-registry register churn ./export --metadata meta.json --metric auc=0.91 --param lr=0.001
     model-registry get churn --stage production
     model-registry download churn 3 weights/model.safetensors -o model.safetensors
+    model-registry pull churn@champion -o ./model
 
 To add a command: a module in `registry_cli/commands/` with `add_commands(commands)` (argparse sub-parsers, each
 `set_defaults(run=function(client, args) -> dict)`), and its name in COMMAND_GROUPS.
@@ -23,6 +24,7 @@ from .client import CliError, Client
 COMMAND_GROUPS = (
     "models",
     "versions",
+    "pull",
 )
 
 

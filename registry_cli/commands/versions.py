@@ -10,13 +10,14 @@ answer lost, the retry gets that answer: never a second version.
 """
 
 import hashlib
-import http.client
 import json
+import os
 import uuid
-from pathlib import Path
-from urllib.parse import quote, urlsplit
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
-from ..client import CliError, Client, answer_error, connection_for
+from ..client import CliError, Client
+from ..transfer import download, local_error
 
 CHUNK = 1024 * 1024
 
@@ -72,10 +73,13 @@ class MultipartBody:
         for file, artifact_path in self.files:
             yield self._file_head(artifact_path)
             hasher = hashlib.sha256()
-            with open(file, "rb") as handle:
-                while chunk := handle.read(CHUNK):
-                    hasher.update(chunk)
-                    yield chunk
+            try:
+                with open(file, "rb") as handle:
+                    while chunk := handle.read(CHUNK):
+                        hasher.update(chunk)
+                        yield chunk
+            except OSError as exc:  # a local problem, not the network's: no retry
+                raise local_error("read", file, exc) from exc
             yield b"\r\n"
             self.declared.append({"path": artifact_path, "sha256": hasher.hexdigest()})
         yield self._metadata_part()
@@ -143,46 +147,18 @@ def command_get(client: Client, args) -> dict:
     return client.request("GET", f"/api/v1/models/{model}/versions/{args.version}/")
 
 
-def _save(response, target: Path, expected: str | None) -> dict:
-    hasher, size = hashlib.sha256(), 0
-    partial = target.with_name(target.name + ".part")
-    with open(partial, "wb") as handle:
-        while chunk := response.read(CHUNK):
-            hasher.update(chunk)
-            handle.write(chunk)
-            size += len(chunk)
-    if expected and expected != hasher.hexdigest():
-        partial.unlink()
-        raise CliError(f"The download's SHA-256 does not match the registry's ({expected}); nothing was saved. Try again.")
-    partial.replace(target)
-    return {"path": str(target), "size": size, "sha256": hasher.hexdigest()}
-
-
 def command_download(client: Client, args) -> dict:
-    target = Path(args.output or Path(args.path).name)
+    # Without -o the file keeps its path: 1_Pooling/config.json must not overwrite the top-level config.json.
+    target = Path(args.output) if args.output else Path(*PurePosixPath(args.path).parts)
     path = "/".join(quote(part, safe="") for part in args.path.split("/"))
-    connection, response = client.open(f"/api/v1/models/{quote(args.model, safe='')}/versions/{args.version}/artifacts/{path}")
+    api_path = f"/api/v1/models/{quote(args.model, safe='')}/versions/{args.version}/artifacts/{path}"
+    partial = target.with_name(target.name + ".part")  # resumed by the next attempt or run
+    digest, size = client.with_retries(lambda: download(client, api_path, partial, name=args.path))
     try:
-        if response.status >= 400:
-            raise answer_error(response)
-        expected = response.getheader("X-Checksum-SHA256")
-        if response.status not in (301, 302, 303, 307, 308):
-            return _save(response, target, expected)
-    except (OSError, http.client.HTTPException) as exc:
-        raise client.unreachable(exc) from exc
-    finally:
-        connection.close()
-    # Artifacts on S3 answer with a presigned URL; fetch it without sending our token.
-    parts = urlsplit(response.getheader("Location"))
-    connection = connection_for(parts)
-    try:
-        connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
-        response = connection.getresponse()
-        if response.status >= 400:
-            raise CliError(f"The artifact store refused the download ({response.status}); try again, the link may have expired.")
-        return _save(response, target, expected)
-    finally:
-        connection.close()
+        os.replace(partial, target)
+    except OSError as exc:
+        raise local_error("write", target, exc) from exc
+    return {"path": str(target), "size": size, "sha256": digest}
 
 
 def add_commands(commands) -> None:
@@ -200,9 +176,9 @@ def add_commands(commands) -> None:
     get.add_argument("version", nargs="?", type=int)
     get.add_argument("--stage", choices=["draft", "staging", "production", "archived"])
     get.set_defaults(run=command_get)
-    download = commands.add_parser("download", help="download one artifact, checking its SHA-256")
-    download.add_argument("model")
-    download.add_argument("version", type=int)
-    download.add_argument("path")
-    download.add_argument("-o", "--output")
-    download.set_defaults(run=command_download)
+    one_file = commands.add_parser("download", help="download one artifact, checking its SHA-256 (resumes a partial download)")
+    one_file.add_argument("model")
+    one_file.add_argument("version", type=int)
+    one_file.add_argument("path")
+    one_file.add_argument("-o", "--output", help="where to write it (default: its path in the version, below the current folder)")
+    one_file.set_defaults(run=command_download)

@@ -1,0 +1,143 @@
+"""`pull`: a whole version into a folder, fetching only what is missing, every file checked against the manifest.
+
+    model-registry pull minilm@champion -o ./model      # by alias
+    model-registry pull minilm:production -o ./model    # by stage
+    model-registry pull minilm/3 -o ./model             # by number
+
+One call fetches the manifest (every path, size and SHA-256); a file already in the folder with that SHA-256 is
+kept; else it comes from the content cache (blobs named by SHA-256, shared by every version and model pulled on
+this machine), else it is downloaded into the cache (resuming a partial download), checked, and placed in the
+folder under a temporary name renamed into place. Files in the folder that the version does not list are left alone.
+"""
+
+import os
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote
+
+from ..client import CliError, Client
+from ..transfer import Progress, download, local_error, place, sha256_of
+
+CACHE_VARIABLE = "REGISTRY_CACHE_DIR"
+
+
+def parse_reference(reference: str) -> tuple[str, str]:
+    """`name@alias`, `name:stage` or `name/number` -> (model name, the API path below the model)."""
+    for separator, kind in (("@", "aliases"), (":", "stages"), ("/", "versions")):
+        name, found, which = reference.rpartition(separator)
+        if found and name and which:
+            if kind == "versions" and not which.isdigit():
+                break
+            return name, f"{kind}/{quote(which, safe='')}"
+    raise CliError(f"Say which version of {reference!r} to pull: NAME@ALIAS (e.g. minilm@champion), NAME:STAGE (minilm:production) or NAME/NUMBER (minilm/3).")
+
+
+def cache_dir(args) -> Path:
+    if args.cache_dir:
+        return Path(args.cache_dir)
+    environ = args.environ
+    if environ.get(CACHE_VARIABLE):
+        return Path(environ[CACHE_VARIABLE])
+    base = Path(environ["XDG_CACHE_HOME"]) if environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "model-registry"
+
+
+def _safe_relative(path: str) -> PurePosixPath:
+    relative = PurePosixPath(path)
+    if not path or relative.is_absolute() or ".." in relative.parts or "\\" in path or "\0" in path:
+        raise CliError(f"The registry's manifest names an unsafe path {path!r}; nothing was written for it. Report this to the registry's administrators.")
+    return relative
+
+
+def _manifest(client: Client, model: str, where: str) -> dict:
+    path = f"/api/v1/models/{quote(model, safe='')}/{where}/manifest/"
+    manifest = client.with_retries(lambda: client.request("GET", path))
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        raise CliError(f"The registry's answer to {path} is not a manifest; is REGISTRY_URL the registry's address?")
+    return manifest
+
+
+class Cache:
+    """Blobs named by SHA-256: `<dir>/sha256/ab/<digest>`, partial downloads in `<dir>/partial/<digest>`."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def blob(self, digest: str) -> Path:
+        return self.root / "sha256" / digest[:2] / digest
+
+    def partial(self, digest: str) -> Path:
+        return self.root / "partial" / digest
+
+    def holds(self, digest: str) -> bool:
+        """A cached blob, re-checked: one damaged in the cache is deleted and downloaded again."""
+        blob = self.blob(digest)
+        if not blob.is_file():
+            return False
+        if sha256_of(blob) == digest:
+            return True
+        try:
+            blob.unlink()
+        except OSError as exc:
+            raise local_error("remove the damaged cached file", blob, exc) from exc
+        return False
+
+    def store(self, partial: Path, digest: str) -> None:
+        blob = self.blob(digest)
+        try:
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(partial, blob)
+        except OSError as exc:
+            raise local_error("write", blob, exc) from exc
+
+
+def _already_there(target: Path, entry: dict) -> bool:
+    try:
+        same_size = target.is_file() and target.stat().st_size == entry["size"]
+    except OSError as exc:
+        raise local_error("read", target, exc) from exc
+    return same_size and sha256_of(target) == entry["sha256"]
+
+
+def command_pull(client: Client, args) -> dict:
+    model, where = parse_reference(args.reference)
+    output, cache = Path(args.output), Cache(cache_dir(args))
+    manifest = _manifest(client, model, where)
+    files = [(entry, output.joinpath(*_safe_relative(entry["path"]).parts)) for entry in manifest["files"]]
+    wanted = [(entry, target) for entry, target in files if not _already_there(target, entry)]
+    missing = {entry["sha256"]: entry for entry, _ in wanted if not cache.holds(entry["sha256"])}
+    progress = Progress(sum(entry["size"] for entry in missing.values()), f"{model} v{manifest['version']}")
+    try:
+        for digest, entry in missing.items():
+            artifact = "/".join(quote(part, safe="") for part in entry["path"].split("/"))
+            api_path = f"/api/v1/models/{quote(model, safe='')}/versions/{manifest['version']}/artifacts/{artifact}"
+            partial = cache.partial(digest)
+            client.with_retries(lambda: download(client, api_path, partial, name=entry["path"], sha256=digest, size=entry["size"], progress=progress))
+            cache.store(partial, digest)
+    finally:
+        progress.close()
+    for entry, target in wanted:
+        place(cache.blob(entry["sha256"]), target, link=not args.copy)
+    return {
+        "model": manifest["model"],
+        "version": manifest["version"],
+        "directory": str(output),
+        "files": len(files),
+        "unchanged": len(files) - len(wanted),
+        "from_cache": len(wanted) - sum(1 for entry, _ in wanted if entry["sha256"] in missing),
+        "downloaded": len(missing),
+        "bytes_downloaded": sum(entry["size"] for entry in missing.values()),
+    }
+
+
+def add_commands(commands) -> None:
+    pull = commands.add_parser(
+        "pull",
+        help="download a whole version into a folder: only what is missing, every SHA-256 checked",
+        description=__doc__.split("\n\n")[0],
+    )
+    pull.add_argument("reference", help="NAME@ALIAS, NAME:STAGE or NAME/NUMBER")
+    pull.add_argument("-o", "--output", required=True, help="the folder to fill (created if missing); files keep their paths")
+    pull.add_argument("--cache-dir", help=f"the content cache (default: ${CACHE_VARIABLE}, else ~/.cache/model-registry)")
+    pull.add_argument("--copy", action="store_true", help="copy files out of the cache instead of hard-linking them")
+    pull.set_defaults(run=command_pull)
+
