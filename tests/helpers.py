@@ -82,3 +82,29 @@ def pending_production_request(model, owner, **metadata):
     validation_run(job_id=version.validation_jobs.get().pk)
     transition_request_create(version=version, to_stage="staging", actor=owner, justification="ready")
     return transition_request_create(version=version, to_stage="production", actor=owner, justification="Ship: +2 points")
+
+
+def onnx_model(*, weights: int = 16, opset: int = 17, external: str | None = None) -> bytes:
+    """A real ONNX model built with onnx.helper: x[batch, 4] -> MatMul(W[4, weights/4]) -> Relu -> y, W embedded
+    (or named as kept in the file `external`)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    columns = max(1, weights // 4)
+    values = [0.5] * (4 * columns)
+    weight = helper.make_tensor("W", TensorProto.FLOAT, [4, columns], struct.pack(f"<{len(values)}f", *values), raw=True)
+    if external is not None:
+        weight.ClearField("raw_data")
+        weight.data_location = TensorProto.EXTERNAL
+        weight.external_data.add(key="location", value=external)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", columns])],
+        initializer=[weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="registry-tests")
+    if external is None:
+        onnx.checker.check_model(model)  # a model the reference tooling accepts
+    return model.SerializeToString()

@@ -26,6 +26,7 @@ from apps.validation.models import JobStatus, ValidationJob
 from apps.versions.models import ModelVersion
 from registry_cli import main as cli
 from tests.factories import register_version
+from tests.helpers import onnx_model
 from tests.nodes import ROOT, CeleryNode, WebNode, production_env
 from tests.validation.workers import wait_for
 from tests.s3 import REGION, empty_and_delete_bucket, moto_endpoint_fixture, s3_client  # noqa: F401 (a fixture)
@@ -128,7 +129,7 @@ def test_two_web_nodes_and_two_workers_share_everything_and_finish_each_job_once
     _, reviewer_token = api_token_create(user=reviewer, name="review", scope=TokenScope.FULL)
     node_a, node_b = cluster.web
     (tmp_path / "v1").mkdir()
-    (tmp_path / "v1" / "model.onnx").write_bytes(b"onnx-bytes of version 1")
+    (tmp_path / "v1" / "model.onnx").write_bytes(onnx_model())
     (tmp_path / "v2").mkdir()
     (tmp_path / "v2" / "weights.dat").write_bytes(os.urandom(SLOW_BYTES))
     try:

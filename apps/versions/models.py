@@ -14,6 +14,7 @@ from .paths import blob_key
 
 class Flavor(models.TextChoices):
     HUGGINGFACE = "huggingface", "Hugging Face"
+    SENTENCE_TRANSFORMERS = "sentence-transformers", "Sentence Transformers"
     PYTORCH = "pytorch", "PyTorch"
     ONNX = "onnx", "ONNX"
     SKLEARN = "sklearn", "scikit-learn"

@@ -16,7 +16,7 @@ from apps.validation.services import validation_policy_update, validation_run
 from apps.versions.blobs import artifact_storage, blob_key
 from apps.models.management.commands.seed_demo import float32s, safetensors_bytes
 from tests.factories import register_version
-from tests.helpers import RunsSystem
+from tests.helpers import RunsSystem, onnx_model
 
 pytestmark = pytest.mark.django_db
 
@@ -244,3 +244,13 @@ def test_a_transient_storage_error_puts_the_job_back_in_the_queue(model, owner):
     validation_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "passed" and job.attempts == 2
+
+
+def test_an_onnx_graph_past_the_read_limit_is_a_warning_and_a_truncated_one_fails(model, owner, settings):
+    data = onnx_model(weights=64)
+    settings.VALIDATION_ONNX_MAX_READ_BYTES = 40
+    check = _check(_validate(model, owner, {"model.onnx": data}, flavor="onnx"), "format_inspection")
+    assert check.verdict == "warn" and "reading its graph took more than the limit of 40 bytes" in check.summary
+    settings.VALIDATION_ONNX_MAX_READ_BYTES = 1024 * 1024
+    check = _check(_validate(model, owner, {"model.onnx": data[:-7]}, flavor="onnx"), "format_inspection")
+    assert check.verdict == "fail" and "model.onnx is not a readable ONNX model" in check.summary

@@ -9,6 +9,7 @@ from django.conf import settings
 from apps.validation.models import ValidationJob
 from apps.validation.services import validation_sweep
 from tests.factories import register_version, upload
+from tests.helpers import onnx_model
 
 from .workers import RedisServer, Worker, producing_to, wait_for
 
@@ -26,7 +27,7 @@ def test_a_version_registered_through_the_api_is_validated_by_a_worker(api_for, 
         api = api_for(owner)
         response = api.post(
             f"/api/v1/models/{model.name}/versions/",
-            {"files": [upload("model.onnx", b"onnx-bytes")], "metadata": json.dumps({"flavor": "onnx", "dependencies": {"requirements": "onnx==1.16.0"}})},
+            {"files": [upload("model.onnx", onnx_model())], "metadata": json.dumps({"flavor": "onnx", "dependencies": {"requirements": "onnx==1.16.0"}})},
             format="multipart",
         )
         assert response.status_code == 201
@@ -38,7 +39,7 @@ def test_a_version_registered_through_the_api_is_validated_by_a_worker(api_for, 
     body = api.get(f"/api/v1/models/{model.name}/versions/1/").json()
     assert body["validation"]["status"] == "passed"
     assert {c["name"]: c["verdict"] for c in body["validation"]["checks"]} == {
-        "integrity": "pass", "completeness": "pass", "format_inspection": "skip", "unsafe_serialization": "skip", "dependencies": "pass",
+        "integrity": "pass", "completeness": "pass", "format_inspection": "pass", "unsafe_serialization": "skip", "dependencies": "pass",
     }
     assert body["quality"] == {"status": "passed", "baseline_version": None, "rules": []}
 

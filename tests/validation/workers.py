@@ -42,7 +42,8 @@ def producing_to(broker_url: str):
 
 
 class Worker:
-    def __init__(self, broker_url: str, **env):
+    def __init__(self, broker_url: str, *, extra_args: tuple[str, ...] = (), **env):
+        self.extra_args = list(extra_args)  # e.g. --loglevel=WARNING (later options win)
         db = connection.settings_dict
         self.env = {
             **os.environ,
@@ -58,7 +59,7 @@ class Worker:
     def start(self) -> "Worker":
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "registry_site", "worker", "--concurrency=1", "--loglevel=INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", settings.CELERY_TASK_DEFAULT_QUEUE],
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, *self.extra_args],
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )
         return self

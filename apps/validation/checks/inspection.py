@@ -1,14 +1,20 @@
-"""Read safetensors headers (never the tensors) and config.json; record what was found on the version."""
+"""Read what the files say the model is, never its weights: safetensors headers (a sharded checkpoint as one model),
+config.json (a sentence-transformers Pooling config as pooling), ONNX graphs' opsets, inputs and outputs. What was
+found is recorded on the version (`inspection`)."""
 
+import posixpath
 import struct
 
 from django.conf import settings
 
 from ..models import Verdict
+from . import sentence_transformers as st
 from .base import CheckContext, Outcome, TooDeeplyNested, loads_bounded
+from .onnx_graph import CorruptOnnx, GraphTooLarge, read_onnx
+from .shards import BadIndex, named_shards, read_index, shard_path
 
 name = "format_inspection"
-version = "1.1"
+version = "1.2"
 
 # Bits per element, as the safetensors format counts them (F4 packs two elements in a byte).
 DTYPE_BITS = {
@@ -56,11 +62,12 @@ def _element_count(tensor: str, shape) -> int:
     return count
 
 
-def parse_safetensors_header(head: bytes, file_size: int, read_more, check_budget=lambda: None) -> dict:
+def parse_safetensors_header(head: bytes, file_size: int, read_more, check_budget=lambda: None, names: list | None = None) -> dict:
     """Validate a safetensors header. `read_more(n)` returns the next n bytes after the first 8.
 
     Every size is bounded before it is used: the header length by VALIDATION_SAFETENSORS_MAX_HEADER_BYTES, the
     JSON's nesting by MAX_HEADER_DEPTH, each shape by MAX_RANK and by the data bytes the file actually has.
+    The tensors' names are appended to `names` when one is given.
     """
     if file_size < 8 or len(head) < 8:
         raise CorruptSafetensors("file is shorter than the 8-byte header length")
@@ -88,6 +95,8 @@ def parse_safetensors_header(head: bytes, file_size: int, read_more, check_budge
             check_budget()
         if tensor == "__metadata__":
             continue
+        if names is not None:
+            names.append(tensor)
         tensor = tensor if len(tensor) <= 80 else tensor[:77] + "..."  # names go into messages
         if not isinstance(info, dict) or set(info) - {"dtype", "shape", "data_offsets"}:
             raise CorruptSafetensors(f"tensor '{tensor}' has a malformed entry")
@@ -123,23 +132,73 @@ def parse_safetensors_header(head: bytes, file_size: int, read_more, check_budge
     }
 
 
-def run(context: CheckContext) -> Outcome:
-    found: dict = {"safetensors": {}, "config": {}}
-    problems: list[str] = []
-    warnings: list[str] = []
+def _read_safetensors(context: CheckContext, found: dict, problems: list, warnings: list) -> dict[str, set[str]]:
+    """Each safetensors header into found["safetensors"]; returns the tensor names of each file."""
+    names_by_path: dict[str, set[str]] = {}
     for artifact in context.by_suffix(".safetensors"):
+        names: list[str] = []
         try:
             with context.open(artifact) as handle:
                 head = handle.read(8)
-                summary = parse_safetensors_header(head, artifact.size, handle.read, context.check_budget)
+                summary = parse_safetensors_header(head, artifact.size, handle.read, context.check_budget, names)
         except CorruptSafetensors as exc:
             problems.append(f"{artifact.path}: {exc}")
             continue
         if summary["unreferenced_bytes"]:
             warnings.append(f"{artifact.path}: {summary['unreferenced_bytes']} data bytes belong to no tensor")
         found["safetensors"][artifact.path] = summary
+        names_by_path[artifact.path] = set(names)
+    return names_by_path
+
+
+def _read_checkpoints(context: CheckContext, found: dict, problems: list, warnings: list, names_by_path: dict[str, set[str]]) -> None:
+    """A sharded checkpoint as one model: its shards' totals, and each tensor where the index says it is.
+    (Shards missing or extra are completeness's findings.)"""
+    for index in context.by_suffix(".safetensors.index.json"):
+        try:
+            document = read_index(context, index)
+        except BadIndex as exc:
+            problems.append(str(exc))
+            continue
+        weight_map = document.get("weight_map", {})
+        shards = named_shards(index.path, weight_map)
+        read = [shard for shard in shards if shard in found["safetensors"]]
+        summaries = [found["safetensors"][shard] for shard in read]
+        tensor_bytes = sum(s["data_bytes"] - s["unreferenced_bytes"] for s in summaries)
+        found.setdefault("checkpoints", {})[index.path] = {
+            "shards": len(shards),
+            "shards_read": len(read),
+            "tensors": sum(s["tensors"] for s in summaries),
+            "parameters": sum(s["parameters"] for s in summaries),
+            "dtypes": sorted({d for s in summaries for d in s["dtypes"]}),
+            "tensor_bytes": tensor_bytes,
+        }
+        if len(read) != len(shards):
+            continue  # a shard is missing or unreadable: already a finding; the tensors cannot all be placed
+        misplaced = sorted(t for t, shard in weight_map.items() if t not in names_by_path[shard_path(index.path, shard)])
+        mapped = set(weight_map)
+        unmapped = sorted(t for shard in read for t in names_by_path[shard] if t not in mapped)
+        if misplaced:
+            problems.append(f"{index.path} maps {len(misplaced)} tensor(s) to a shard that does not hold them, e.g. '{misplaced[0][:80]}'")
+        if unmapped:
+            warnings.append(f"{index.path} does not map {len(unmapped)} tensor(s) its shards hold (loaders ignore them), e.g. '{unmapped[0][:80]}'")
+        total_size = (document.get("metadata") or {}).get("total_size") if isinstance(document.get("metadata"), dict) else None
+        if isinstance(total_size, int) and not isinstance(total_size, bool) and total_size != tensor_bytes:
+            warnings.append(f"{index.path} declares a total size of {total_size} bytes; its shards' tensors take {tensor_bytes}")
+
+
+def _read_configs(context: CheckContext, found: dict, problems: list, warnings: list) -> None:
+    """config.json files: a Pooling module's as pooling, another non-Transformer module's as that module, the rest
+    as a Hugging Face model config."""
+    try:
+        modules = st.read_modules(context) or []
+    except st.BadModules:
+        modules = []  # completeness reports it
+    if modules:
+        found["sentence_transformers"] = {"modules": [{"type": m.kind, "path": m.folder} for m in modules]}
+    module_of = {m.folder: m for m in modules}
     for artifact in context.artifacts:
-        if artifact.path.rsplit("/", 1)[-1] != "config.json":
+        if posixpath.basename(artifact.path) != "config.json":
             continue
         if artifact.size > MAX_CONFIG_BYTES:
             warnings.append(f"{artifact.path} is too large to inspect")
@@ -153,8 +212,65 @@ def run(context: CheckContext) -> Outcome:
         except (UnicodeDecodeError, ValueError) as exc:
             problems.append(f"{artifact.path} is not valid JSON: {exc}")
             continue
-        if isinstance(config, dict):
+        if not isinstance(config, dict):
+            continue
+        module = module_of.get(posixpath.dirname(artifact.path))
+        pooling = st.pooling_summary(config)
+        if pooling is not None:
+            found.setdefault("pooling", {})[artifact.path] = pooling
+        elif module is not None and module.kind != "Transformer":
+            plain = {k[:64]: v for k, v in config.items() if isinstance(v, (int, float, str, bool)) and not (isinstance(v, str) and len(v) > 200)}
+            found.setdefault("module_configs", {})[artifact.path] = {"module": module.kind, **dict(list(plain.items())[:8])}
+        else:
             found["config"][artifact.path] = {key: config[key] for key in CONFIG_FIELDS if key in config}
+
+
+def _read_onnx(context: CheckContext, found: dict, problems: list, warnings: list) -> None:
+    present = {a.path for a in context.artifacts}
+    for artifact in context.by_suffix(".onnx"):
+        try:
+            with context.open(artifact) as handle:
+                graph = read_onnx(handle, artifact.size, context.check_budget)
+        except GraphTooLarge as exc:
+            warnings.append(f"{artifact.path}: {exc}")
+            continue
+        except CorruptOnnx as exc:
+            problems.append(f"{artifact.path} is not a readable ONNX model: {exc}")
+            continue
+        for location in graph["external_data"]:
+            expected = posixpath.normpath(posixpath.join(posixpath.dirname(artifact.path), location))
+            if expected not in present:
+                problems.append(f"{artifact.path} keeps tensors in '{location[:100]}', which was not uploaded")
+        found.setdefault("onnx", {})[artifact.path] = graph
+
+
+def _describe(found: dict, totals: dict) -> list[str]:
+    parts = []
+    if found["safetensors"]:
+        parts.append(f"{totals['tensors']} tensors, {totals['parameters']:,} parameters ({', '.join(totals['dtypes'])})")
+    for path, checkpoint in found.get("checkpoints", {}).items():
+        parts.append(f"{path}: one model in {checkpoint['shards']} shards, {checkpoint['parameters']:,} parameters")
+    for path, fields in found["config"].items():
+        architecture = ", ".join(fields.get("architectures") or []) or fields.get("model_type") or "no architecture named"
+        parts.append(f"{path}: {architecture}")
+    for path, pooling in found.get("pooling", {}).items():
+        parts.append(f"{path}: pooling {pooling['mode']}, dimension {pooling['dimension'] if pooling['dimension'] is not None else 'not given'}")
+    for path, module in found.get("module_configs", {}).items():
+        parts.append(f"{path}: {module['module']} module")
+    for path, graph in found.get("onnx", {}).items():
+        opset = graph["opsets"].get("ai.onnx", "none")
+        parts.append(f"{path}: ONNX opset {opset}, {len(graph['inputs'])} input(s), {len(graph['outputs'])} output(s), {graph['nodes']} nodes")
+    return parts
+
+
+def run(context: CheckContext) -> Outcome:
+    found: dict = {"safetensors": {}, "config": {}}
+    problems: list[str] = []
+    warnings: list[str] = []
+    names_by_path = _read_safetensors(context, found, problems, warnings)
+    _read_checkpoints(context, found, problems, warnings, names_by_path)
+    _read_configs(context, found, problems, warnings)
+    _read_onnx(context, found, problems, warnings)
     totals = {
         "parameters": sum(s["parameters"] for s in found["safetensors"].values()),
         "tensors": sum(s["tensors"] for s in found["safetensors"].values()),
@@ -164,13 +280,7 @@ def run(context: CheckContext) -> Outcome:
     details = {**found, "totals": totals, "problems": problems, "warnings": warnings}
     if problems:
         return Outcome(Verdict.FAIL, "; ".join(problems)[:480], details)
-    if not found["safetensors"] and not found["config"]:
-        return Outcome(Verdict.SKIP, "no safetensors or config.json files to inspect", details)
-    parts = []
-    if found["safetensors"]:
-        parts.append(f"{totals['tensors']} tensors, {totals['parameters']:,} parameters ({', '.join(totals['dtypes'])})")
-    for path, fields in found["config"].items():
-        architecture = ", ".join(fields.get("architectures") or []) or fields.get("model_type") or "no architecture named"
-        parts.append(f"{path}: {architecture}")
-    summary = "; ".join(parts)
-    return Outcome(Verdict.WARN if warnings else "pass", summary + ("; " + "; ".join(warnings) if warnings else ""), details)
+    parts = _describe(found, totals)
+    if not parts and not warnings:
+        return Outcome(Verdict.SKIP, "no safetensors, config.json or ONNX files to inspect", details)
+    return Outcome(Verdict.WARN if warnings else Verdict.PASS, "; ".join(parts + warnings), details)
