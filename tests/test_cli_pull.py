@@ -150,9 +150,12 @@ def test_download_keeps_the_path_of_a_file_in_a_folder(cli, model, owner, tmp_pa
 
 def test_pull_and_download_from_s3_check_every_file(cli, model, owner, tmp_path, s3):
     register_version(model, owner, files=FILES)
+    partial = tmp_path / "cache" / "partial" / sha256(WEIGHTS)
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(WEIGHTS[: len(WEIGHTS) // 3])  # resumed with a Range on the presigned URL
     done = cli("pull", "sentiment/1", "-o", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
-    assert _files(tmp_path / "out") == FILES
+    assert _files(tmp_path / "out") == FILES and not partial.exists()
 
     s3.client.put_object(Bucket=s3.bucket, Key=blob_key(sha256(WEIGHTS)), Body=b"evil" + WEIGHTS[4:])
     fresh = cli("pull", "sentiment/1", "-o", str(tmp_path / "again"), "--cache-dir", str(tmp_path / "other-cache"))
