@@ -22,6 +22,7 @@ urlpatterns = [
     path("models/<str:name>/", _open(model_api.model_detail), name="model"),
     path("models/<str:name>/versions/", _open(version_api.versions_collection), name="versions"),
     path("models/<str:name>/versions/check/", _open(version_api.version_metadata_check), name="version-metadata-check"),
+    path("models/<str:name>/uploads/", include("apps.versions.upload_urls")),  # upload sessions (each view is login_not_required itself)
     path("models/<str:name>/versions/<int:number>/", _open(version_api.version_detail), name="version"),
     path("models/<str:name>/versions/<int:number>/transitions/", _open(approval_api.transition_request_collection), name="version-transitions"),
     path("models/<str:name>/versions/<int:number>/artifacts/<path:path>", _open(version_api.artifact_download), name="artifact-download"),

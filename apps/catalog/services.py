@@ -15,7 +15,7 @@ from apps.lineage.services import datasets_attach, parents_attach, parents_resol
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require
 from apps.validation.services import validation_job_create
-from apps.versions.blobs import blob_put, blob_reservations_hold, blob_reservations_release, blob_reserve
+from apps.versions.blobs import blob_exists, blob_put, blob_reservations_hold, blob_reservations_release, blob_reserve
 from apps.versions.document import VersionMetadata
 from apps.versions.models import Artifact, Metric, ModelVersion
 from apps.versions.paths import canonical_artifact_path
@@ -72,7 +72,11 @@ def version_register(
     parents = parents_resolve(actor=actor, model=model, declared=metadata.parents)  # before storing: a bad parent stores nothing
     reservations = blob_reserve(digests=[item.sha256 for _, item in checked])  # committed before the reuse decisions below
     try:
-        for _, item in checked:
+        for path, item in checked:
+            if item.content is None:  # an upload session's file, stored (and verified) before registration
+                if not blob_exists(sha256=item.sha256):
+                    raise ValidationError({"files": [f"{path}: its stored bytes are gone (the upload expired); upload it again."]})
+                continue
             item.content.seek(0)
             blob_put(sha256=item.sha256, content=item.content)
         return _version_create(

@@ -56,6 +56,11 @@ def blob_put(*, sha256: str, content: File) -> bool:
     return True
 
 
+def blob_exists(*, sha256: str) -> bool:
+    """Whether the blob is stored (reserve it first, as for `blob_put`, for the answer to stay true)."""
+    return artifact_storage().exists(blob_key(sha256))
+
+
 def blob_is_local() -> bool:
     return isinstance(artifact_storage(), FileSystemStorage)
 
@@ -100,13 +105,14 @@ def _lock_reservations(*, exclusive: bool) -> None:
             cursor.execute(f"SELECT {function}(%s)", [RESERVATION_LOCK_KEY])
 
 
-def blob_reserve(*, digests: list[str]) -> list[int]:
-    """Reserve blobs for a registration, committed before it decides to reuse or store them. Returns the reservation ids.
+def blob_reserve(*, digests: list[str], until=None) -> list[int]:
+    """Reserve blobs for a registration (or an upload session, `until` it expires), committed before it decides to reuse
+    or store them. Returns the reservation ids.
 
     Call outside any transaction: the garbage collector must see the reservation before the registration looks
     at the store.
     """
-    expires_at = timezone.now() + timedelta(seconds=settings.BLOB_RESERVATION_SECONDS)
+    expires_at = until or timezone.now() + timedelta(seconds=settings.BLOB_RESERVATION_SECONDS)
     with transaction.atomic():
         _lock_reservations(exclusive=False)
         rows = BlobReservation.objects.bulk_create(BlobReservation(sha256=digest, expires_at=expires_at) for digest in sorted(set(digests)))

@@ -16,7 +16,9 @@ from apps.models.permissions import Action, get_model_for
 
 UPLOAD_PAGE = "versions:upload"
 UPLOAD_API = "api:versions"
-UPLOAD_ROUTES = {UPLOAD_PAGE, UPLOAD_API}
+UPLOAD_ROUTES = {UPLOAD_PAGE, UPLOAD_API}  # the routes that take multipart files (HashingUploadHandler spools only these)
+# Upload-session routes carry JSON or raw bytes, never multipart files; they are gated all the same.
+UPLOAD_SESSION_ROUTES = {"api:uploads", "api:upload", "api:upload-register", "api:upload-file", "api:upload-parts", "api:upload-complete"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 
 
@@ -38,7 +40,9 @@ class UploadGateMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        if request.method in SAFE_METHODS or not is_upload_route(request):
+        match = getattr(request, "resolver_match", None)
+        gated = match is not None and (match.view_name in UPLOAD_ROUTES or match.view_name in UPLOAD_SESSION_ROUTES)
+        if request.method in SAFE_METHODS or not gated:
             return None
         name = view_kwargs["name"]
         if request.resolver_match.view_name == UPLOAD_PAGE:

@@ -246,3 +246,56 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} in {self.environment}: v{self.version.number}"
+
+
+class UploadSessionStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    REGISTERED = "registered", "Registered"
+
+
+class UploadFileStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for its bytes"
+    STORED = "stored", "Stored"
+
+
+class UploadSession(models.Model):
+    """An upload of one version's files, resumable until it expires (apps.versions.upload_sessions).
+
+    The client declares the files first; the metadata was checked when the session was made, so refusals come before
+    any byte. Registration commits the session's manifest through the one registration service.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="upload_sessions")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    metadata = models.JSONField(default=dict, help_text="The checked metadata document the registration will use.")
+    status = models.CharField(max_length=16, choices=UploadSessionStatus.choices, default=UploadSessionStatus.OPEN)
+    version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"upload {self.pk} of {self.model_id}"
+
+
+class UploadSessionFile(models.Model):
+    """One declared file of a session: stored already (its blob is readable by the caller, or it arrived and matched)
+    or pending. On S3 `upload_id` is its multipart upload under `staging_key`; on local disk its bytes go to a spool file."""
+
+    session = models.ForeignKey(UploadSession, on_delete=models.CASCADE, related_name="files")
+    index = models.PositiveIntegerField()
+    path = models.CharField(max_length=1024)
+    size = models.BigIntegerField()
+    declared_sha256 = models.CharField(max_length=64, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Of the stored bytes, once stored.")
+    status = models.CharField(max_length=16, choices=UploadFileStatus.choices, default=UploadFileStatus.PENDING)
+    deduplicated = models.BooleanField(default=False, help_text="Stored already: a version the caller may view holds these bytes.")
+    part_size = models.BigIntegerField(default=0)
+    upload_id = models.CharField(max_length=1024, blank=True)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [models.UniqueConstraint(fields=["session", "index"], name="upload_file_index_unique_per_session")]
+
+    def __str__(self) -> str:
+        return self.path

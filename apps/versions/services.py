@@ -21,10 +21,13 @@ from .models import AliasChange, Deployment, ModelAlias, ModelVersion, PointerCh
 
 @dataclass
 class IncomingFile:
-    """One file to register: its relative path, content, and the digest computed while it was received."""
+    """One file to register: its relative path, content, and the digest computed while it was received.
+
+    `content` is None for a file an upload session already stored under its digest (apps.versions.upload_sessions).
+    """
 
     path: str
-    content: File
+    content: File | None
     sha256: str
     size: int
     oversized: bool = False

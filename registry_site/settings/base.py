@@ -416,6 +416,13 @@ UPLOAD_SPOOL_GRACE_MINUTES = _env_positive_int("UPLOAD_SPOOL_GRACE_MINUTES", 360
 # Files uploaded through the MLflow artifact endpoint that no version uses yet are kept this long after their upload
 # (their blob reservation), then swept with the unused blobs (apps.mlflow_api.models.StagedArtifact).
 MLFLOW_UPLOAD_HOURS = _env_positive_int("MLFLOW_UPLOAD_HOURS", 24)
+# Upload sessions (apps.versions.upload_sessions): how long one may be resumed before the cleanup removes it and what it
+# left; the part size of uploads (S3 parts, and the size clients send per request); how long a presigned part URL lasts.
+UPLOAD_SESSION_HOURS = _env_positive_int("UPLOAD_SESSION_HOURS", 24)
+UPLOAD_PART_BYTES = env_bytes("UPLOAD_PART_BYTES", 16 * 1024 * 1024)
+if UPLOAD_PART_BYTES < 5 * 1024 * 1024:
+    raise ImproperlyConfigured(f"UPLOAD_PART_BYTES must be at least 5 MiB (S3's smallest part), got {UPLOAD_PART_BYTES}")
+UPLOAD_PART_URL_EXPIRY_SECONDS = _env_positive_int("UPLOAD_PART_URL_EXPIRY_SECONDS", 3600)
 
 # Log-in throttling (django-axes, attempts in the database so every worker sees them). Failures are counted per
 # username and per client address; at LOGIN_FAILURE_LIMIT within the cool-off, log-ins for that username, or from that

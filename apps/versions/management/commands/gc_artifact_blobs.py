@@ -5,11 +5,12 @@ from django.core.management.base import BaseCommand
 
 from apps.versions.blobs import blob_collect_garbage, orphan_blobs
 from apps.versions.spool import spool_dir, spool_sweep
+from apps.versions.upload_sessions import upload_sessions_sweep
 
 
 class Command(BaseCommand):
     help = (
-        "Delete stored blobs that no version uses and no registration reserves (left by registrations that failed midway), "
+        "Delete expired upload sessions (with their partial uploads), stored blobs that no version uses and no registration reserves (left by registrations that failed midway), "
         "and upload spool files that no live process writes (left by workers killed mid-upload)."
     )
 
@@ -36,6 +37,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"would delete {len(keys)} orphan blob(s)"))
             return
         if not spool_only:
+            sessions = upload_sessions_sweep()
+            self.stdout.write(self.style.SUCCESS(f"deleted {sessions} expired upload session(s)"))
             deleted = blob_collect_garbage(older_than=timedelta(minutes=grace_minutes))
             self.stdout.write(self.style.SUCCESS(f"deleted {len(deleted)} orphan blob(s)"))
         removed = spool_sweep(older_than=timedelta(minutes=spool_grace_minutes))

@@ -1,0 +1,390 @@
+"""Upload sessions: a version's files arrive before registration, resumably, and never as bytes that differ from
+what was declared. The session rows are in `models.py`; creating and registering a session (which check the metadata
+and write the version) are in `apps.catalog.upload_sessions`.
+
+Two ways for the bytes, picked by the artifact store:
+- S3 (any S3-compatible store): one multipart upload per file under `uploads/<session>/<index>`; the client gets
+  presigned part URLs (each bound to the part's SHA-256 when it gives one, which S3 then enforces) and sends the
+  parts straight to the bucket, retrying or resuming any part (ListParts says which arrived). Completion checks the
+  parts, completes the upload and has S3 compute the object's full SHA-256 with a server-side CopyObject (S3 offers
+  only composite checksums for multipart objects), so no byte passes through the web server. Objects over 5 GiB
+  (CopyObject's limit) are hashed by reading them back once, streamed.
+- Local disk: tus-style offsets through the server (PATCH with Upload-Offset appends, HEAD tells the offset),
+  written to a spool file under an exclusive `flock` and hashed as they arrive.
+
+Verified bytes are stored under their digest at once, with a blob reservation lasting as long as the session, so the
+garbage collector keeps them until the session registers (artifact rows then keep them) or expires (then they are
+collected like any unused blob). Bytes that do not match the declared SHA-256 are discarded and the file starts over.
+"""
+
+import base64
+import fcntl
+import hashlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.db import transaction
+from django.utils import timezone
+
+from .blobs import artifact_storage, blob_is_local, blob_put, blob_reserve
+from .models import BlobReservation, UploadFileStatus, UploadSession, UploadSessionFile
+from .paths import blob_key
+from .spool import spool_dir
+
+logger = logging.getLogger(__name__)
+CHUNK = 1024 * 1024
+S3_MIN_PART_BYTES = 5 * 1024 * 1024
+S3_MAX_PARTS = 10_000
+S3_MAX_COPY_BYTES = 5 * 1024**3  # CopyObject's limit: larger objects are hashed by reading them back
+STAGING_PREFIX = "uploads"
+
+
+class UploadConflict(Exception):
+    """A request that does not fit the file's state (wrong offset, a second writer, a mismatch): HTTP 409."""
+
+    def __init__(self, code: str, message: str, offset: int | None = None):
+        super().__init__(message)
+        self.code, self.offset = code, offset
+
+
+# --- where the bytes go -------------------------------------------------------------------------------------------
+
+
+def part_size_for(size: int) -> int:
+    """Parts of UPLOAD_PART_BYTES, larger when a file would need more than S3's 10,000 parts (whole MiB)."""
+    needed = -(-size // S3_MAX_PARTS)
+    return max(settings.UPLOAD_PART_BYTES, -(-needed // CHUNK) * CHUNK)
+
+
+def part_count(file: UploadSessionFile) -> int:
+    return max(1, -(-file.size // file.part_size))
+
+
+def staging_key(file: UploadSessionFile) -> str:
+    return f"{STAGING_PREFIX}/{file.session_id}/{file.index}"
+
+
+def _spool_path(file: UploadSessionFile) -> Path:
+    return spool_dir() / f"session-{file.session_id}-{file.index}.part"
+
+
+def _s3():
+    storage = artifact_storage()
+    return storage, storage.bucket.meta.client, storage.bucket_name
+
+
+def _s3_key(storage, key: str) -> str:
+    return storage._normalize_name(key)  # the configured prefix (ARTIFACT_S3_PREFIX) in front
+
+
+def session_files_prepare(files: list[UploadSessionFile]) -> None:
+    """Give each pending file its part size, and on S3 its multipart upload (with SHA-256 part checksums)."""
+    for file in files:
+        file.part_size = part_size_for(file.size)
+        if file.status == UploadFileStatus.PENDING and not blob_is_local():
+            storage, client, bucket = _s3()
+            file.upload_id = client.create_multipart_upload(
+                Bucket=bucket, Key=_s3_key(storage, staging_key(file)), ChecksumAlgorithm="SHA256"
+            )["UploadId"]
+
+
+# --- local disk: tus-style offsets ----------------------------------------------------------------------------------
+
+# The SHA-256 state of each file being received, by (file id, offset), so the next PATCH continues it without reading
+# the spool again. Python cannot persist a hash state, so a PATCH that lands in another process (or after a restart)
+# rebuilds it by reading the spooled prefix once: a local read, far cheaper than sending the bytes again.
+_hashers: "OrderedDict[tuple[int, int], object]" = OrderedDict()
+_hashers_lock = threading.Lock()
+_HASHERS_KEPT = 64
+
+
+def _hasher_take(file_id: int, offset: int, handle) -> "hashlib._Hash":
+    with _hashers_lock:
+        hasher = _hashers.pop((file_id, offset), None)
+    if hasher is not None:
+        return hasher
+    hasher = hashlib.sha256()
+    handle.seek(0)
+    remaining = offset
+    while remaining:
+        chunk = handle.read(min(CHUNK, remaining))
+        if not chunk:
+            break
+        hasher.update(chunk)
+        remaining -= len(chunk)
+    return hasher
+
+
+def _hasher_keep(file_id: int, offset: int, hasher) -> None:
+    with _hashers_lock:
+        _hashers[(file_id, offset)] = hasher
+        while len(_hashers) > _HASHERS_KEPT:
+            _hashers.popitem(last=False)
+
+
+def file_offset(file: UploadSessionFile) -> int:
+    """How many bytes of the file the registry holds: its size once stored, else what the spool holds (local disk)."""
+    if file.status == UploadFileStatus.STORED:
+        return file.size
+    try:
+        return _spool_path(file).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def file_receive(*, file: UploadSessionFile, offset: int, length: int, read) -> int:
+    """Append `length` bytes read with `read(n)` at `offset` (which must be what the registry holds). Returns the new offset.
+
+    The bytes are hashed as they arrive. A body cut short keeps what arrived (the client asks HEAD and goes on). When the
+    file is whole it is checked against its declared SHA-256 and stored (`UploadConflict` and a fresh start if not).
+    """
+    if file.status == UploadFileStatus.STORED:
+        raise UploadConflict("already_stored", f"{file.path} is already stored; nothing more to send.", offset=file.size)
+    if offset + length > file.size:
+        raise ValidationError({"Upload-Offset": [f"{offset} + {length} bytes would pass the declared size of {file.path} ({file.size} bytes)."]})
+    path = _spool_path(file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UploadConflict("upload_in_progress", f"Another request is sending {file.path}; wait for it, or ask HEAD for the offset.") from None
+        held = os.fstat(handle.fileno()).st_size
+        if offset != held:
+            raise UploadConflict("offset_mismatch", f"The registry holds {held} bytes of {file.path}, not {offset}; send from {held}.", offset=held)
+        hasher = _hasher_take(file.pk, held, handle)
+        handle.seek(held)
+        received = 0
+        try:
+            while received < length:
+                chunk = read(min(CHUNK, length - received))
+                if not chunk:
+                    break
+                handle.write(chunk)
+                hasher.update(chunk)
+                received += len(chunk)
+        except OSError:
+            logger.info("Upload of %s cut at %d bytes; the client resumes from there", file.path, held + received)
+        finally:
+            handle.flush()
+            _hasher_keep(file.pk, held + received, hasher)
+        offset = held + received
+        if offset == file.size:
+            _file_finish(file, hasher.hexdigest(), content=handle, local_path=path)
+    return offset
+
+
+# --- S3: presigned multipart parts ----------------------------------------------------------------------------------
+
+
+def file_part_urls(*, file: UploadSessionFile, parts: list[tuple[int, str | None]]) -> list[dict]:
+    """Presigned URLs for parts (number, SHA-256 hex or None). A URL with a digest only accepts bytes with that digest:
+    the client sends the header given with it, which the signature covers, and S3 checks the part against it."""
+    if file.status == UploadFileStatus.STORED:
+        raise UploadConflict("already_stored", f"{file.path} is already stored; nothing more to send.")
+    if blob_is_local():
+        raise UploadConflict("wrong_protocol", "The registry stores artifacts on local disk: send the bytes with PATCH and Upload-Offset.")
+    count = part_count(file)
+    storage, client, bucket = _s3()
+    urls = []
+    for number, digest in parts:
+        if not 1 <= number <= count:
+            raise ValidationError({"parts": [f"{file.path} has parts 1 to {count} ({file.part_size} bytes each, the last one shorter)."]})
+        params = {"Bucket": bucket, "Key": _s3_key(storage, staging_key(file)), "UploadId": file.upload_id, "PartNumber": number}
+        headers = {}
+        if digest:
+            checksum = base64.b64encode(bytes.fromhex(digest)).decode()
+            params["ChecksumSHA256"] = headers["x-amz-checksum-sha256"] = checksum
+        url = client.generate_presigned_url("upload_part", Params=params, ExpiresIn=settings.UPLOAD_PART_URL_EXPIRY_SECONDS)
+        urls.append({"number": number, "url": url, "headers": headers, "size": _part_length(file, number)})
+    return urls
+
+
+def _part_length(file: UploadSessionFile, number: int) -> int:
+    return min(file.part_size, file.size - (number - 1) * file.part_size)
+
+
+def file_uploaded_parts(file: UploadSessionFile) -> list[dict]:
+    """The parts S3 holds for the file (number and size), so a client that restarted sends only the others."""
+    if file.status == UploadFileStatus.STORED or blob_is_local() or not file.upload_id:
+        return []
+    storage, client, bucket = _s3()
+    parts, marker = [], 0
+    while True:
+        page = client.list_parts(Bucket=bucket, Key=_s3_key(storage, staging_key(file)), UploadId=file.upload_id, PartNumberMarker=marker)
+        parts.extend({"number": p["PartNumber"], "size": p["Size"], "etag": p["ETag"], "sha256": p.get("ChecksumSHA256")} for p in page.get("Parts", ()))
+        if not page.get("IsTruncated"):
+            return parts
+        marker = page["NextPartNumberMarker"]
+
+
+def file_complete(*, file: UploadSessionFile) -> None:
+    """Check that the whole file arrived, then verify its SHA-256 and store it. Does nothing for a stored file."""
+    if file.status == UploadFileStatus.STORED:
+        return
+    if blob_is_local():
+        held = file_offset(file)
+        if held != file.size:
+            raise UploadConflict("incomplete", f"The registry holds {held} of {file.size} bytes of {file.path}; send the rest from {held}.", offset=held)
+        with open(_spool_path(file), "rb") as handle:  # whole but not finished (the finishing request died): hash it again
+            _file_finish(file, _sha256_of(handle), content=handle, local_path=_spool_path(file))
+        return
+    _s3_complete(file)
+
+
+def _s3_complete(file: UploadSessionFile) -> None:
+    storage, client, bucket = _s3()
+    staging = _s3_key(storage, staging_key(file))
+    parts = file_uploaded_parts(file)
+    count = part_count(file)
+    missing = sorted(set(range(1, count + 1)) - {p["number"] for p in parts})
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise UploadConflict("incomplete", f"{file.path} still lacks parts {shown} (of {count}); send them, then complete again.")
+    wrong = [p["number"] for p in parts if p["size"] != _part_length(file, p["number"])]
+    if wrong:
+        _s3_restart(file, client, bucket, staging)
+        raise UploadConflict("part_size_mismatch", f"Parts {wrong} of {file.path} do not have the sizes the session gave; the file was discarded, send it again.")
+    client.complete_multipart_upload(
+        Bucket=bucket,
+        Key=staging,
+        UploadId=file.upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": p["number"], "ETag": p["etag"], **({"ChecksumSHA256": p["sha256"]} if p["sha256"] else {})} for p in parts]},
+    )
+    digest, source = _s3_sha256(client, bucket, staging, file.size)
+    try:
+        _file_finish(file, digest, s3_source=source)
+    except UploadConflict:
+        _s3_restart(file, client, bucket, staging)
+        raise
+    finally:
+        for key in {staging, source}:
+            client.delete_object(Bucket=bucket, Key=key)
+
+
+def _s3_sha256(client, bucket: str, key: str, size: int) -> tuple[str, str]:
+    """The full SHA-256 of an object and the key of a copy that carries it as its checksum.
+
+    S3 keeps only a composite checksum (of the parts' checksums) for a multipart object. A server-side copy with a
+    SHA-256 checksum has S3 compute the full one, up to CopyObject's 5 GiB; larger objects are read back once, streamed.
+    """
+    if size <= S3_MAX_COPY_BYTES:
+        checked = f"{key}.sha256"
+        result = client.copy_object(Bucket=bucket, Key=checked, CopySource={"Bucket": bucket, "Key": key}, ChecksumAlgorithm="SHA256")
+        checksum = result.get("CopyObjectResult", {}).get("ChecksumSHA256", "")
+        if checksum and "-" not in checksum:
+            return base64.b64decode(checksum).hex(), checked
+        client.delete_object(Bucket=bucket, Key=checked)
+    return _sha256_of(client.get_object(Bucket=bucket, Key=key)["Body"]), key
+
+
+def _s3_restart(file: UploadSessionFile, client, bucket: str, staging: str) -> None:
+    """Discard what arrived for the file and open a fresh multipart upload for it."""
+    try:
+        client.abort_multipart_upload(Bucket=bucket, Key=staging, UploadId=file.upload_id)
+    except client.exceptions.NoSuchUpload:
+        pass
+    client.delete_object(Bucket=bucket, Key=staging)
+    file.upload_id = client.create_multipart_upload(Bucket=bucket, Key=staging, ChecksumAlgorithm="SHA256")["UploadId"]
+    file.save(update_fields=["upload_id"])
+
+
+def _sha256_of(handle) -> str:
+    hasher = hashlib.sha256()
+    while chunk := handle.read(CHUNK):
+        hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+# --- storing verified bytes ------------------------------------------------------------------------------------------
+
+
+class _SpoolFile(File):
+    """A finished spool file: FileSystemStorage moves a file that has a temporary path instead of copying it."""
+
+    def __init__(self, handle, path: Path):
+        super().__init__(handle, name=path.name)
+        self._path = path
+
+    def temporary_file_path(self) -> str:
+        return str(self._path)
+
+
+def _file_finish(file: UploadSessionFile, digest: str, *, content=None, local_path: Path | None = None, s3_source: str | None = None) -> None:
+    """Store bytes whose SHA-256 is `digest` as the file's blob, or discard them when they are not what was declared."""
+    if file.declared_sha256 and digest != file.declared_sha256:
+        if local_path is not None:
+            local_path.unlink(missing_ok=True)
+        raise UploadConflict(
+            "checksum_mismatch",
+            f"The bytes received for {file.path} have SHA-256 {digest}, not the declared {file.declared_sha256}. They were "
+            "discarded; send the file again from the start.",
+            offset=0,
+        )
+    session = file.session
+    # Reserved until the session expires (committed before the store is looked at, like a registration's reservations).
+    blob_reserve(digests=[digest], until=session.expires_at)
+    if s3_source is not None:
+        storage, client, bucket = _s3()
+        target = _s3_key(storage, blob_key(digest))
+        if not storage.exists(blob_key(digest)):
+            # The blob carries the full SHA-256 as its S3 checksum (not the staging object's composite one).
+            client.copy({"Bucket": bucket, "Key": s3_source}, bucket, target, ExtraArgs={"ChecksumAlgorithm": "SHA256"})
+    else:
+        content.seek(0)
+        blob_put(sha256=digest, content=_SpoolFile(content, local_path))
+        local_path.unlink(missing_ok=True)  # moved already, or a copy of a blob that was there
+    with transaction.atomic():
+        UploadSessionFile.objects.filter(pk=file.pk).update(sha256=digest, status=UploadFileStatus.STORED)
+    file.sha256, file.status = digest, UploadFileStatus.STORED
+
+
+# --- cleanup ----------------------------------------------------------------------------------------------------------
+
+
+def session_discard(session: UploadSession) -> None:
+    """Remove what a session left in the spool or the bucket (its stored blobs stay: reservations or artifacts keep them)."""
+    local = blob_is_local()
+    for file in session.files.exclude(status=UploadFileStatus.STORED):
+        if local:
+            _spool_path(file).unlink(missing_ok=True)
+            continue
+        storage, client, bucket = _s3()
+        staging = _s3_key(storage, staging_key(file))
+        if file.upload_id:
+            try:
+                client.abort_multipart_upload(Bucket=bucket, Key=staging, UploadId=file.upload_id)
+            except client.exceptions.NoSuchUpload:
+                pass
+        client.delete_object(Bucket=bucket, Key=staging)
+
+
+def upload_sessions_sweep(*, now: datetime | None = None) -> int:
+    """Delete expired sessions with what they left behind. Their reservations expire with them, so blobs that no
+    version took are collected like any unused blob. Returns how many sessions were deleted."""
+    now = now or timezone.now()
+    deleted = 0
+    for session in UploadSession.objects.filter(expires_at__lte=now).iterator():
+        try:
+            session_discard(session)
+        except Exception:  # a storage hiccup: leave the row, the next sweep tries again
+            logger.warning("Could not clean up upload session %s; trying again at the next sweep", session.pk, exc_info=True)
+            continue
+        session.delete()
+        deleted += 1
+    if deleted:
+        logger.info("Deleted %d expired upload sessions", deleted)
+    return deleted
+
+
+def reservations_for_session(session: UploadSession):
+    """The blob reservations a session's stored files hold (for tests and the admin: they end with the session)."""
+    digests = session.files.filter(status=UploadFileStatus.STORED).values_list("sha256", flat=True)
+    return BlobReservation.objects.filter(sha256__in=list(digests), expires_at=session.expires_at)

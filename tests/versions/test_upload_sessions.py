@@ -1,0 +1,257 @@
+"""Upload sessions through the API: declare, send (offsets on local disk, presigned parts on moto's S3), register.
+
+The rules under test: dedup only for bytes the caller could already read, bytes that differ from the declared SHA-256
+never attach, refusals before any byte, abandoned sessions swept, registration atomic and once.
+"""
+
+import hashlib
+import http.client
+import os
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from apps.accounts.models import TokenScope
+from apps.accounts.services import api_token_create
+from apps.models.services import model_create
+from apps.versions.blobs import artifact_storage, blob_key
+from apps.versions.models import Artifact, ModelVersion, UploadSession
+from apps.versions.spool import spool_dir
+from tests.factories import register_version
+from tests.s3 import moto_endpoint_fixture, s3_fixture  # noqa: F401  (fixtures: a moto S3 server and a fresh bucket)
+
+pytestmark = pytest.mark.django_db
+TUS = "application/offset+octet-stream"
+MiB = 1024 * 1024
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def open_session(api, model_name: str, files: dict[str, bytes], *, declare=True, metadata=None):
+    declared = [{"path": path, "size": len(data), **({"sha256": sha256(data)} if declare else {})} for path, data in files.items()]
+    return api.post(f"/api/v1/models/{model_name}/uploads/", {"metadata": metadata or {}, "files": declared}, format="json")
+
+
+def patch(api, url: str, data: bytes, offset: int):
+    return api.generic("PATCH", urlsplit(url).path, data, content_type=TUS, HTTP_UPLOAD_OFFSET=str(offset))
+
+
+def send_local(api, session: dict, files: dict[str, bytes]) -> None:
+    for item in session["files"]:
+        if item["status"] == "pending":
+            response = patch(api, item["upload_url"], files[item["path"]], 0)
+            assert response.status_code == 204, response.content
+
+
+def register(api, session: dict, **headers):
+    return api.post(urlsplit(session["register_url"]).path, **headers)
+
+
+def test_files_sent_in_offsets_with_a_resume_register_as_one_version(api_for, owner, model):
+    api = api_for(owner)
+    weights, config = os.urandom(3 * MiB + 17), b'{"hidden_size": 8}'
+    created = open_session(api, model.name, {"weights/model.bin": weights, "config.json": config}, metadata={"flavor": "pytorch", "metrics": {"auc": 0.9}})
+    assert created.status_code == 201, created.content
+    session = created.json()
+    assert session["storage"] == "local" and [f["status"] for f in session["files"]] == ["pending", "pending"]
+    big = session["files"][0]
+
+    # The first request is cut after 1 MiB; HEAD says what arrived and the client goes on from there.
+    assert patch(api, big["upload_url"], weights[:MiB], 0)["Upload-Offset"] == str(MiB)
+    head = api.head(urlsplit(big["upload_url"]).path)
+    assert (head.status_code, head["Upload-Offset"], head["Upload-Length"]) == (200, str(MiB), str(len(weights)))
+    stale = patch(api, big["upload_url"], weights[:10], 0)
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "offset_mismatch" and stale["Upload-Offset"] == str(MiB)
+    done = patch(api, big["upload_url"], weights[MiB:], MiB)
+    assert (done.status_code, done["Upload-Offset"], done["Upload-Status"]) == (204, str(len(weights)), "stored")
+    assert patch(api, session["files"][1]["upload_url"], config, 0).status_code == 204
+
+    state = api.get(f"/api/v1/models/{model.name}/uploads/{session['id']}/").json()
+    assert [f["status"] for f in state["files"]] == ["stored", "stored"]
+    assert artifact_storage().exists(blob_key(sha256(weights)))
+    assert not list(spool_dir().glob(f"session-{session['id']}-*")), "the spooled file became the blob (moved, not copied)"
+
+    response = register(api, session)
+    assert response.status_code == 201, response.content
+    assert response.json()["number"] == 1 and response.json()["flavor"] == "pytorch"
+    version = ModelVersion.objects.get(model=model)
+    assert {a.path: (a.sha256, a.size) for a in version.artifacts.all()} == {
+        "weights/model.bin": (sha256(weights), len(weights)),
+        "config.json": (sha256(config), len(config)),
+    }
+    again = register(api, session)
+    assert again.status_code == 400 and "already registered" in again.json()["error"]["message"]
+    assert ModelVersion.objects.filter(model=model).count() == 1
+
+
+def test_a_file_the_caller_can_read_is_not_sent_again_but_another_teams_must_be(api_for, owner, outsider, model):
+    secret = os.urandom(4096)
+    register_version(model, owner, files={"weights.bin": secret})
+    # The owner may read v1: the same bytes are "stored" at once, nothing to send.
+    mine = open_session(api_for(owner), model.name, {"renamed/weights.bin": secret}).json()
+    assert mine["files"][0]["status"] == "stored" and mine["files"][0]["deduplicated"] is True
+    assert register(api_for(owner), mine).status_code == 201
+
+    # An outsider who knows the digest (but may not view the model) must send the bytes: possession of a hash is not access.
+    theirs = model_create(name="outsider-model", actor=outsider)
+    api = api_for(outsider)
+    session = open_session(api, theirs.name, {"stolen.bin": secret}).json()
+    assert session["files"][0]["status"] == "pending" and session["files"][0]["deduplicated"] is False
+    refused = register(api, session)
+    assert refused.status_code == 400 and "Not uploaded yet: stolen.bin" in refused.json()["error"]["message"]
+    wrong = patch(api, session["files"][0]["upload_url"], os.urandom(4096), 0)
+    assert wrong.status_code == 409 and wrong.json()["error"]["code"] == "checksum_mismatch"
+    assert not ModelVersion.objects.filter(model=theirs).exists()
+    assert not Artifact.objects.filter(version__model=theirs).exists()
+
+
+def test_bytes_that_differ_from_the_declared_digest_are_discarded_and_the_file_starts_over(api_for, owner, model):
+    api = api_for(owner)
+    declared, sent = os.urandom(2048), os.urandom(2048)
+    session = open_session(api, model.name, {"model.bin": declared}).json()
+    url = session["files"][0]["upload_url"]
+    response = patch(api, url, sent, 0)
+    assert response.status_code == 409 and response["Upload-Offset"] == "0"
+    assert "send the file again from the start" in response.json()["error"]["message"]
+    assert not artifact_storage().exists(blob_key(sha256(sent))), "mismatched bytes are never stored"
+    assert api.head(urlsplit(url).path)["Upload-Offset"] == "0"
+    assert patch(api, url, declared, 0).status_code == 204
+    assert register(api, session).status_code == 201
+
+
+def test_refusals_come_before_any_byte(api_for, owner, outsider, model):
+    api = api_for(owner)
+    bad_flavor = open_session(api, model.name, {"a.bin": b"x"}, metadata={"flavor": "keras3"})
+    assert bad_flavor.status_code == 400 and "Unknown flavor" in bad_flavor.json()["error"]["message"]
+    bad_metric = open_session(api, model.name, {"a.bin": b"x"}, metadata={"metrics": {"auc": "high"}})
+    assert bad_metric.status_code == 400
+    bad_parent = open_session(api, model.name, {"a.bin": b"x"}, metadata={"parents": [{"model": "nope", "version": 1, "relation": "fine_tuned_from"}]})
+    assert bad_parent.status_code == 400 and "unknown or not visible" in bad_parent.json()["error"]["message"]
+    bad_path = open_session(api, model.name, {"../etc/passwd": b"x"})
+    assert bad_path.status_code == 400
+    assert not UploadSession.objects.exists()
+
+    # Permission first: a read-scope token, an outsider, and another user's session id.
+    _, read_token = api_token_create(user=owner, name="read", scope=TokenScope.READ)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {read_token}")
+    assert open_session(api, model.name, {"a.bin": b"x"}).status_code == 403
+    assert open_session(api_for(outsider), model.name, {"a.bin": b"x"}).status_code == 404
+    session = open_session(api_for(owner), model.name, {"a.bin": b"x"}).json()
+    assert patch(api_for(outsider), session["files"][0]["upload_url"], b"x", 0).status_code == 404
+    assert register(api_for(outsider), session).status_code == 404
+
+
+def test_an_abandoned_session_is_swept_with_its_partial_upload(api_for, owner, model):
+    api = api_for(owner)
+    data = os.urandom(8192)
+    session = open_session(api, model.name, {"model.bin": data}).json()
+    assert patch(api, session["files"][0]["upload_url"], data[:4096], 0).status_code == 204
+    assert list(spool_dir().glob(f"session-{session['id']}-*"))
+    call_command("gc_artifact_blobs")
+    assert UploadSession.objects.filter(pk=session["id"]).exists(), "a live session is kept"
+
+    UploadSession.objects.filter(pk=session["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    call_command("gc_artifact_blobs")
+    assert not UploadSession.objects.filter(pk=session["id"]).exists()
+    assert not list(spool_dir().glob(f"session-{session['id']}-*"))
+    assert api.head(urlsplit(session["files"][0]["upload_url"]).path).status_code == 404
+
+
+def test_registration_is_all_or_nothing_and_replays_under_its_key(api_for, owner, model):
+    api = api_for(owner)
+    files = {"a.bin": os.urandom(1024), "b.bin": os.urandom(1024)}
+    session = open_session(api, model.name, files, metadata={"metrics": {"auc": 0.5}}).json()
+    send_local(api, session, files)
+    artifact_storage().delete(blob_key(sha256(files["b.bin"])))  # as if its reservation had run out and the GC collected it
+    refused = register(api, session)
+    assert refused.status_code == 400 and "b.bin: its stored bytes are gone" in refused.json()["error"]["message"]
+    assert not ModelVersion.objects.exists() and UploadSession.objects.get(pk=session["id"]).status == "open"
+
+    retry = open_session(api, model.name, files, metadata={"metrics": {"auc": 0.5}}).json()
+    send_local(api, retry, files)
+    first = register(api, retry, HTTP_IDEMPOTENCY_KEY="reg-1")
+    replay = register(api, retry, HTTP_IDEMPOTENCY_KEY="reg-1")
+    assert first.status_code == replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+    assert first.json() == replay.json() and ModelVersion.objects.count() == 1
+
+
+# --- S3 (moto's server): parts go straight to the bucket -------------------------------------------------------------
+
+
+def put_part(part: dict, data: bytes) -> int:
+    url = urlsplit(part["url"])
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        connection.request("PUT", f"{url.path}?{url.query}", body=data, headers=part["headers"])
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def send_parts(api, item: dict, data: bytes, numbers=None) -> None:
+    size = item["part_size"]
+    count = max(1, -(-len(data) // size))
+    wanted = [n for n in range(1, count + 1) if numbers is None or n in numbers]
+    pieces = {n: data[(n - 1) * size : n * size] for n in wanted}
+    answer = api.post(urlsplit(item["parts_url"]).path, {"parts": [{"number": n, "sha256": sha256(pieces[n])} for n in wanted]}, format="json")
+    assert answer.status_code == 200, answer.content
+    for part in answer.json()["parts"]:
+        assert part["headers"]["x-amz-checksum-sha256"]
+        assert put_part(part, pieces[part["number"]]) == 200
+
+
+def test_on_s3_parts_go_to_the_bucket_resume_from_list_parts_and_register(api_for, owner, model, s3, settings):
+    settings.UPLOAD_PART_BYTES = 5 * MiB
+    api = api_for(owner)
+    weights, config = os.urandom(5 * MiB + 1000), b"{}"
+    session = open_session(api, model.name, {"model.bin": weights, "config.json": config}).json()
+    assert session["storage"] == "s3" and "upload_url" not in session["files"][0]
+    big = session["files"][0]
+    send_parts(api, big, weights, numbers={2})
+    state = api.get(f"/api/v1/models/{model.name}/uploads/{session['id']}/").json()
+    assert state["files"][0]["parts"] == [{"number": 2, "size": 1000}], "a client that restarted learns which parts arrived"
+    early = api.post(urlsplit(big["complete_url"]).path)
+    assert early.status_code == 409 and "lacks parts 1" in early.json()["error"]["message"]
+    send_parts(api, big, weights, numbers={1})
+    send_parts(api, session["files"][1], config)
+    for item in session["files"]:
+        done = api.post(urlsplit(item["complete_url"]).path)
+        assert done.status_code == 200 and done.json()["status"] == "stored", done.content
+    assert s3.keys() == sorted([blob_key(sha256(weights)), blob_key(sha256(config))]), "staging objects removed once stored"
+    assert s3.body(blob_key(sha256(weights))) == weights
+    response = register(api, session)
+    assert response.status_code == 201, response.content
+    assert {a.path for a in ModelVersion.objects.get(model=model).artifacts.all()} == {"model.bin", "config.json"}
+
+
+def test_on_s3_mismatched_bytes_never_reach_the_content_address(api_for, owner, model, s3):
+    api = api_for(owner)
+    declared, sent = os.urandom(4096), os.urandom(4096)
+    session = open_session(api, model.name, {"model.bin": declared}).json()
+    item = session["files"][0]
+    # Without a part digest the URL accepts any bytes (moto does not check part digests either): completion catches it.
+    answer = api.post(urlsplit(item["parts_url"]).path, {"parts": [{"number": 1}]}, format="json").json()
+    assert put_part(answer["parts"][0], sent) == 200
+    refused = api.post(urlsplit(item["complete_url"]).path)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "checksum_mismatch"
+    assert s3.keys() == [], "neither the staging object nor a blob is left"
+    send_parts(api, item, declared)  # the file starts over under a fresh multipart upload
+    assert api.post(urlsplit(item["complete_url"]).path).status_code == 200
+    assert register(api, session).status_code == 201
+
+
+def test_on_s3_an_abandoned_session_aborts_its_multipart_uploads(api_for, owner, model, s3):
+    api = api_for(owner)
+    session = open_session(api, model.name, {"model.bin": os.urandom(2048)}).json()
+    assert len(s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", [])) == 1
+    UploadSession.objects.filter(pk=session["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    call_command("gc_artifact_blobs")
+    assert s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
+    assert not UploadSession.objects.exists()
