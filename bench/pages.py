@@ -7,9 +7,11 @@ metrics each, plus one model, `model-deep`, of 100,000 versions with 3 metrics a
 1,001 models visible to one non-superuser through object permissions. Then, in-process through Django's test client
 (median of 20 requests, query count of one; first and last pages requested in turn), it times:
   - each page as before, beside a bare view doing one indexed query with the same middleware;
-  - the first and the last page of: the model page of `model-deep` (4,000 pages of 25), the API version list of
-    `model-deep` (last page through today's `page=` parameter), the models list (1,001 models) and the API models list,
-    and prints last/first. Target (issue 11): each last page within 1.5x of its first.
+  - the first and the last page of: the model page of `model-deep` (4,000 pages of 25; keyset links, the last page is
+    `?last=1`), the API version list of `model-deep` (keyset: the last page is the cursor its `previous` links lead
+    to, built here with apps.web.keyset.Position; and, for comparison, the old `page=` parameter), the models list
+    (1,001 models) and the API models list, and prints last/first. Target (issue 11): each last page within 1.5x of its
+    first.
 
     .venv/bin/python bench/pages.py --quick            # 100 models x 100 versions, model-deep of 10,000
     .venv/bin/python bench/pages.py                    # 1,000 models x 100 versions, model-deep of 100,000 (PostgreSQL)
@@ -157,15 +159,21 @@ def main() -> None:
             print(f"{label:<42} {ms:>10.2f} {queries:>8} {ms / baseline_ms:>10.1f}x")
 
         deep_api = f"/api/v1/models/{DEEP}/versions/"
+        from apps.web.keyset import Position
+
         first_and_last = {
-            f"model page of {DEEP}": (f"/models/{DEEP}/", f"/models/{DEEP}/?page={math.ceil(deep_versions / PAGE_SIZE)}"),
-            f"API version list of {DEEP}": (deep_api, last_api_page(client, deep_api)),
+            f"model page of {DEEP}": (f"/models/{DEEP}/", f"/models/{DEEP}/?last=1"),
+            f"model page of {DEEP}, ?page=": (f"/models/{DEEP}/", f"/models/{DEEP}/?page={math.ceil(deep_versions / PAGE_SIZE)}"),
+            f"API version list of {DEEP}": (deep_api, f"{deep_api}?cursor={Position(last=True).encode()}"),
+            f"API version list of {DEEP}, ?page=": (deep_api, last_api_page(client, deep_api)),
             f"models list ({models + 1:,} models)": ("/", f"/?page={math.ceil((models + 1) / PAGE_SIZE)}"),
             f"API models list ({models + 1:,} models)": ("/api/v1/models/", last_api_page(client, "/api/v1/models/")),
         }
-        last_body = client.get(first_and_last[f"API version list of {DEEP}"][1]).json()
+        last_body = client.get(first_and_last[f"API version list of {DEEP}, ?page="][1]).json()
         assert last_body["results"][-1]["number"] == 1, "the API's last page does not end at v1"
         assert b">v1</" in client.get(first_and_last[f"model page of {DEEP}"][1]).content, "the model page's last page does not show v1"
+        deep_last = client.get(first_and_last[f"API version list of {DEEP}"][1]).json()
+        assert deep_last["results"][-1]["number"] == 1 and deep_last["next"] is None, "the API's last cursor page does not end at v1"
         print(f"\n{'first and last page':<42} {'first ms':>9} {'q':>3} {'last ms':>9} {'q':>3} {'last/first':>11}  target <= {LAST_PAGE_TARGET:g}")
         for label, (first, last) in first_and_last.items():
             (first_ms, first_queries), (last_ms, last_queries) = measure_alternating(client, [first, last], args.rounds)

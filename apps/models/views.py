@@ -28,6 +28,7 @@ from apps.catalog.tables import (
 from apps.versions.lifecycle import Stage
 from apps.versions.selectors import deployments_with_drift, models_with_pointers, production_history, production_version
 from apps.web.forms import add_validation_errors
+from apps.web.keyset import Position, counted, keyset_page
 
 from .filters import RegisteredModelFilter
 from .forms import PermissionGrantForm, RegisteredModelEditForm, RegisteredModelForm
@@ -94,7 +95,7 @@ def _versions_table(request: HttpRequest, model) -> dict:
     names = version_metric_names(model)
     metrics, metrics_error = metric_columns(request.session, f"model:{model.pk}", request.GET.getlist("metrics"), names[:DEFAULT_VERSION_METRICS])
     queryset = versions_table(model, stage=stage if stage in Stage.values else "", sort=sort, metrics=metrics)
-    versions = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    versions = _versions_page(request, queryset, sort, model)
     metric_cells(list(versions), metrics, lambda version: {metric.name: metric.value for metric in version.shown_metrics})
     stage_error = f"There is no stage {stage!r}; showing every stage." if stage and stage not in Stage.values else ""
     return {
@@ -102,6 +103,17 @@ def _versions_table(request: HttpRequest, model) -> dict:
         "metric_choices": list(dict.fromkeys([*names, *metrics])),
         "table_errors": [error for error in (stage_error, sort_error, metrics_error) if error],
     }
+
+
+def _versions_page(request: HttpRequest, queryset, sort, model):
+    """Sorted by number (the default), a keyset page (first / previous / next / last: the same cost at any depth,
+    apps.web.keyset) with the count estimated past COUNT_ESTIMATE_ABOVE; otherwise, or for an old `?page=` link, a
+    numbered page."""
+    if sort.key != "number" or "page" in request.GET:
+        return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = keyset_page(queryset, key="number", descending=sort.descending, size=PAGE_SIZE, position=Position.from_query(request.GET))
+    page.count, page.count_estimated = counted(queryset, at_most=model.last_version_number)
+    return page
 
 
 @require_http_methods(["GET", "POST"])

@@ -5,7 +5,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, HttpResponseNotModified
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -47,9 +47,14 @@ def _metadata_text(request) -> str:
     description=(
         "Newest first unless `ordering` says otherwise. Metric ranges: `metric.<name>__gte`, `__gt`, `__lte`, `__lt` "
         "(e.g. `metric.accuracy__gte=0.9&metric.loss__lt=0.2`); versions without that metric never match. "
-        "Unknown parameters and bad values answer 400 naming the parameter."
+        "Unknown parameters and bad values answer 400 naming the parameter. "
+        "Ordered by number (the default), `next` and `previous` are `cursor` links: every page costs the same however deep; "
+        "`page` still pages by number when sent."
     ),
-    parameters=filter_parameters(VersionFilter),
+    parameters=[
+        *filter_parameters(VersionFilter),
+        OpenApiParameter("cursor", str, description="Where a page starts, from a `next` or `previous` link (ordering by number only)."),
+    ],
     responses={200: page_schema(VERSION_SCHEMA, "ModelVersion")},
     errors=[400, 404],
 )
@@ -65,7 +70,9 @@ def versions_collection(request, name: str):
     if request.method == "GET":
         model = get_model_for(request.user, name)
         rows = version_rows(ModelVersion.objects.filter(model=model).order_by("-number"))
-        page = paginated(request, rows, filterset_class=VersionFilter, render_page=lambda page: _rendered(page, request))
+        ordering = request.query_params.get("ordering", "-number")
+        keyset = ("number", ordering.startswith("-")) if ordering.removeprefix("-") == "number" else None
+        page = paginated(request, rows, filterset_class=VersionFilter, render_page=lambda page: _rendered(page, request), keyset=keyset)
         return json_response(page.data)
 
     model = get_model_for(request.user, name, Action.REGISTER)

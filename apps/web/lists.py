@@ -7,6 +7,11 @@ import django_filters
 from django.core.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+from .keyset import Position, keyset_page
+
+CURSOR = "cursor"
 
 
 def _paging_errors(params, paginator) -> dict[str, list[str]]:
@@ -44,19 +49,51 @@ def paginated(
     *,
     filterset_class: type[django_filters.FilterSet] | None = None,
     render_page: Callable[[list], list[dict]] | None = None,
+    keyset: tuple[str, bool] | None = None,
 ) -> Response:
     """One page of `queryset` (narrowed by `filterset_class` from the query string), each item through `render`, or the
     whole page at once through `render_page` (to read what the items show in one query per relation).
+
+    `keyset` = (key, descending): the list is in that order of a unique integer key, so `next` and `previous` are keyset
+    links (`cursor`, apps.web.keyset) whose pages cost the same at any depth, unless the client asks for `page`.
 
     Raises a ValidationError (400, the JSON error envelope with one entry per parameter) before anything is read
     when a parameter is unknown, empty or bad.
     """
     paginator = api_settings.DEFAULT_PAGINATION_CLASS()
     params = request.query_params
-    accepted = {paginator.page_query_param, paginator.page_size_query_param}
+    accepted = {paginator.page_query_param, paginator.page_size_query_param} | ({CURSOR} if keyset else set())
     items, errors = _filtered(params, queryset, filterset_class, request, accepted)
     errors.update(_paging_errors(params, paginator))
+    position = Position()
+    if keyset and CURSOR in params:
+        if paginator.page_query_param in params:
+            errors[CURSOR] = [f"give '{CURSOR}' or '{paginator.page_query_param}', not both."]
+        else:
+            try:
+                position = Position.decode(params[CURSOR])
+            except ValueError as exc:
+                errors[CURSOR] = [str(exc)]
     if errors:
         raise ValidationError(errors)
+    if keyset and paginator.page_query_param not in params:
+        return _keyset_response(request, items, keyset, position, paginator, render_page or (lambda page: [render(item) for item in page]))
     page = paginator.paginate_queryset(items, request)
     return paginator.get_paginated_response(render_page(page) if render_page is not None else [render(item) for item in page])
+
+
+def _keyset_response(request, items, keyset: tuple[str, bool], position: Position, paginator, render_page) -> Response:
+    """The page at `position` with the same keys as a numbered page: count (exact), next and previous (cursor links)."""
+    key, descending = keyset
+    page = keyset_page(items, key=key, descending=descending, size=paginator.get_page_size(request), position=position)
+    url = remove_query_param(request.build_absolute_uri(), paginator.page_query_param)
+
+    def link(where: Position | None) -> str | None:
+        return replace_query_param(url, CURSOR, where.encode()) if where is not None else None
+
+    return Response({
+        "count": items.count(),
+        "next": link(page.next_position),
+        "previous": link(page.previous_position),
+        "results": render_page(page.items),
+    })

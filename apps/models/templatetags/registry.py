@@ -58,7 +58,7 @@ def sort_header(context, key: str, label: str, numeric: bool = False) -> str:
     with aria-sort on the column sorted by. Context: request, sort (apps.catalog.tables.Sort), sort_columns."""
     sort = context["sort"]
     target = header_sort(sort, key, context["sort_columns"])
-    link = query_with(context, sort=target, page=None)
+    link = query_with(context, sort=target, page=None, after=None, before=None, last=None)
     current = sort.key == key
     aria = format_html(' aria-sort="{}"', "descending" if sort.descending else "ascending") if current else ""
     arrow = ("▼" if sort.descending else "▲") if current else "↕"
