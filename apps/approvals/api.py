@@ -36,7 +36,7 @@ TRANSITION_REQUEST_SCHEMA = TransitionRequestSerializer
 
 
 @documented(
-    summary="Ask to move a version to a stage (applied at once when no approval is needed)",
+    summary="Ask to move a version to a stage, or to point an alias at it (applied at once when no approval is needed)",
     request=TransitionRequestBodySerializer,
     responses={201: TRANSITION_REQUEST_SCHEMA},
     errors=[400, 403, 404, 409, 415],
@@ -49,7 +49,11 @@ def transition_request_collection(request, name: str, number: int):
     def create():
         body = validated_body(TransitionRequestBodySerializer, request)
         justification = body["comment"] or body["justification"]
-        return transition_request_create(version=version, to_stage=body["to_stage"], actor=request.user, justification=justification)
+        if body["alias"] and body["to_stage"]:
+            raise ValidationError({"alias": ["Give either 'to_stage' or 'alias', not both."]})
+        return transition_request_create(
+            version=version, to_stage=body["to_stage"], alias=body["alias"], actor=request.user, justification=justification
+        )
 
     return idempotent_response(
         request,

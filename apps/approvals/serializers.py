@@ -5,13 +5,16 @@ from apps.versions.lifecycle import Stage
 from apps.web.serializers import Instant
 
 from .models import Invalidation, RequestStatus, TransitionRequest
-from .selectors import approver_shortfall, override_holds, production_gate_problems, quality_verdict, transition_request_is_stale, transition_request_policy
+from .selectors import alias_policy, approver_shortfall, override_holds, production_gate_problems, quality_verdict, transition_request_is_stale, transition_request_policy
 
 
 def _quality(transition_request: TransitionRequest) -> dict | None:
-    """While a production request is pending: the gate as it stands now (what the deciding approval will meet);
-    once applied: the gate that decided."""
-    if transition_request.to_stage != Stage.PRODUCTION:
+    """While a production request (or one for an alias with gates) is pending: the gate as it stands now (what the
+    deciding approval will meet); once applied: the gate that decided."""
+    if transition_request.alias:
+        if not alias_policy(transition_request.version.model, transition_request.alias).gates:
+            return None
+    elif transition_request.to_stage != Stage.PRODUCTION:
         return None
     if transition_request.status != RequestStatus.PENDING:
         return {"decided": transition_request.gate_at_decision}
@@ -46,7 +49,8 @@ class TransitionRequestSerializer(serializers.Serializer):
     model = serializers.CharField(source="version.model.name")
     version = serializers.IntegerField(source="version.number")
     from_stage = serializers.SerializerMethodField()
-    to_stage = serializers.CharField()
+    to_stage = serializers.CharField(allow_blank=True, help_text="The stage to move to; empty when the request points an alias.")
+    alias = serializers.SerializerMethodField(help_text="The free alias to point at the version; null for a stage move.")
     status = serializers.CharField()
     requested_by = serializers.CharField(source="requested_by.get_username")
     justification = serializers.CharField(allow_blank=True)
@@ -64,6 +68,9 @@ class TransitionRequestSerializer(serializers.Serializer):
     def to_representation(self, transition_request):
         self._policy = transition_request_policy(transition_request)  # (required approvals, approver group): one read for both fields
         return super().to_representation(transition_request)
+
+    def get_alias(self, transition_request) -> str | None:
+        return transition_request.alias or None
 
     def get_from_stage(self, transition_request) -> str | None:
         return transition_request.from_stage or None
@@ -114,11 +121,13 @@ def pointer_change_to_dict(change) -> dict:
 
 
 class TransitionRequestBodySerializer(serializers.Serializer):
-    """POST .../transitions/: the stage to move to and why. The service decides whether the move is allowed."""
+    """POST .../transitions/: the stage to move to (or the alias to point at the version) and why. The service decides
+    whether the move is allowed."""
 
-    default_error_messages = {"invalid": "Send a JSON object with 'to_stage' and optionally 'comment'."}
+    default_error_messages = {"invalid": "Send a JSON object with 'to_stage' (or 'alias') and optionally 'comment'."}
 
-    to_stage = Text(help_text=f"One of {', '.join(Stage.values)}.")
+    to_stage = Text(help_text=f"One of {', '.join(Stage.values)}; leave it out when giving `alias`.")
+    alias = Text(help_text="A free alias (e.g. champion) to point at this version, instead of `to_stage`; `production` is the stage.")
     comment = Text(help_text="Why (or `justification`).")
     justification = Text(help_text="The same as `comment`, for older clients.")
 

@@ -177,10 +177,15 @@ def version_by_stage(request, name: str, stage: str):
     """What deployment pipelines poll: one query decides freshness (see `version_response`)."""
     if stage not in Stage.values:
         raise Http404(f"Unknown stage '{stage}'; use one of {', '.join(Stage.values)}.")
-    fingerprint = stage_fingerprint(request.user, name, stage)
+    return pointer_response(request, name, stage_fingerprint(request.user, name, stage), missing=f"Model '{name}' has no version in {stage}.")
+
+
+def pointer_response(request, name: str, fingerprint: dict | None, *, missing: str) -> HttpResponse:
+    """`version_response` for a pointer (a stage or an alias): a 404 saying `missing` when it points nowhere (or the
+    model's own 404 when the caller may not view it)."""
     if fingerprint is None:
         get_model_for(request.user, name)  # 404 for a model that does not exist or that the user may not view
-        raise Http404(f"Model '{name}' has no version in {stage}.")
+        raise Http404(missing)
     return version_response(request, fingerprint)
 
 
@@ -223,7 +228,10 @@ def artifact_download(request, name: str, number: int, path: str):
     responses={
         200: inline_serializer(
             name="DeploymentReport",
-            fields={"environment": serializers.CharField(), "version": serializers.IntegerField(), "reported_at": serializers.DateTimeField()},
+            fields={
+                "environment": serializers.CharField(), "version": serializers.IntegerField(), "follows": serializers.CharField(),
+                "reported_at": serializers.DateTimeField(),
+            },
         )
     },
     errors=[400, 403, 404, 415],
@@ -232,9 +240,13 @@ def artifact_download(request, name: str, number: int, path: str):
 def deployment_report_view(request, name: str, environment: str):
     """Deployment targets report which version they serve; the model page flags drift from the pointer."""
     model = get_model_for(request.user, name)
-    number = validated_body(DeploymentReportBodySerializer, request)["version"]
-    version = ModelVersion.objects.filter(model=model, number=number).first()
+    body = validated_body(DeploymentReportBodySerializer, request)
+    version = ModelVersion.objects.filter(model=model, number=body["version"]).first()
     if version is None:
-        raise ValidationError({"version": [f"Model '{name}' has no version {number}."]})
-    deployment = deployment_report(model=model, environment=environment, version=version, actor=request.user)
-    return Response({"environment": deployment.environment, "version": version.number, "reported_at": deployment.reported_at.isoformat()})
+        raise ValidationError({"version": [f"Model '{name}' has no version {body['version']}."]})
+    follows = body.get("follows") or None
+    deployment = deployment_report(model=model, environment=environment, version=version, actor=request.user, follows=follows)
+    return Response({
+        "environment": deployment.environment, "version": version.number, "follows": deployment.follows,
+        "reported_at": deployment.reported_at.isoformat(),
+    })

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from apps.web.serializers import Instant
 
-from .document import DocumentSerializer, WholeNumber
+from .document import DocumentSerializer, Text, WholeNumber
 from .models import ModelVersion
 
 
@@ -99,8 +99,9 @@ VERSION_SERVED_MESSAGE = 'Give the version number the environment serves, e.g. {
 
 
 class DeploymentReportBodySerializer(serializers.Serializer):
-    """PUT .../deployments/<environment>/: the version the environment serves."""
+    """PUT .../deployments/<environment>/: the version the environment serves, and optionally the alias it follows."""
 
     default_error_messages = {"invalid": "Send a JSON object with the 'version' the environment serves."}
 
     version = WholeNumber(error_messages={key: VERSION_SERVED_MESSAGE for key in ("invalid", "required", "null")})
+    follows = Text(help_text="The alias the environment follows (drift is judged against it); left out, unchanged (production at first).")

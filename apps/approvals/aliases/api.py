@@ -1,0 +1,211 @@
+"""The aliases API: read an alias's version (ETag/304, like the stage lookup), list, set/move, delete, its policy,
+its history (and ?at=), rollback. Every write goes through the approvals services (`version_transition`)."""
+
+import django_filters
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+
+from apps.accounts.idempotency import idempotent_response
+from apps.catalog.selectors import alias_fingerprint, stage_fingerprint
+from apps.models.permissions import Action, can, get_model_for, require
+from apps.versions.aliases import PRODUCTION_ALIAS, canonical_alias_name, validate_alias_name
+from apps.versions.api import VERSION_SCHEMA, pointer_response
+from apps.versions.models import ModelAlias
+from apps.versions.selectors import alias_at, alias_history, version_at_alias, version_or_404
+from apps.web.errors import error_body
+from apps.web.lists import paginated
+from apps.web.openapi import documented, filter_parameters, page_schema
+
+from ..selectors import alias_policies, alias_policy
+from ..serializers import PointerChangeSerializer, RollbackBodySerializer, pointer_change_to_dict
+from ..services import ApprovalRequired, alias_delete, alias_policy_update, alias_rollback, alias_set
+from .serializers import AliasDeleteBodySerializer, AliasPolicyBodySerializer, AliasPolicySerializer, AliasSerializer, AliasSetBodySerializer, alias_to_dict
+
+
+class AliasFilter(django_filters.FilterSet):
+    search = django_filters.CharFilter(field_name="name", lookup_expr="icontains", help_text="Part of the alias's name.")
+    ordering = django_filters.OrderingFilter(
+        fields=(("name", "name"), ("updated_at", "updated"), ("version__number", "version")), help_text="name, updated or version; '-' for descending."
+    )
+
+    class Meta:
+        model = ModelAlias
+        fields = []
+
+
+def _name(raw: str) -> str:
+    """The alias in the URL, canonical; a name no alias may have is a 404 (nothing by that name exists)."""
+    alias = canonical_alias_name(raw)
+    try:
+        validate_alias_name(alias)
+    except ValidationError as exc:
+        raise Http404(exc.messages[0]) from exc
+    return alias
+
+
+def _alias_dict(model, alias: str) -> dict:
+    version = version_at_alias(model, alias)
+    if alias == PRODUCTION_ALIAS:
+        updated = version.stage_changed_at if version else None
+    else:
+        updated = ModelAlias.objects.filter(model=model, name=alias).values_list("updated_at", flat=True).first()
+    return alias_to_dict(alias, version, updated, alias_policy(model, alias))
+
+
+@documented(
+    summary="List a model's free aliases with their versions and policies (`production` is built in: read it by name)",
+    parameters=filter_parameters(AliasFilter),
+    responses={200: page_schema(AliasSerializer, "Alias")},
+    errors=[400, 404],
+)
+@api_view(["GET"])
+def alias_collection(request, name: str):
+    model = get_model_for(request.user, name)
+
+    def render_page(rows) -> list[dict]:
+        policies = alias_policies(model)
+        return [alias_to_dict(row.name, row.version, row.updated_at, policies.get(row.name) or alias_policy(model, row.name)) for row in rows]
+
+    queryset = ModelAlias.objects.filter(model=model).select_related("version").order_by("name")
+    return paginated(request, queryset, filterset_class=AliasFilter, render_page=render_page)
+
+
+@documented(
+    methods=["GET"],
+    summary="The version an alias points at (what deployment pipelines poll; ETag and If-None-Match give 304)",
+    responses={200: VERSION_SCHEMA, 304: OpenApiResponse(description="Not modified since the ETag sent in If-None-Match.")},
+    errors=[404],
+)
+@documented(
+    methods=["PUT"],
+    summary="Point an alias at a version (set or move). A governed alias answers 409 naming the transition request to open",
+    request=AliasSetBodySerializer,
+    responses={200: AliasSerializer},
+    errors=[400, 403, 404, 409, 415],
+)
+@documented(methods=["DELETE"], summary="Delete an alias (a governed one: managers)", request=AliasDeleteBodySerializer, responses={204: None}, errors=[400, 403, 404, 415])
+@api_view(["GET", "PUT", "DELETE"])
+def alias_detail(request, name: str, alias: str):
+    alias = _name(alias)
+    if request.method == "GET":
+        if alias == PRODUCTION_ALIAS:
+            fingerprint = stage_fingerprint(request.user, name, PRODUCTION_ALIAS)
+        else:
+            fingerprint = alias_fingerprint(request.user, name, alias)
+        return pointer_response(request, name, fingerprint, missing=f"Model '{name}' has no alias '{alias}'.")
+    model = get_model_for(request.user, name, Action.REQUEST_TRANSITION)  # authorized before the body is read
+    if request.method == "DELETE":
+        body = AliasDeleteBodySerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        alias_delete(model=model, alias=alias, actor=request.user, reason=body.validated_data["comment"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+    body = AliasSetBodySerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    version = version_or_404(model, body.validated_data["version"])
+    try:
+        alias_set(model=model, alias=alias, version=version, actor=request.user, reason=body.validated_data["comment"])
+    except ApprovalRequired as exc:
+        return Response(error_body("approval_required", " ".join(exc.messages)), status=status.HTTP_409_CONFLICT)
+    return Response(_alias_dict(model, alias))
+
+
+@documented(methods=["GET"], summary="How an alias is governed", responses={200: AliasPolicySerializer}, errors=[404])
+@documented(
+    methods=["PUT"],
+    summary="Set how an alias is governed (managers): approvals, approver group, gates",
+    request=AliasPolicyBodySerializer,
+    responses={200: AliasPolicySerializer},
+    errors=[400, 403, 404, 415],
+)
+@api_view(["GET", "PUT"])
+def alias_policy_detail(request, name: str, alias: str):
+    alias = _name(alias)
+    if request.method == "GET":
+        return Response(_policy_dict(alias_policy(get_model_for(request.user, name), alias)))
+    model = get_model_for(request.user, name, Action.MANAGE)  # before the body is read
+    body = AliasPolicyBodySerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    group_name = body.validated_data.get("approver_group")
+    group = Group.objects.filter(name=group_name).first() if group_name else None
+    if group_name and group is None:
+        raise ValidationError({"approver_group": [f"No group is named '{group_name}'."]})
+    rules = alias_policy_update(
+        model=model, alias=alias, actor=request.user, required_approvals=body.validated_data["required_approvals"],
+        approver_group=group, gates=body.validated_data["gates"],
+    )
+    return Response(_policy_dict(rules))
+
+
+def _policy_dict(rules) -> dict:
+    policy = rules.as_dict()
+    policy.pop("alias")
+    return policy
+
+
+@documented(
+    summary="An alias's history, or (with ?at=) the version it pointed at, at an instant",
+    parameters=[OpenApiParameter("at", OpenApiTypes.DATETIME, description="ISO 8601 instant with a time zone.")],
+    responses={
+        200: PolymorphicProxySerializer(
+            component_name="AliasHistoryAnswer",
+            serializers=[
+                inline_serializer(
+                    name="AliasHistory",
+                    fields={"model": serializers.CharField(), "alias": serializers.CharField(), "history": PointerChangeSerializer(many=True)},
+                ),
+                inline_serializer(
+                    name="AliasAt",
+                    fields={"alias": serializers.CharField(), "at": serializers.DateTimeField(), "version": serializers.IntegerField(allow_null=True)},
+                ),
+            ],
+            resource_type_field_name=None,
+        )
+    },
+    errors=[400, 404],
+)
+@api_view(["GET"])
+def alias_history_view(request, name: str, alias: str):
+    alias = _name(alias)
+    model = get_model_for(request.user, name)
+    at = request.query_params.get("at")
+    if at:
+        try:
+            when = parse_datetime(at)
+        except ValueError:
+            when = None
+        if when is None or when.tzinfo is None:
+            raise ValidationError({"at": ["Give an ISO 8601 instant with a time zone, e.g. 2026-11-27T10:00:00Z."]})
+        version = alias_at(model, alias, when)
+        return Response({"alias": alias, "at": when.isoformat(), "version": version.number if version else None})
+    history = alias_history(model, alias)[:500]
+    return Response({"model": model.name, "alias": alias, "history": PointerChangeSerializer(history, many=True).data})
+
+
+@documented(
+    summary="Point an alias back at a version it pointed at before (the previous one by default); approvers and managers",
+    request=RollbackBodySerializer,
+    responses={201: PointerChangeSerializer},
+    errors=[400, 403, 404, 409, 415],
+)
+@api_view(["POST"])
+def alias_rollback_view(request, name: str, alias: str):
+    alias = _name(alias)
+    model = get_model_for(request.user, name)
+    if not can(request.user, Action.MANAGE, model):  # approvers and managers may roll back; checked before the body is read
+        require(request.user, Action.APPROVE_TRANSITION, model)
+
+    def roll_back():
+        body = RollbackBodySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        number = body.validated_data["to_version"]
+        target = version_or_404(model, number) if number is not None else None
+        return alias_rollback(model=model, alias=alias, actor=request.user, reason=body.validated_data["reason"], to_version=target)
+
+    return idempotent_response(request, roll_back, status=201, render=pointer_change_to_dict)
