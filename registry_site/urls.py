@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include(compare_urlpatterns)),
     path("models/<str:name>/", include("apps.validation.urls")),
     path("models/<str:name>/webhooks/", include("apps.events.urls")),
+    path("models/<str:name>/aliases/", include("apps.approvals.aliases.urls")),
     path("", include("apps.audit.urls")),
     path("", include("apps.lineage.urls")),
     path("accounts/", include("apps.accounts.urls")),

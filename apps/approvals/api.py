@@ -1,5 +1,4 @@
 from django.core.exceptions import ValidationError
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, inline_serializer
 from rest_framework import serializers
@@ -8,7 +7,7 @@ from rest_framework.response import Response
 
 from apps.accounts.idempotency import idempotent_response
 from apps.web.openapi import documented
-from apps.web.serializers import validated_body
+from apps.web.serializers import instant_parameter, validated_body
 from apps.models.permissions import Action, can, get_model_for, require
 from apps.versions.selectors import production_at, production_history, version_or_404
 
@@ -138,14 +137,8 @@ def rollback(request, name: str):
 @api_view(["GET"])
 def production_pointer_history(request, name: str):
     model = get_model_for(request.user, name)
-    at = request.query_params.get("at")
-    if at:
-        try:
-            when = parse_datetime(at)
-        except ValueError:
-            when = None
-        if when is None or when.tzinfo is None:
-            raise ValidationError({"at": ["Give an ISO 8601 instant with a time zone, e.g. 2026-11-27T10:00:00Z."]})
+    when = instant_parameter(request)
+    if when is not None:
         version = production_at(model, when)
         return Response({"at": when.isoformat(), "version": version.number if version else None})
     return Response({"model": model.name, "history": PointerChangeSerializer(production_history(model)[:500], many=True).data})

@@ -26,7 +26,7 @@ from apps.catalog.tables import (
     versions_table,
 )
 from apps.versions.lifecycle import Stage
-from apps.versions.selectors import deployments_with_drift, models_with_pointers, production_history, production_version
+from apps.versions.selectors import aliases_by_version, aliases_of_model, deployments_with_drift, models_with_pointers, production_history, production_version
 from apps.web.forms import add_validation_errors
 from apps.web.keyset import Position, counted, keyset_page
 
@@ -73,13 +73,18 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     table = _versions_table(request, model)
     history = production_history(model)[:10]
     production = production_version(model)
+    aliases = aliases_of_model(model)  # once for the page: the aliases card, the badges and the drift
+    names = aliases_by_version(aliases)
+    for version in table["versions"]:
+        version.alias_names = names.get(version.pk, ())
     return render(
         request,
         "models/model_detail.html",
         {
             "model": model, "history": history, "production": production, **table,
             "actions": actions_for(request.user, model),
-            "deployments": deployments_with_drift(model, production, history[0] if history else None),
+            "deployments": deployments_with_drift(model, production, history[0] if history else None, aliases),
+            "aliases": aliases,
             "rollback_form": RollbackForm(candidates=rollback_candidates(model, production)),
             "approver_shortfalls": approver_shortfalls(model),
         },

@@ -9,6 +9,7 @@ would read as stages. `latest` and `v<number>` are reserved because version URIs
 import re
 
 from django.core.exceptions import ValidationError
+from django.http import Http404
 
 from apps.models.names import NAME_PATTERN, canonical_model_name
 
@@ -37,3 +38,13 @@ def validate_alias_name(name: str) -> None:
 
 def is_builtin(name: str) -> bool:
     return name == PRODUCTION_ALIAS
+
+
+def alias_from_url(raw: str) -> str:
+    """The alias a URL names, canonical; a name no alias may have is a 404 (nothing by that name can exist)."""
+    alias = canonical_alias_name(raw)
+    try:
+        validate_alias_name(alias)
+    except ValidationError as exc:
+        raise Http404(exc.messages[0]) from exc
+    return alias

@@ -17,7 +17,7 @@ from apps.web.forms import add_validation_errors
 from .downloads import artifact_response
 from .forms import VersionEditForm, VersionUploadForm, labelled_for
 from .lifecycle import allowed_targets
-from .selectors import artifact_or_404, picked_versions
+from .selectors import aliases_of_model, artifact_or_404, picked_versions
 from .serializers import latest_job
 from .services import incoming_from_upload, version_update
 
@@ -57,6 +57,7 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
             "targets": allowed_targets(version.stage),
             "requests": requests_for_version(version),
             "job": latest_job(version),
+            "aliases": aliases_of_model(model),
         },
     )
 

@@ -1,5 +1,9 @@
 """Serializer pieces every app's API bodies share: reading a body, refusing keys nobody declared, and the tags list."""
 
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 
@@ -63,3 +67,17 @@ def validated_body(serializer_class: type[serializers.Serializer], request, **kw
     body = serializer_class(data=request.data, context={"request": request}, **kwargs)
     body.is_valid(raise_exception=True)
     return body.validated_data
+
+
+def instant_parameter(request, name: str = "at") -> datetime | None:
+    """The aware instant a query parameter gives (None when it is absent); anything else is a 400 naming it."""
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        when = parse_datetime(raw)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ValidationError({name: ["Give an ISO 8601 instant with a time zone, e.g. 2026-11-27T10:00:00Z."]})
+    return when

@@ -4,8 +4,6 @@ its history (and ?at=), rollback. Every write goes through the approvals service
 import django_filters
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.http import Http404
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, inline_serializer
 from rest_framework import serializers, status
@@ -15,12 +13,13 @@ from rest_framework.response import Response
 from apps.accounts.idempotency import idempotent_response
 from apps.catalog.selectors import alias_fingerprint, stage_fingerprint
 from apps.models.permissions import Action, can, get_model_for, require
-from apps.versions.aliases import PRODUCTION_ALIAS, canonical_alias_name, validate_alias_name
+from apps.versions.aliases import PRODUCTION_ALIAS, alias_from_url
 from apps.versions.api import VERSION_SCHEMA, pointer_response
 from apps.versions.models import ModelAlias
 from apps.versions.selectors import alias_at, alias_history, version_at_alias, version_or_404
 from apps.web.errors import error_body
 from apps.web.lists import paginated
+from apps.web.serializers import instant_parameter
 from apps.web.openapi import documented, filter_parameters, page_schema
 
 from ..selectors import alias_policies, alias_policy
@@ -38,16 +37,6 @@ class AliasFilter(django_filters.FilterSet):
     class Meta:
         model = ModelAlias
         fields = []
-
-
-def _name(raw: str) -> str:
-    """The alias in the URL, canonical; a name no alias may have is a 404 (nothing by that name exists)."""
-    alias = canonical_alias_name(raw)
-    try:
-        validate_alias_name(alias)
-    except ValidationError as exc:
-        raise Http404(exc.messages[0]) from exc
-    return alias
 
 
 def _alias_dict(model, alias: str) -> dict:
@@ -93,7 +82,7 @@ def alias_collection(request, name: str):
 @documented(methods=["DELETE"], summary="Delete an alias (a governed one: managers)", request=AliasDeleteBodySerializer, responses={204: None}, errors=[400, 403, 404, 415])
 @api_view(["GET", "PUT", "DELETE"])
 def alias_detail(request, name: str, alias: str):
-    alias = _name(alias)
+    alias = alias_from_url(alias)
     if request.method == "GET":
         if alias == PRODUCTION_ALIAS:
             fingerprint = stage_fingerprint(request.user, name, PRODUCTION_ALIAS)
@@ -126,7 +115,7 @@ def alias_detail(request, name: str, alias: str):
 )
 @api_view(["GET", "PUT"])
 def alias_policy_detail(request, name: str, alias: str):
-    alias = _name(alias)
+    alias = alias_from_url(alias)
     if request.method == "GET":
         return Response(_policy_dict(alias_policy(get_model_for(request.user, name), alias)))
     model = get_model_for(request.user, name, Action.MANAGE)  # before the body is read
@@ -172,16 +161,10 @@ def _policy_dict(rules) -> dict:
 )
 @api_view(["GET"])
 def alias_history_view(request, name: str, alias: str):
-    alias = _name(alias)
+    alias = alias_from_url(alias)
     model = get_model_for(request.user, name)
-    at = request.query_params.get("at")
-    if at:
-        try:
-            when = parse_datetime(at)
-        except ValueError:
-            when = None
-        if when is None or when.tzinfo is None:
-            raise ValidationError({"at": ["Give an ISO 8601 instant with a time zone, e.g. 2026-11-27T10:00:00Z."]})
+    when = instant_parameter(request)
+    if when is not None:
         version = alias_at(model, alias, when)
         return Response({"alias": alias, "at": when.isoformat(), "version": version.number if version else None})
     history = alias_history(model, alias)[:500]
@@ -196,7 +179,7 @@ def alias_history_view(request, name: str, alias: str):
 )
 @api_view(["POST"])
 def alias_rollback_view(request, name: str, alias: str):
-    alias = _name(alias)
+    alias = alias_from_url(alias)
     model = get_model_for(request.user, name)
     if not can(request.user, Action.MANAGE, model):  # approvers and managers may roll back; checked before the body is read
         require(request.user, Action.APPROVE_TRANSITION, model)

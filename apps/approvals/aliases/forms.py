@@ -1,0 +1,28 @@
+from django import forms
+from django.contrib.auth.models import Group
+
+from ..forms import PointInTimeForm
+
+
+class AliasSetForm(forms.Form):
+    alias = forms.CharField(max_length=128, widget=forms.TextInput(attrs={"placeholder": "champion", "list": "alias-names", "autocapitalize": "off"}))
+    version = forms.IntegerField(min_value=1, label="Version number")
+    reason = forms.CharField(
+        required=False, max_length=5000, widget=forms.TextInput(attrs={"placeholder": "Why (required when the alias needs approval)"})
+    )
+    back = forms.ChoiceField(choices=[("model", "model"), ("version", "version"), ("alias", "alias")], required=False, widget=forms.HiddenInput)
+
+
+class AliasDeleteForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=5000)
+    back = forms.ChoiceField(choices=[("model", "model"), ("version", "version"), ("alias", "alias")], required=False, widget=forms.HiddenInput)
+
+
+class AliasPolicyForm(forms.Form):
+    required_approvals = forms.IntegerField(min_value=0, max_value=10, label="Approvals needed to move it")
+    approver_group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False, label="Approvers must be in")
+    gates = forms.BooleanField(required=False, label="Judge validation, the quality gate and unsafe serialization, as for production")
+
+
+class AliasPointInTimeForm(PointInTimeForm):
+    at = forms.DateTimeField(required=False, label="What it pointed at, at", widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}))
