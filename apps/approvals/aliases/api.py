@@ -50,6 +50,7 @@ def _alias_dict(model, alias: str) -> dict:
 
 @documented(
     summary="List a model's free aliases with their versions and policies (`production` is built in: read it by name)",
+    operation_id="models_aliases_list",
     parameters=filter_parameters(AliasFilter),
     responses={200: page_schema(AliasSerializer, "Alias")},
     errors=[400, 404],
