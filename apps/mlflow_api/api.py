@@ -6,7 +6,12 @@ exist: RESOURCE_DOES_NOT_EXIST) and writes through the registry's services. The 
 are read (Django caps them at DATA_UPLOAD_MAX_MEMORY_SIZE) after authentication and the scope check.
 """
 
+import json
+
 from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
+from django.http import HttpResponse
+from django.urls import reverse
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
@@ -15,17 +20,32 @@ from rest_framework.response import Response
 
 from apps.accounts.models import TokenScope
 from apps.approvals.models import RequestStatus
-from apps.approvals.selectors import review_policy
+from apps.approvals.selectors import alias_policy, review_policy
+from apps.approvals.services import alias_delete
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require_scope
 from apps.models.services import model_update
+from apps.versions.aliases import canonical_alias_name
+from apps.versions.selectors import version_at_alias
 from apps.versions.services import version_update
 
-from .errors import ErrorCode, error_response, invalid, mlflow_error_handler
-from .rendering import MLFLOW_STAGE, STAGE_FROM_MLFLOW, model_to_dict, version_download_uri, version_to_dict
+from .errors import ErrorCode, error_response, invalid, mlflow_error_handler, not_found
+from .rendering import STAGE_FROM_MLFLOW, model_to_dict, version_download_uri, version_to_dict
 from .search import max_results, page_offset, page_token, parse_filter, parse_order_by
-from .selectors import latest_versions, model_aliases, model_for, models_search, version_aliases, version_for, versions_search
+from .selectors import (
+    alias_lookup,
+    latest_versions,
+    model_aliases,
+    model_for,
+    models_search,
+    version_aliases,
+    version_for,
+    versions_queryset,
+    versions_search,
+)
 from .services import (
+    MLFLOW_ALIAS_REASON,
+    alias_point,
     model_key_tag_delete,
     model_key_tag_set,
     registered_model_create,
@@ -80,7 +100,7 @@ def _models_json(models: list[RegisteredModel]) -> list[dict]:
     """Models with their newest version per stage and their aliases: a fixed number of queries for the whole page."""
     ids = [model.pk for model in models]
     latest = latest_versions(ids)
-    on_versions = version_aliases([v.pk for versions in latest.values() for v in versions])
+    on_versions = version_aliases([v for versions in latest.values() for v in versions])
     on_models = model_aliases(ids)
     return [
         model_to_dict(
@@ -97,11 +117,11 @@ def _model_json(model: RegisteredModel) -> dict:
 
 
 def _version_json(version) -> dict:
-    return version_to_dict(version, version_aliases([version.pk]).get(version.pk, []))
+    return version_to_dict(version, version_aliases([version]).get(version.pk, []))
 
 
 def _versions_json(versions) -> list[dict]:
-    found = version_aliases([v.pk for v in versions])
+    found = version_aliases(list(versions))
     return [version_to_dict(v, found.get(v.pk, [])) for v in versions]
 
 
@@ -252,15 +272,66 @@ def model_version_transition_stage(request):
             version=version, stage=stage, actor=request.user, archive_existing=bool(params.get("archive_existing_versions"))
         )
     if transition_request is not None and transition_request.status == RequestStatus.PENDING:
-        required, _ = review_policy(version.model, from_stage=transition_request.from_stage or version.stage, to_stage=transition_request.to_stage)
-        review = request.build_absolute_uri(f"/approvals/{transition_request.pk}/")
-        return error_response(
-            ErrorCode.PERMISSION_DENIED,
-            f"Moving version {version.number} of '{version.model.name}' to {stage} needs {required} approval(s): transition request "
-            f"#{transition_request.pk} is open and waits for reviewers ({review}). The version stays in "
-            f"{MLFLOW_STAGE[version.stage]} until it is approved; nothing else is needed from you.",
-        )
+        return _awaiting_review(request, version, f"version {version.number} of '{version.model.name}' to {stage}", transition_request)
     return Response({"model_version": _version_json(version_for(request.user, version.model.name, version.number))})
+
+
+def _awaiting_review(request, version, move: str, transition_request) -> Response:
+    """PERMISSION_DENIED naming the transition request a move waits for: nothing moved, reviewers decide."""
+    if transition_request.alias:
+        required = alias_policy(version.model, transition_request.alias).required_approvals
+    else:
+        required, _ = review_policy(version.model, from_stage=transition_request.from_stage or version.stage, to_stage=transition_request.to_stage)
+    review = request.build_absolute_uri(reverse("approvals:review", args=[transition_request.pk]))
+    return error_response(
+        ErrorCode.PERMISSION_DENIED,
+        f"Moving {move} needs {required} approval(s): transition request "
+        f"#{transition_request.pk} is open and waits for reviewers ({review}). Nothing moves until it is approved; nothing "
+        "else is needed from you.",
+    )
+
+
+# -- aliases ----------------------------------------------------------------------------------------------------------
+
+
+@endpoint("GET", "POST", "DELETE")
+def registered_model_alias(request):
+    """GET: the version an alias points at (the hot path: one query decides, the JSON is cached). POST: point it
+    (a governed alias opens a transition request instead). DELETE: remove it (alias_delete's rules)."""
+    if request.method == "GET":
+        return _alias_version(request, request.query_params.get("name"), request.query_params.get("alias"))
+    require_scope(request.user, TokenScope.FULL, "moving aliases")  # before the body is read
+    params = _params(request)
+    alias = _text(params, "alias")
+    if request.method == "DELETE":
+        model = model_for(request.user, params.get("name"))
+        if version_at_alias(model, canonical_alias_name(alias)) is None:
+            raise not_found(f"Registered model alias {alias} not found.")
+        alias_delete(model=model, alias=alias, actor=request.user, reason=MLFLOW_ALIAS_REASON)
+        return Response({})
+    version = version_for(request.user, params.get("name"), params.get("version"))
+    transition_request = alias_point(model=version.model, alias=alias, version=version, actor=request.user)
+    if transition_request is not None and transition_request.status == RequestStatus.PENDING:
+        move = f"@{canonical_alias_name(alias)} of '{version.model.name}' to version {version.number}"
+        return _awaiting_review(request, version, move, transition_request)
+    return Response({})
+
+
+def _alias_version(request, name, alias) -> HttpResponse:
+    if not isinstance(name, str) or not name or not isinstance(alias, str) or not alias:
+        raise invalid("Send the registered model's 'name' and the 'alias'.")
+    alias = canonical_alias_name(alias)
+    found = alias_lookup(request.user, name, alias)
+    if found is None:
+        model_for(request.user, name)  # RESOURCE_DOES_NOT_EXIST for a model that is absent or hidden
+        raise not_found(f"Registered model alias {alias} not found.")
+    key = f"mlflow-alias:{found['pk']}:{found['updated_at']}:{found['alias_change']}"
+    body = cache.get(key)
+    if body is None:
+        version = versions_queryset().get(pk=found["pk"])
+        body = json.dumps({"model_version": _version_json(version)})
+        cache.set(key, body, timeout=3600)
+    return HttpResponse(body, content_type="application/json")
 
 
 # -- the rest ---------------------------------------------------------------------------------------------------------

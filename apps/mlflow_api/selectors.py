@@ -1,11 +1,14 @@
 """Reads behind the MLflow endpoints, each narrowed to what the caller may view (apps.models.permissions)."""
 
+from django.db import connection
 from django.db.models import CharField, Exists, F, Max, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Cast, Coalesce, Concat
 
 from apps.models.models import RegisteredModel
-from apps.models.permissions import Action, get_model_for, visible_models
-from apps.versions.models import Artifact, ModelVersion
+from apps.models.permissions import Action, get_model_for, visible_model_sql, visible_models
+from apps.versions.aliases import PRODUCTION_ALIAS
+from apps.versions.lifecycle import Stage
+from apps.versions.models import AliasChange, Artifact, ModelAlias, ModelVersion
 
 from .errors import invalid, not_found
 from .models import RegisteredModelKeyTag, StagedArtifact, VersionKeyTag
@@ -140,11 +143,38 @@ def version_artifacts_under(version: ModelVersion, path: str) -> list[Artifact]:
     return list(queryset.order_by("path"))
 
 
-def version_aliases(version_ids: list) -> dict:
-    """version id -> the names of the aliases pointing at it."""
-    return {}
+def version_aliases(versions: list[ModelVersion]) -> dict:
+    """version pk -> the aliases pointing at it: its free aliases, and `production` for the production version."""
+    names: dict = {version.pk: [PRODUCTION_ALIAS] for version in versions if version.stage == Stage.PRODUCTION}
+    for version_id, name in ModelAlias.objects.filter(version__in=[v.pk for v in versions]).order_by("name").values_list("version_id", "name"):
+        names.setdefault(version_id, []).append(name)
+    return {version_id: sorted(found) for version_id, found in names.items()}
 
 
 def model_aliases(model_ids: list[int]) -> dict:
-    """model id -> [(alias, version number)]."""
-    return {}
+    """model id -> [(alias, version number)]: the built-in `production` (when a version is there) and the free aliases."""
+    found: dict = {}
+    for model_id, number in ModelVersion.objects.production().filter(model_id__in=model_ids).values_list("model_id", "number"):
+        found.setdefault(model_id, []).append((PRODUCTION_ALIAS, number))
+    for model_id, name, number in ModelAlias.objects.filter(model_id__in=model_ids).order_by("name").values_list("model_id", "name", "version__number"):
+        found.setdefault(model_id, []).append((name, number))
+    return found
+
+
+def alias_lookup(user, name: str, alias: str) -> dict | None:
+    """What the alias GET answers depends on, in one query with the caller's visibility: the version's pk, its
+    update time (stage, description, tags) and the model's newest alias change (which aliases it carries). None
+    when the model is hidden or absent, or the alias points nowhere."""
+    visible, visible_params = visible_model_sql("m", user)
+    versions, models_, aliases, changes = (
+        ModelVersion._meta.db_table, RegisteredModel._meta.db_table, ModelAlias._meta.db_table, AliasChange._meta.db_table,
+    )
+    if alias == PRODUCTION_ALIAS:
+        joined, params = f"{versions} v JOIN {models_} m ON m.id = v.model_id WHERE m.name = %s AND v.stage = %s", [name, Stage.PRODUCTION.value]
+    else:
+        joined, params = f"{aliases} a JOIN {versions} v ON v.id = a.version_id JOIN {models_} m ON m.id = a.model_id WHERE m.name = %s AND a.name = %s", [name, alias]
+    sql = f"SELECT v.id, v.updated_at, (SELECT MAX(c.id) FROM {changes} c WHERE c.model_id = m.id) FROM {joined} AND {visible}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *visible_params])
+        row = cursor.fetchone()
+    return None if row is None else {"pk": str(row[0]), "updated_at": str(row[1]), "alias_change": row[2]}

@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/2.0/mlflow/registered-models/set-tag", api.tag_change, {"of_version": False, "delete": False}),
     path("api/2.0/mlflow/registered-models/delete-tag", api.tag_change, {"of_version": False, "delete": True}),
     path("api/2.0/mlflow/registered-models/get-latest-versions", api.latest_versions_view),
+    path("api/2.0/mlflow/registered-models/alias", api.registered_model_alias),
     path("api/2.0/mlflow/model-versions/create", api.model_version_create),
     path("api/2.0/mlflow/model-versions/get", api.model_version_get),
     path("api/2.0/mlflow/model-versions/search", api.model_version_search),

@@ -9,7 +9,7 @@ import pytest
 from apps.accounts.models import TokenScope
 from apps.accounts.services import api_token_create
 from apps.approvals.models import RequestStatus, TransitionRequest
-from apps.approvals.services import transition_request_approve
+from apps.approvals.services import alias_policy_update, transition_request_approve
 from apps.mlflow_api.models import StagedArtifact
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action
@@ -131,17 +131,34 @@ def test_a_training_pipeline_registers_searches_tags_and_downloads_with_the_mlfl
     downloaded = mlflow.artifacts.download_artifacts("models:/churn/1", dst_path=str(tmp_path / "out"))
     assert _same_files(exported, downloaded)
 
+    client.set_registered_model_alias("churn", "challenger", "2")  # a free alias: no policy, moves at once
+    assert client.get_model_version_by_alias("churn", "challenger").version == "2"
+    assert client.get_model_version("churn", "2").aliases == ["challenger"]
+    assert client.get_registered_model("churn").aliases == {"challenger": "2"}
+    client.set_registered_model_alias("churn", "challenger", "1")
+    assert client.get_model_version_by_alias("churn", "challenger").version == "1"
+    assert client.get_model_version("churn", "2").aliases == []
+    client.delete_registered_model_alias("churn", "challenger")
+    with pytest.raises(RestException) as deleted:
+        client.get_model_version_by_alias("churn", "challenger")
+    assert deleted.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    with pytest.raises(RestException) as reserved:
+        client.set_registered_model_alias("churn", "staging", "1")
+    assert reserved.value.error_code == "INVALID_PARAMETER_VALUE"
+
     with pytest.raises(RestException) as elsewhere:
         client.create_model_version("churn", "s3://bucket/model")
     assert elsewhere.value.error_code == "INVALID_PARAMETER_VALUE" and "never fetches" in elsewhere.value.message
     assert ModelVersion.objects.filter(model__name="churn").count() == 2
 
 
-def test_production_needs_approval_and_the_client_sees_it_once_approved(client_for, owner, reviewer, exported, tmp_path):
+def test_governed_moves_wait_for_approval_and_the_client_sees_them_once_approved(client_for, owner, reviewer, exported, tmp_path):
     client = client_for(owner)
     client.create_registered_model("churn")
+    model = RegisteredModel.objects.get(name="churn")
     for action in (Action.VIEW, Action.APPROVE_TRANSITION):
-        model_permission_grant(model=RegisteredModel.objects.get(name="churn"), actor=owner, action=action, user=reviewer)
+        model_permission_grant(model=model, actor=owner, action=action, user=reviewer)
+    alias_policy_update(model=model, alias="champion", actor=owner, required_approvals=1)
     _upload(exported, "mlflow-artifacts:/uploads/run-1/model")
     client.create_model_version("churn", "mlflow-artifacts:/uploads/run-1/model")
     validation_run(job_id=ModelVersion.objects.get(model__name="churn").validation_jobs.get().pk)
@@ -157,10 +174,24 @@ def test_production_needs_approval_and_the_client_sees_it_once_approved(client_f
         client.transition_model_version_stage("churn", "1", "Production")  # names the same request, opens no other
     assert f"#{pending.pk}" in again.value.message and TransitionRequest.objects.filter(status=RequestStatus.PENDING).count() == 1
 
+    with pytest.raises(RestException) as governed:
+        client.set_registered_model_alias("churn", "champion", "1")
+    alias_request = TransitionRequest.objects.get(status=RequestStatus.PENDING, alias="champion")
+    assert governed.value.error_code == "PERMISSION_DENIED" and f"#{alias_request.pk}" in governed.value.message
+    with pytest.raises(RestException) as not_yet:
+        client.get_model_version_by_alias("churn", "champion")
+    assert not_yet.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
     transition_request_approve(transition_request=pending, actor=reviewer, comment="ok")
+    transition_request_approve(transition_request=alias_request, actor=reviewer, comment="ok")
     assert [v.version for v in client.get_latest_versions("churn", stages=["Production"])] == ["1"]
+    assert client.get_model_version_by_alias("churn", "champion").aliases == ["champion", "production"]
     by_stage = mlflow.artifacts.download_artifacts("models:/churn/Production", dst_path=str(tmp_path / "prod"))
-    assert _same_files(exported, by_stage)
+    by_alias = mlflow.artifacts.download_artifacts("models:/churn@champion", dst_path=str(tmp_path / "champion"))
+    assert _same_files(exported, by_stage) and _same_files(exported, by_alias)
+    with pytest.raises(RestException) as managers_only:
+        client_for(reviewer).delete_registered_model_alias("churn", "champion")  # governed: only managers delete it
+    assert managers_only.value.error_code == "PERMISSION_DENIED"
 
 
 def test_an_outsider_finds_nothing_and_lists_nothing(client_for, owner, outsider, exported, live_server, monkeypatch):
@@ -168,6 +199,7 @@ def test_an_outsider_finds_nothing_and_lists_nothing(client_for, owner, outsider
     client.create_registered_model("churn")
     _upload(exported, "mlflow-artifacts:/uploads/run-1/model")
     client.create_model_version("churn", "mlflow-artifacts:/uploads/run-1/model")
+    client.set_registered_model_alias("churn", "champion", "1")
     _upload(exported, "mlflow-artifacts:/uploads/run-2/model")  # the owner's, not yet registered
 
     stranger = client_for(outsider)
@@ -183,6 +215,9 @@ def test_an_outsider_finds_nothing_and_lists_nothing(client_for, owner, outsider
         lambda: stranger.delete_model_version_tag("churn", "1", "k"),
         lambda: stranger.update_model_version("churn", "1", description="mine"),
         lambda: stranger.transition_model_version_stage("churn", "1", "Staging"),
+        lambda: stranger.get_model_version_by_alias("churn", "champion"),
+        lambda: stranger.set_registered_model_alias("churn", "champion", "1"),
+        lambda: stranger.delete_registered_model_alias("churn", "champion"),
         lambda: stranger.create_model_version("churn", "mlflow-artifacts:/uploads/run-2/model"),
     ]
     for call in calls:
@@ -191,8 +226,9 @@ def test_an_outsider_finds_nothing_and_lists_nothing(client_for, owner, outsider
         assert hidden.value.error_code == "RESOURCE_DOES_NOT_EXIST", hidden.value.message
     assert list(stranger.search_registered_models()) == [] and list(stranger.search_model_versions("name='churn'")) == []
     assert mlflow.artifacts.list_artifacts(artifact_uri="mlflow-artifacts:/uploads/run-2/model") == []  # not theirs
-    with pytest.raises(MlflowException):
-        mlflow.artifacts.download_artifacts("models:/churn/1")
+    for uri in ("models:/churn/1", "models:/churn@champion"):
+        with pytest.raises(MlflowException):
+            mlflow.artifacts.download_artifacts(uri)
     stranger.create_registered_model("theirs")
     with pytest.raises(RestException) as not_theirs:
         stranger.create_model_version("theirs", "mlflow-artifacts:/uploads/run-2/model")  # the owner's upload is invisible
