@@ -9,6 +9,7 @@ urlpatterns = [
     path("archive-selected/", views.versions_archive_view, name="archive-selected"),
     path("<int:number>/", views.version_detail, name="detail"),
     path("<int:number>/edit/", views.version_edit, name="edit"),
+    path("<int:number>/files/", views.version_files, name="files"),
     path("<int:number>/transition/", views.version_transition_view, name="transition"),
     path("<int:number>/artifacts/<path:path>", views.artifact_download, name="artifact"),
 ]

@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -9,6 +10,7 @@ from apps.approvals.models import RequestStatus
 from apps.approvals.selectors import approver_shortfall, archive_plan, requests_for_version
 from apps.approvals.services import transition_request_create, versions_archive
 from apps.catalog.compare_selectors import comparison_context
+from apps.catalog.files import artifact_preview, clean_folder, version_folder
 from apps.catalog.selectors import version_details_or_404
 from apps.catalog.services import version_register
 from apps.models.permissions import Action, actions_for, get_model_for
@@ -17,7 +19,7 @@ from apps.web.forms import add_validation_errors
 from .downloads import artifact_response
 from .forms import VersionEditForm, VersionUploadForm, labelled_for
 from .lifecycle import allowed_targets
-from .selectors import aliases_of_model, artifact_or_404, picked_versions
+from .selectors import aliases_of_model, artifact_or_404, picked_versions, version_or_404
 from .serializers import latest_job
 from .services import incoming_from_upload, version_update
 
@@ -126,3 +128,21 @@ def versions_archive_view(request: HttpRequest, name: str) -> HttpResponse:
             return redirect("models:detail", name=model.name)
     context = {"model": model, "plan": archive_plan(model, versions, request.user), "pick_errors": pick_errors, "form": form}
     return render(request, "versions/archive_confirm.html", context, status=400 if pick_errors or form.errors else 200)
+
+
+TENSORS_PER_PAGE = 200
+
+
+def version_files(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    """A version's files tab: one folder (`?dir=`), and a preview of the file `?path=` names (its tensors paged)."""
+    model = get_model_for(request.user, name)
+    version = version_or_404(model, number)
+    selected = artifact_or_404(model, number, request.GET["path"]) if request.GET.get("path") else None
+    folder_path = clean_folder(request.GET.get("dir", selected.path.rpartition("/")[0] if selected else ""))
+    folder = version_folder(version, folder_path)
+    if folder is None:
+        raise Http404(f"v{number} of '{model.name}' has no folder '{folder_path}'.")
+    preview = artifact_preview(selected) if selected is not None else None
+    tensors = Paginator(preview["tensors"], TENSORS_PER_PAGE).get_page(request.GET.get("page")) if preview and preview["tensors"] else None
+    context = {"model": model, "version": version, "folder": folder, "selected": selected, "preview": preview, "tensors": tensors}
+    return render(request, "versions/version_files.html", context)

@@ -146,6 +146,8 @@ def test_every_page_fits_a_phone_and_passes_axe(live_server, transactional_db, b
     paths, unfilled = dashboard_paths(objects)
     assert not unfilled, f"routes whose parameters this test cannot fill (add them to seed()): {unfilled}"
     paths["compare:page"] += f"?v={MODEL}:1&v={MODEL}:2&v={MODEL}:3"
+    paths["versions:files"] += "?path=config.json"
+    paths["versions:archive-selected"] += f"?v={MODEL}:1&v={MODEL}:{objects['number']}"
     paths["admin:index"] = reverse("admin:index")
     paths["api docs"] = "/api/v1/docs/"
 
@@ -214,7 +216,7 @@ def test_every_page_fits_a_phone_and_passes_axe(live_server, transactional_db, b
     print("Left out: " + ", ".join(f"{label} ({why})" for label, why in sorted(skipped.items())))
 
     expected = {"models:list", "models:detail", "models:edit", "models:permissions", "models:create", "versions:detail", "versions:edit",
-                "versions:upload", "versions:archive-selected", "compare:page", "lineage:version", "lineage:datasets", "lineage:dataset", "approvals:inbox",
+                "versions:upload", "versions:archive-selected", "versions:files", "compare:page", "lineage:version", "lineage:datasets", "lineage:dataset", "approvals:inbox",
                 "approvals:review", "approvals:history", "approvals:policy", "validation:policy", "events:webhooks", "events:webhook",
                 "audit:list", "audit:model", "accounts:tokens", "accounts:login (logged out)", "admin:index", "api docs", "404 page", "403 page"}
     assert expected <= set(findings), f"pages not checked: {sorted(expected - set(findings))}"

@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 
 from apps.models.services import model_create
 from apps.versions.models import ModelVersion
+from tests.browser.helpers import log_in
 from tests.factories import register_version
 
 pytestmark = pytest.mark.browser
@@ -19,11 +20,7 @@ def test_sort_the_versions_table_by_a_chosen_metric_and_archive_two(live_server,
         register_version(model, lead, metrics={"accuracy": accuracy, "f1": f1, "loss": 1 - accuracy})
     register_version(model, lead, metrics={"accuracy": 0.5})  # no f1: sorts last either way
     base = live_server.url
-    page.goto(base + "/accounts/login/")
-    page.fill("#id_username", "lead")
-    page.fill("#id_password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(base + "/")
+    log_in(page, base, "lead", PASSWORD)
 
     page.goto(f"{base}/models/ranker/?metrics=accuracy")
     rows = page.locator("#versions-table tbody tr")
