@@ -69,18 +69,18 @@ def parse_safetensors_header(head: bytes, file_size: int, read_more, check_budge
     JSON's nesting by MAX_HEADER_DEPTH, each shape by MAX_RANK and by the data bytes the file actually has.
     The tensors' names are appended to `names` when one is given.
     """
-    return _parsed_safetensors_header(head, file_size, read_more, check_budget)[0]
+    return _parsed_safetensors_header(head, file_size, read_more, check_budget, names)[0]
 
 
 def safetensors_tensors(head: bytes, file_size: int, read_more) -> tuple[dict, list[tuple[str, str, list[int]]]]:
     """The validated header's summary (as `parse_safetensors_header`) and its tensors: (name, dtype, shape) in the
     header's order. Raises CorruptSafetensors like it, so a page shows only what validation would accept."""
-    summary, header = _parsed_safetensors_header(head, file_size, read_more, lambda: None)
+    summary, header = _parsed_safetensors_header(head, file_size, read_more, lambda: None, None)
     tensors = [(name, info["dtype"], info["shape"]) for name, info in header.items() if name != "__metadata__"]
     return summary, tensors
 
 
-def _parsed_safetensors_header(head: bytes, file_size: int, read_more, check_budget) -> tuple[dict, dict]:
+def _parsed_safetensors_header(head: bytes, file_size: int, read_more, check_budget, names: list | None) -> tuple[dict, dict]:
     if file_size < 8 or len(head) < 8:
         raise CorruptSafetensors("file is shorter than the 8-byte header length")
     (header_length,) = struct.unpack("<Q", head[:8])
