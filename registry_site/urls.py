@@ -15,6 +15,8 @@ urlpatterns = [
     path("", include("apps.audit.urls")),
     path("", include("apps.lineage.urls")),
     path("accounts/", include("apps.accounts.urls")),
+    path("notifications/", include("apps.notifications.urls")),
+    path("", include("apps.comments.urls")),
     path("api/v1/", include("registry_site.api_urls")),
     path("", include("apps.mlflow_api.urls")),  # MLflow's REST paths: /api/2.0/mlflow/..., /api/2.0/mlflow-artifacts/...
     path("admin/", admin.site.urls),

@@ -17,12 +17,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("web", "audit"),
     ("accounts",),
     ("models",),
-    ("events",),
+    ("events", "notifications"),
     ("versions",),
     ("lineage", "validation"),
     ("catalog",),
     ("approvals",),
-    ("mlflow_api",),
+    ("mlflow_api", "comments"),
 ]
 RANK = {app: rank for rank, layer in enumerate(LAYERS) for app in layer}
 

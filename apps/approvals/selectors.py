@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
-from guardian.shortcuts import get_users_with_perms
 
 from apps.accounts.teams import team_leads_group
 from apps.models.models import RegisteredModel
-from apps.models.permissions import Action, can, models_where, visible_models
+from apps.models.permissions import Action, can, models_where, users_holding, visible_models
 from apps.validation.models import JobStatus, QualityStatus, ValidationJob, Verdict
 from apps.validation.selectors import quality_gate, validation_policy
 from apps.versions.aliases import PRODUCTION_ALIAS
@@ -240,17 +239,12 @@ def rollback_candidates(model, production=None) -> list[int]:
     return list(dict.fromkeys(changes.values_list("version__number", flat=True)))
 
 
-def _holders(model, action: str):
-    """Active users holding `action` on the model through a direct or group grant (superusers not counted)."""
-    return get_users_with_perms(model, only_with_perms_in=[Action(action).value], with_group_users=True).filter(is_active=True)
-
-
 class ApproverRoster:
     """Who may approve on one model, and who could fix a lack of approvers; read once for all its pending requests."""
 
     def __init__(self, model):
         self.model = model
-        self.approvers: dict[int, str] = dict(_holders(model, Action.APPROVE_TRANSITION).values_list("pk", "username"))
+        self.approvers: dict[int, str] = dict(users_holding(model, Action.APPROVE_TRANSITION).values_list("pk", "username"))
         self._members: dict[int, set[int]] = {}
         self._policies: dict[tuple[str, str], tuple[int, object]] = {}
         self._fixers: dict | None = None
@@ -270,7 +264,7 @@ class ApproverRoster:
         if self._fixers is None:
             leads = team_leads_group(self.model.team)
             self._fixers = {
-                "managers": sorted(_holders(self.model, Action.MANAGE).values_list("username", flat=True)[:NAMES_SHOWN]),
+                "managers": sorted(users_holding(self.model, Action.MANAGE).values_list("username", flat=True)[:NAMES_SHOWN]),
                 "administrators": sorted(get_user_model().objects.filter(is_superuser=True, is_active=True).values_list("username", flat=True)[:NAMES_SHOWN]),
                 "leads_group": leads.name if leads else None,
             }

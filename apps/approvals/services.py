@@ -17,6 +17,7 @@ from apps.versions.models import AliasChange, ModelVersion, ProductionPointerCha
 from apps.versions.selectors import alias_rollback_candidates, production_version, version_at_alias
 from apps.versions.services import alias_pointer_change, version_stage_change
 
+from . import notices
 from .models import GATED_STAGES, AliasPolicy, Approval, ApprovalPolicy, Decision, Invalidation, RequestStatus, TransitionRequest
 from .selectors import (
     AliasRules,
@@ -139,7 +140,14 @@ def version_transition(
     if alias:
         return alias_pointer_change(model=model, alias=alias, version=None if remove else version, actor=actor, reason=reason, rollback=rollback)
     authority = _takedown_authority(model, actor, transition_request) if version.stage == Stage.PRODUCTION and to_stage != Stage.PRODUCTION else ""
-    return version_stage_change(model=model, version=version, to_stage=to_stage, actor=actor, reason=reason, rollback=rollback, takedown_authority=authority)
+    production_moves = Stage.PRODUCTION in (version.stage, to_stage)
+    previous = production_version(model) if production_moves else None
+    transition = version_stage_change(
+        model=model, version=version, to_stage=to_stage, actor=actor, reason=reason, rollback=rollback, takedown_authority=authority
+    )
+    if production_moves:
+        notices.approvals_went_stale(model, previous.pk if previous else None, actor, decided=transition_request)
+    return transition
 
 
 def _takedown_authority(model: RegisteredModel, actor, transition_request: TransitionRequest | None) -> str:
@@ -188,6 +196,8 @@ def transition_request_create(*, version: ModelVersion, to_stage: str = "", acto
     if required == 0:
         version_transition(version=version, to_stage=to_stage, alias=alias, actor=actor, reason=justification, transition_request=None)
         _decide(transition_request, RequestStatus.APPLIED, actor)
+    else:
+        notices.review_requested(transition_request, actor)
     return transition_request
 
 
@@ -255,6 +265,7 @@ def transition_request_approve(*, transition_request: TransitionRequest, actor, 
             transition_request=transition_request,
         )
         _decide(transition_request, RequestStatus.APPLIED, actor)
+    notices.request_approved(transition_request, actor, approval.comment)
     return transition_request
 
 
@@ -279,6 +290,7 @@ def transition_request_reject(*, transition_request: TransitionRequest, actor, c
         )
     Approval.objects.create(transition_request=transition_request, approver=actor, decision=Decision.REJECT, comment=comment)
     _decide(transition_request, RequestStatus.REJECTED, actor, comment=comment)
+    notices.request_rejected(transition_request, actor, comment)
     return transition_request
 
 
@@ -290,6 +302,7 @@ def transition_request_withdraw(*, transition_request: TransitionRequest, actor)
     if transition_request.requested_by_id != actor.pk:
         raise PermissionDenied("Only the requester can withdraw a request.")
     _decide(transition_request, RequestStatus.WITHDRAWN, actor)
+    notices.request_withdrawn(transition_request, actor)
     return transition_request
 
 
@@ -343,6 +356,7 @@ def production_rollback(*, model: RegisteredModel, actor, reason: str, to_versio
         actor=actor, obj=model, action="production.rolled_back",
         before={"version": current.number if current else None}, after={"version": to_version.number, "reason": reason.strip()}, registered_model_id=model.pk,
     )
+    notices.production_rolled_back(model, actor, previous=current, to_version=to_version, reason=reason.strip())
     return change
 
 

@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef
 from django.http import Http404
 from guardian.core import ObjectPermissionChecker
+from guardian.shortcuts import get_users_with_perms
 
 from apps.accounts.models import TokenGrant, TokenScope, active_token
 
@@ -163,6 +164,11 @@ def get_model_for(user, name: str, action: str = Action.VIEW, queryset=None) -> 
     if action != Action.VIEW and not can(user, action, model):
         raise _refuse(user, action, model)
     return model
+
+
+def users_holding(model: RegisteredModel, action: str) -> models.QuerySet:
+    """Active users granted `action` on the model, directly or through a group (superusers only through a grant)."""
+    return get_users_with_perms(model, only_with_perms_in=[Action(action).value], with_group_users=True).filter(is_active=True)
 
 
 def actions_for(user, model: RegisteredModel) -> set[str]:

@@ -8,11 +8,14 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
 from django.db.models import Case, F, Q, Value, When
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.audit import services as audit
 from apps.models.models import RegisteredModel
-from apps.models.permissions import Action, require
+from apps.models.permissions import Action, require, users_holding
+from apps.notifications.models import Kind
+from apps.notifications.services import notify
 from apps.versions.models import ModelVersion
 from registry_site import broker
 
@@ -191,7 +194,22 @@ def _finish(job, outcomes, found: dict, quality_status: str, baseline, rule_resu
         actor=None, obj=job, action="validation.finished", registered_model_id=job.version.model_id,
         after={"version": job.version.number, "status": job.status, "quality": quality_status, "unsafe": job.unsafe_finding},
     )
+    if job.status != JobStatus.PASSED:
+        failed = [f"{check.name}: {o.summary}" for check, o in outcomes if o.verdict in (Verdict.FAIL, Verdict.ERROR)]
+        if quality_status == QualityStatus.FAILED:
+            failed.append("quality gate: " + "; ".join(f"{r['metric']}: {r['reason']}" for r in rule_results if r["verdict"] == Verdict.FAIL))
+        _notify_failure(job, "\n".join(failed + ([error] if error else [])))
     return job
+
+
+def _notify_failure(job: ValidationJob, details: str) -> None:
+    """Tell the model's managers that a version failed validation (in the caller's transaction)."""
+    version = job.version
+    notify(
+        recipients=users_holding(version.model, Action.MANAGE), kind=Kind.VALIDATION_FAILED, model=version.model,
+        title=f"Validation {job.status} on {version.model.name} v{version.number}", body=details[:4000],
+        url=reverse("versions:detail", args=[version.model.name, version.number]),
+    )
 
 
 def validation_give_up(*, job_id: int, reason: str) -> bool:
@@ -223,6 +241,7 @@ def _end_in_error(job_id: int, describe, *, action: str) -> bool:
         actor=None, obj=job, action=action, registered_model_id=job.version.model_id,
         after={"version": job.version.number, "status": job.status, "attempts": job.attempts, "error": job.error},
     )
+    _notify_failure(job, job.error)
     return True
 
 

@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "apps.validation",
     "apps.events",
     "apps.mlflow_api",
+    "apps.notifications",
+    "apps.comments",
 ]
 
 MIDDLEWARE = [
@@ -202,7 +204,7 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://registry"
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out log-in before any password is checked
-    "django.contrib.auth.backends.ModelBackend",
+    "apps.notifications.authentication.UnreadCountBackend",  # ModelBackend + the navigation bar's unread count, in one query
     "guardian.backends.ObjectPermissionBackend",
 ]
 ANONYMOUS_USER_NAME = None  # no guardian anonymous user: every URL but login and health needs a login
@@ -340,6 +342,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-webhook-deliveries": {"task": "apps.events.tasks.sweep_webhook_deliveries", "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=15.0)},
     "collect-artifact-garbage": {"task": "apps.versions.tasks.collect_artifact_garbage", "schedule": env.float("ARTIFACT_GC_SECONDS", default=3600.0)},
     "purge-idempotency-records": {"task": "apps.accounts.tasks.purge_idempotency_records", "schedule": 3600.0},
+    "sweep-notification-emails": {"task": "apps.notifications.tasks.sweep_notification_emails", "schedule": env.float("NOTIFICATION_SWEEP_SECONDS", default=30.0)},
 }
 
 # Validation jobs: a running job whose heartbeat is older than the lease is taken over by the sweep.
@@ -455,3 +458,27 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# Notification emails (apps.notifications), sent by the workers through Django's email framework. EMAIL_URL picks the
+# backend: consolemail:// (the default: printed by the worker), filemail:///var/mail (one file per email; a relative
+# path is under the project folder, filemail:////abs/path an absolute one), smtp://user:password@host:587 (smtp+tls://,
+# smtp+ssl://; user and password URL-encoded). SITE_URL is the dashboard's address, for the links in the emails.
+def _email_settings() -> dict:
+    raw = env.str("EMAIL_URL", default="consolemail://")
+    try:
+        config = environ.Env.email_url_config(raw)
+    except ImproperlyConfigured as exc:
+        raise ImproperlyConfigured(f"EMAIL_URL: {exc}; use consolemail://, filemail:///path or smtp://user:password@host:port") from exc
+    if config["EMAIL_BACKEND"].endswith("filebased.EmailBackend"):
+        if not config["EMAIL_FILE_PATH"]:
+            raise ImproperlyConfigured("EMAIL_URL: filemail:// needs a folder, e.g. filemail:///var/mail")
+        config["EMAIL_FILE_PATH"] = str(BASE_DIR / config["EMAIL_FILE_PATH"])  # an absolute path stays itself
+    return {key: value for key, value in config.items() if value not in (None, "") and key != "OPTIONS"}
+
+
+globals().update(_email_settings())
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Model Registry <registry@localhost>")
+EMAIL_TIMEOUT = _env_positive_int("EMAIL_TIMEOUT_SECONDS", 30)
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+if not SITE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"SITE_URL must start with http:// or https://, got {SITE_URL!r}")

@@ -22,6 +22,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from apps.approvals.models import RequestStatus, TransitionRequest
 from apps.approvals.services import alias_set, transition_request_create
 from apps.accounts.services import api_token_create
+from apps.comments.services import comment_create
 from apps.events.models import Delivery, EventType
 from apps.events.services import webhook_create
 from apps.lineage.models import Dataset
@@ -82,11 +83,14 @@ def seed() -> dict[str, object]:
     alias_set(model=model, alias="champion", version=production, actor=admin, reason="Best offline accuracy")
     pending = TransitionRequest.objects.filter(version__model=model, status=RequestStatus.PENDING).order_by("-pk").first()
     assert pending is not None, "seed_demo leaves a request pending"
+    production = model.versions.get(stage=Stage.PRODUCTION)
+    comment = comment_create(actor=admin, body="**Checked** the evaluation split, @scientist.", version=production)
+    comment_create(actor=scientist, body="Could you look at the `imdb` numbers, @admin?", transition_request=pending)  # admin: 1 unread
     return {
         "name": MODEL,
-        "number": model.versions.get(stage=Stage.PRODUCTION).number,
+        "number": production.number,
         # `pk` names a different object in each app
-        "pk": {"approvals": pending.pk, "lineage": Dataset.objects.order_by("pk").first().pk, "accounts": token.pk},
+        "pk": {"approvals": pending.pk, "lineage": Dataset.objects.order_by("pk").first().pk, "accounts": token.pk, "comments": comment.pk},
         "webhook_id": webhook.pk,
         "delivery_id": Delivery.objects.filter(webhook=webhook).get().pk,
         "path": "config.json",
@@ -218,7 +222,8 @@ def test_every_page_fits_a_phone_and_passes_axe(live_server, transactional_db, b
     expected = {"models:list", "models:detail", "models:edit", "models:permissions", "models:create", "versions:detail", "versions:edit",
                 "versions:upload", "versions:archive-selected", "versions:files", "compare:page", "lineage:version", "lineage:datasets", "lineage:dataset", "approvals:inbox",
                 "approvals:review", "approvals:history", "approvals:policy", "validation:policy", "events:webhooks", "events:webhook",
-                "audit:list", "audit:model", "accounts:tokens", "accounts:login (logged out)", "admin:index", "api docs", "404 page", "403 page"}
+                "audit:list", "audit:model", "accounts:tokens",
+                "notifications:list", "notifications:settings", "comments:edit", "accounts:login (logged out)", "admin:index", "api docs", "404 page", "403 page"}
     assert expected <= set(findings), f"pages not checked: {sorted(expected - set(findings))}"
     overflowing = {label: result["overflow"] for label, result in findings.items() if result["overflow"]["page"] > result["overflow"]["viewport"]}
     assert not overflowing, f"pages wider than the 390 px viewport: {overflowing}"
