@@ -72,8 +72,11 @@ class Command(BaseCommand):
         if not confirmed:
             raise CommandError("seed_demo creates users with published passwords; pass --i-know-this-sets-known-passwords (the run script does).")
         users = {}
+        # Addresses at example.com, so the demo's notification emails show in the worker's console (EMAIL_URL).
         for username, password, superuser, teams in DEMO_USERS:
-            user, created = get_user_model().objects.get_or_create(username=username, defaults={"is_staff": superuser, "is_superuser": superuser})
+            user, created = get_user_model().objects.get_or_create(
+                username=username, defaults={"is_staff": superuser, "is_superuser": superuser, "email": f"{username}@example.com"}
+            )
             if created:
                 user.set_password(password)
                 user.save()
