@@ -139,13 +139,15 @@ def test_local_problems_are_reported_as_local_and_bad_references_explained(cli, 
     assert missing.returncode == 1 and "404" in missing.stderr and "no version in production" in missing.stderr
 
 
-def test_download_keeps_the_path_of_a_file_in_a_folder(cli, model, owner, tmp_path):
+def test_download_keeps_the_path_of_a_file_in_a_folder_and_pull_defaults_to_a_folder_named_after_the_model(cli, model, owner, tmp_path):
     register_version(model, owner, files=FILES)
     (tmp_path / "config.json").write_bytes(b"mine")  # the top-level config.json, which 1_Pooling/config.json once overwrote
     done = cli("download", "sentiment", "1", "1_Pooling/config.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "1_Pooling" / "config.json").read_bytes() == FILES["1_Pooling/config.json"]
     assert (tmp_path / "config.json").read_bytes() == b"mine"
+    assert cli("pull", "sentiment/1", cwd=tmp_path).returncode == 0
+    assert _files(tmp_path / "sentiment") == FILES
 
 
 def test_pull_and_download_from_s3_check_every_file(cli, model, owner, tmp_path, s3):

@@ -2,7 +2,7 @@
 
     model-registry pull minilm@champion -o ./model      # by alias
     model-registry pull minilm:production -o ./model    # by stage
-    model-registry pull minilm/3 -o ./model             # by number
+    model-registry pull minilm/3                        # by number, into ./minilm
 
 One call fetches the manifest (every path, size and SHA-256); a file already in the folder with that SHA-256 is
 kept; else it comes from the content cache (blobs named by SHA-256, shared by every version and model pulled on
@@ -100,7 +100,7 @@ def _already_there(target: Path, entry: dict) -> bool:
 
 def command_pull(client: Client, args) -> dict:
     model, where = parse_reference(args.reference)
-    output, cache = Path(args.output), Cache(cache_dir(args))
+    output, cache = Path(args.output or model), Cache(cache_dir(args))
     manifest = _manifest(client, model, where)
     files = [(entry, output.joinpath(*_safe_relative(entry["path"]).parts)) for entry in manifest["files"]]
     wanted = [(entry, target) for entry, target in files if not _already_there(target, entry)]
@@ -136,7 +136,7 @@ def add_commands(commands) -> None:
         description=__doc__.split("\n\n")[0],
     )
     pull.add_argument("reference", help="NAME@ALIAS, NAME:STAGE or NAME/NUMBER")
-    pull.add_argument("-o", "--output", required=True, help="the folder to fill (created if missing); files keep their paths")
+    pull.add_argument("-o", "--output", help="the folder to fill (created if missing; default ./NAME); files keep their paths")
     pull.add_argument("--cache-dir", help=f"the content cache (default: ${CACHE_VARIABLE}, else ~/.cache/model-registry)")
     pull.add_argument("--copy", action="store_true", help="copy files out of the cache instead of hard-linking them")
     pull.set_defaults(run=command_pull)

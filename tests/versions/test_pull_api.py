@@ -8,6 +8,8 @@ import urllib.request
 import zipfile
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.versions.blobs import blob_key
 from apps.versions.manifest import manifest_json
@@ -167,3 +169,24 @@ def test_an_s3_download_redirects_with_the_sha256_and_asks_s3_for_its_checksum(a
     assert api.get(ARTIFACT, HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
     head = api.head(ARTIFACT)
     assert head.status_code == 200 and head["Content-Length"] == str(len(weights))
+
+
+def test_a_logged_in_user_downloads_the_archive_with_the_session(web_for, owner, outsider, minilm):
+    download = web_for(owner).get("/api/v1/models/sentiment/versions/1/archive")
+    assert download.status_code == 200 and zipfile.ZipFile(io.BytesIO(streamed(download))).read("config.json") == FILES["config.json"]
+    assert web_for(outsider).get("/api/v1/models/sentiment/versions/1/archive").status_code == 404
+
+
+def test_the_manifest_and_archive_cost_the_same_queries_whatever_the_number_of_files(api_for, owner, model):
+    register_version(model, owner, files={"a.bin": b"a"})
+    register_version(model, owner, files={f"shard-{index}.bin": bytes([index]) for index in range(40)})
+    api = api_for(owner)
+    api.get("/api/v1/models/sentiment/versions/1/manifest/")  # the token's first use is recorded once
+    counts = []
+    for number in (1, 2):
+        for suffix in ("manifest/", "archive"):
+            with CaptureQueriesContext(connection) as queries:
+                response = api.get(f"/api/v1/models/sentiment/versions/{number}/{suffix}")
+                streamed(response) if response.streaming else response.content
+            counts.append(len(queries))
+    assert counts == [4, 4, 4, 4]  # token, model with the permission check, version, its files
