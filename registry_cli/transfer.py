@@ -119,11 +119,20 @@ def _get(client: Client, api_path: str, offset: int, sha256: str | None):
     if response.status >= 400 and response.status != 416:
         connection.close()
         raise CliError(f"The artifact store refused the download ({response.status}); run the command again (the link may have expired).")
-    amz = response.getheader("x-amz-checksum-sha256")  # S3's own checksum, when the object was stored with one
-    if amz and declared and base64.b64decode(amz).hex() != declared:
+    if declared and _s3_checksum(response) not in (None, declared):
         connection.close()
         raise ChecksumMismatch(f"The artifact store holds other bytes than the registry declared (SHA-256 {declared}); nothing was saved.")
     return connection, response, declared
+
+
+def _s3_checksum(response) -> str | None:
+    """S3's own SHA-256 of the whole object, when it was stored with one (not a multipart upload's checksum of parts,
+    written `<base64>-<parts>`, nor for a range)."""
+    value = response.getheader("x-amz-checksum-sha256") or ""
+    try:
+        return base64.b64decode(value, validate=True).hex() if value and "-" not in value and response.status == 200 else None
+    except ValueError:
+        return None
 
 
 def download(client: Client, api_path: str, partial: Path, *, name: str, sha256: str | None = None, size: int | None = None, progress=None) -> tuple[str, int]:

@@ -3,6 +3,7 @@ only missing files travel, the cache is shared across versions, partial files re
 
 import json
 import os
+import pty
 import subprocess
 import sys
 import threading
@@ -53,14 +54,28 @@ def cli(live_server, owner, tmp_path):
         "REGISTRY_CACHE_DIR": str(tmp_path / "cache"),
     }
 
-    def run(*argv: str, cwd=None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "registry_cli", *argv], cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=120)
+    def run(*argv: str, cwd=None, stderr=subprocess.PIPE) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "registry_cli", *argv]
+        return subprocess.run(command, cwd=cwd or ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=120)
 
     return run
 
 
 def _files(folder) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _drain(screen) -> bytes:
+    """Everything the program wrote to its terminal (reading past its end raises EIO on Linux)."""
+    data = b""
+    while True:
+        try:
+            chunk = screen.read(4096)
+        except OSError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
 
 
 def _artifact_requests(seen) -> list[tuple[str, str | None]]:
@@ -79,6 +94,13 @@ def test_a_pull_writes_every_file_under_its_path_and_a_second_pull_fetches_only_
     requests_seen.clear()
     again = cli("pull", "sentiment/1", "-o", str(tmp_path / "out"))
     assert json.loads(again.stdout)["unchanged"] == 3 and [path for path, _ in requests_seen] == ["/api/v1/models/sentiment/versions/1/manifest/"]
+
+    terminal, pty_end = pty.openpty()  # stderr on a terminal: a progress bar
+    with os.fdopen(terminal, "rb", buffering=0) as screen:
+        shown = cli("pull", "sentiment/1", "-o", str(tmp_path / "shown"), "--cache-dir", str(tmp_path / "cold"), stderr=pty_end)
+        os.close(pty_end)
+        drawn = _drain(screen)
+    assert shown.returncode == 0 and b"\rsentiment v1 [##############################] 3.1/3.1 MB 100%" in drawn
 
 
 def test_the_cache_is_shared_across_versions_and_aliases_resolve(cli, model, owner, tmp_path, requests_seen):
