@@ -39,6 +39,7 @@ urlpatterns = [
     path("", include("apps.lineage.api_urls")),  # datasets, impact, version lineage (each view is login_not_required itself)
     path("", include("apps.versions.pull_urls")),  # whole-version manifests and archives (each view is login_not_required itself)
     path("", include("apps.approvals.aliases.api_urls")),  # aliases: lookup (ETag), set/move/delete, policy, history, rollback
+    path("", include("apps.signing.api_urls")),  # signed manifests (each view is login_not_required itself)
     # The OpenAPI 3 schema (JSON; YAML with ?format=yaml) and its docs pages, for logged-in users and token holders.
     path("schema/", _open(SpectacularAPIView.as_view()), name="schema"),
     path("docs/", _open(SpectacularSwaggerView.as_view(url_name="api:schema")), name="docs"),

@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("apps.mlflow_api.urls")),  # MLflow's REST paths: /api/2.0/mlflow/..., /api/2.0/mlflow-artifacts/...
     path("admin/", admin.site.urls),
     path("healthz", health, name="health"),
+    path("", include("apps.signing.urls")),  # /.well-known/model-registry-keys.json (public)
 ]
 
 handler400 = "apps.web.errors.bad_request"

@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("models",),
     ("events", "notifications"),
     ("versions",),
-    ("lineage", "validation"),
+    ("lineage", "validation", "signing"),
     ("catalog",),
     ("approvals",),
     ("mlflow_api", "comments"),

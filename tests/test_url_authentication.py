@@ -7,7 +7,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC = {"/accounts/login/", "/admin/login/", "/healthz"}
+PUBLIC = {"/accounts/login/", "/admin/login/", "/healthz", "/.well-known/model-registry-keys.json"}
 
 
 def _walk(patterns, prefix=""):

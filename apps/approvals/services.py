@@ -10,6 +10,7 @@ from apps.accounts.models import TokenScope
 from apps.audit import services as audit
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, can, require, require_scope
+from apps.signing.services import manifest_sign
 from apps.validation.selectors import unsafe_finding_blocks
 from apps.versions.aliases import PRODUCTION_ALIAS, canonical_alias_name, validate_alias_name
 from apps.versions.lifecycle import Stage, checked_transition
@@ -138,16 +139,39 @@ def version_transition(
         transition_request.save(update_fields=["gate_at_decision"])
 
     if alias:
-        return alias_pointer_change(model=model, alias=alias, version=None if remove else version, actor=actor, reason=reason, rollback=rollback)
+        change = alias_pointer_change(model=model, alias=alias, version=None if remove else version, actor=actor, reason=reason, rollback=rollback)
+        if rules.governed and not remove:
+            _sign_entry(version, f"@{alias}", actor, transition_request, rollback, alias=alias)
+        return change
     authority = _takedown_authority(model, actor, transition_request) if version.stage == Stage.PRODUCTION and to_stage != Stage.PRODUCTION else ""
     production_moves = Stage.PRODUCTION in (version.stage, to_stage)
     previous = production_version(model) if production_moves else None
     transition = version_stage_change(
         model=model, version=version, to_stage=to_stage, actor=actor, reason=reason, rollback=rollback, takedown_authority=authority
     )
+    if to_stage == Stage.PRODUCTION:
+        _sign_entry(version, Stage.PRODUCTION.value, actor, transition_request, rollback)
     if production_moves:
         notices.approvals_went_stale(model, previous.pk if previous else None, actor, decided=transition_request)
     return transition
+
+
+def _sign_entry(version: ModelVersion, pointer: str, actor, transition_request: TransitionRequest | None, rollback: bool, alias: str = "") -> None:
+    """Sign the manifest of a version that just entered production or a governed alias, with the approvals that let it
+    in: the request's, or for a rollback those of the request that first took it there."""
+    if transition_request is None and rollback:
+        earlier = TransitionRequest.objects.filter(version=version, status=RequestStatus.APPLIED)
+        earlier = earlier.filter(alias=alias) if alias else earlier.filter(alias="", to_stage=Stage.PRODUCTION)
+        transition_request = earlier.order_by("-decided_at", "-id").first()
+    approvals, asked = [], None
+    if transition_request is not None:
+        live = transition_request.approvals.filter(decision=Decision.APPROVE, invalidated_at__isnull=True).select_related("approver")
+        approvals = [
+            {"approver": approval.approver.get_username(), "approved_at": approval.created_at.isoformat().replace("+00:00", "Z"), "comment": approval.comment}
+            for approval in live
+        ]
+        asked = {"id": transition_request.pk, "requested_by": transition_request.requested_by.get_username(), "justification": transition_request.justification}
+    manifest_sign(version=version, pointer=pointer, actor=actor, approvals=approvals, transition_request=asked, rollback=rollback)
 
 
 def _takedown_authority(model: RegisteredModel, actor, transition_request: TransitionRequest | None) -> str:

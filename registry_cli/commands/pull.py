@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from ..client import CliError, Client
 from ..transfer import Progress, download, local_error, place, sha256_of
+from ..verify import verified_manifest
 
 CACHE_VARIABLE = "REGISTRY_CACHE_DIR"
 
@@ -102,6 +103,11 @@ def command_pull(client: Client, args) -> dict:
     model, where = parse_reference(args.reference)
     output, cache = Path(args.output or model), Cache(cache_dir(args))
     manifest = _manifest(client, model, where)
+    verified = None
+    if args.keys and not args.verify:
+        raise CliError("--keys names the keys --verify trusts; add --verify.")
+    if args.verify:
+        manifest, verified = verified_manifest(client, model, where, manifest, args.keys)
     files = [(entry, output.joinpath(*_safe_relative(entry["path"]).parts)) for entry in manifest["files"]]
     wanted = [(entry, target) for entry, target in files if not _already_there(target, entry)]
     missing = {entry["sha256"]: entry for entry, _ in wanted if not cache.holds(entry["sha256"])}
@@ -126,6 +132,7 @@ def command_pull(client: Client, args) -> dict:
         "from_cache": len(wanted) - sum(1 for entry, _ in wanted if entry["sha256"] in missing),
         "downloaded": len(missing),
         "bytes_downloaded": sum(entry["size"] for entry in missing.values()),
+        **({"verified": verified} if verified else {}),
     }
 
 
@@ -139,5 +146,7 @@ def add_commands(commands) -> None:
     pull.add_argument("-o", "--output", help="the folder to fill (created if missing; default ./NAME); files keep their paths")
     pull.add_argument("--cache-dir", help=f"the content cache (default: ${CACHE_VARIABLE}, else ~/.cache/model-registry)")
     pull.add_argument("--copy", action="store_true", help="copy files out of the cache instead of hard-linking them")
+    pull.add_argument("--verify", action="store_true", help="use only the manifest the registry signed (production or a governed alias); refuse otherwise")
+    pull.add_argument("--keys", help="with --verify: trust only these keys (a saved /.well-known/model-registry-keys.json, or a PEM public key)")
     pull.set_defaults(run=command_pull)
 

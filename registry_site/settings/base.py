@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "apps.approvals",
     "apps.validation",
     "apps.events",
+    "apps.signing",
     "apps.mlflow_api",
     "apps.notifications",
     "apps.comments",
@@ -372,6 +373,28 @@ VALIDATION_JOB_HARD_LIMIT_SECONDS = _env_positive_int("VALIDATION_JOB_HARD_LIMIT
 VALIDATION_TASK_SOFT_TIME_LIMIT, VALIDATION_TASK_TIME_LIMIT = _soft_and_hard_limits("VALIDATION_TASK_", VALIDATION_JOB_HARD_LIMIT_SECONDS + 30)
 VALIDATION_MAX_ATTEMPTS = _env_positive_int("VALIDATION_MAX_ATTEMPTS", 3)
 VALIDATION_SAFETENSORS_MAX_HEADER_BYTES = env_bytes("VALIDATION_SAFETENSORS_MAX_HEADER_BYTES", 16 * 1024 * 1024)
+# Manifest signing (apps.signing): the active Ed25519 private key (PEM, PKCS#8) and earlier keys (PEM files, public
+# halves suffice) still published so their signatures verify. Without an active key nothing is signed (and
+# `manage.py check --deploy` warns). A key file that cannot be used stops start-up, naming the variable.
+MANIFEST_SIGNING_KEY_FILE = env.str("MANIFEST_SIGNING_KEY_FILE", default="")
+MANIFEST_RETIRED_KEY_FILES = env.list("MANIFEST_RETIRED_KEY_FILES", default=[])
+
+
+def _check_signing_keys() -> None:
+    if not (MANIFEST_SIGNING_KEY_FILE or MANIFEST_RETIRED_KEY_FILES):
+        return
+    from apps.signing.keys import KeyFileError, read_key_file
+
+    for name, paths, private in (("MANIFEST_SIGNING_KEY_FILE", [MANIFEST_SIGNING_KEY_FILE] if MANIFEST_SIGNING_KEY_FILE else [], True),
+                                 ("MANIFEST_RETIRED_KEY_FILES", MANIFEST_RETIRED_KEY_FILES, False)):
+        for path in paths:
+            try:
+                read_key_file(path, private=private)
+            except KeyFileError as exc:
+                raise ImproperlyConfigured(f"{name}: {exc}") from exc
+
+
+_check_signing_keys()
 # Bytes format inspection reads of one ONNX file to find its opsets, inputs and outputs (weights are skipped, not read).
 VALIDATION_ONNX_MAX_READ_BYTES = env_bytes("VALIDATION_ONNX_MAX_READ_BYTES", 64 * 1024 * 1024)
 # Every other task (webhook deliveries, sweeps) runs under CELERY_TASK_SOFT_TIME_LIMIT and CELERY_TASK_TIME_LIMIT.

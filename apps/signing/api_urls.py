@@ -1,0 +1,11 @@
+"""Included into `registry_site.api_urls` (namespace "api"): a version's signed manifests."""
+
+from django.contrib.auth.decorators import login_not_required
+from django.urls import path
+
+from . import api
+
+# The API authenticates itself (token or session) and answers 401 in JSON; the login redirect is for pages.
+urlpatterns = [
+    path("models/<str:name>/versions/<int:number>/signatures/", login_not_required(api.version_signatures), name="version-signatures"),
+]
