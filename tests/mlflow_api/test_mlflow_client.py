@@ -130,6 +130,8 @@ def test_a_training_pipeline_registers_searches_tags_and_downloads_with_the_mlfl
 
     downloaded = mlflow.artifacts.download_artifacts("models:/churn/1", dst_path=str(tmp_path / "out"))
     assert _same_files(exported, downloaded)
+    copied = client.copy_model_version("models:/churn/1", "churn-copy")  # source models:/churn/1, files shared
+    assert (copied.name, copied.version, copied.source) == ("churn-copy", "1", "models:/churn/1")
 
     client.set_registered_model_alias("churn", "challenger", "2")  # a free alias: no policy, moves at once
     assert client.get_model_version_by_alias("churn", "challenger").version == "2"
