@@ -6,6 +6,7 @@ exist: RESOURCE_DOES_NOT_EXIST) and writes through the registry's services. The 
 are read (Django caps them at DATA_UPLOAD_MAX_MEMORY_SIZE) after authentication and the scope check.
 """
 
+import hashlib
 import json
 
 from django.contrib.auth.decorators import login_not_required
@@ -325,7 +326,7 @@ def _alias_version(request, name, alias) -> HttpResponse:
     if found is None:
         model_for(request.user, name)  # RESOURCE_DOES_NOT_EXIST for a model that is absent or hidden
         raise not_found(f"Registered model alias {alias} not found.")
-    key = f"mlflow-alias:{found['pk']}:{found['updated_at']}:{found['alias_change']}"
+    key = "mlflow-alias:" + hashlib.sha256(repr(sorted(found.items())).encode()).hexdigest()[:32]
     body = cache.get(key)
     if body is None:
         version = versions_queryset().get(pk=found["pk"])
