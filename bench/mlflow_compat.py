@@ -21,17 +21,12 @@ the p99s, against the target (ours >= 3x MLflow's req/s, p99 below MLflow's).
     .venv/bin/python bench/mlflow_compat.py             # 3 rounds of 10 s
 """
 
-import argparse
 import json
 import secrets
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
-from pathlib import Path
 
 import common
 import vs_mlflow
@@ -85,36 +80,18 @@ def seed_ours() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 round of 5 s per server (default: 3 rounds of 10 s)")
-    parser.add_argument("--seconds", type=float, help="seconds of load per server and round")
-    parser.add_argument("--rounds", type=int, help="rounds; each loads both servers once")
-    parser.add_argument("--seed-only", action="store_true", help=argparse.SUPPRESS)  # internal: the seeding subprocess
-    args = parser.parse_args()
+    args = vs_mlflow.load_arguments(__doc__).parse_args()
     if args.seed_only:
         print(json.dumps(seed_ours()))
         return
-    if not shutil.which("wrk"):
-        print(common.WRK_INSTALL_HINT, file=sys.stderr)
-        raise SystemExit(2)
-    seconds = args.seconds or (5 if args.quick else 10)
-    rounds = args.rounds or (1 if args.quick else 3)
+    seconds, rounds = vs_mlflow.load_window(args)
     python = vs_mlflow.mlflow_python()
-    workdir = Path(tempfile.mkdtemp(prefix="registry-bench-mlflow-compat-"))
-    servers: dict[str, subprocess.Popen] = {}
-    try:
+    with vs_mlflow.scratch(DATABASE, prefix="registry-bench-mlflow-compat-") as (workdir, servers):
         print(f"{time.strftime('%Y-%m-%d %H:%M')}, {common.machine_load()} (before seeding)", flush=True)
         common.postgres_database("create", DATABASE)
         (workdir / "ours").mkdir()
         env = common.server_environment(workdir / "ours", common.POSTGRES_URL.rsplit("/", 1)[0] + "/" + DATABASE)
-        started = time.perf_counter()
-        with open(workdir / "seed.log", "wb") as log:
-            finished = subprocess.run([sys.executable, __file__, "--seed-only"], env=env, cwd=common.ROOT, stdout=subprocess.PIPE, stderr=log,
-                                      timeout=1800)
-        if finished.returncode:
-            raise SystemExit(f"seeding failed:\n{(workdir / 'seed.log').read_text()[-3000:]}")
-        seeded = json.loads(finished.stdout.decode().strip().splitlines()[-1])
-        print(f"seeded ours: {VERSIONS} versions, 6 tags each, @champion in {time.perf_counter() - started:.0f} s", flush=True)
+        seeded = vs_mlflow.seed_ours_in(env, workdir, "ours", script=__file__)
         servers["ours"], ours_port = vs_mlflow.start_ours(env, workdir, "registry_site.wsgi:application", "ours")
         servers["mlflow"], mlflow_port = vs_mlflow.start_mlflow(python, workdir)
         vs_mlflow.seed_mlflow(mlflow_port)
@@ -149,15 +126,6 @@ def main() -> None:
         print(f"finished {time.strftime('%Y-%m-%d %H:%M')}, {common.machine_load()}")
         if any(r["errors"] for runs in results.values() for r in runs):
             raise SystemExit("some requests failed (non-2xx/3xx); the figures above are not valid")
-    except BaseException:
-        for log in sorted(workdir.glob("*.log")):
-            print(f"--- {log.name} (last 3,000 characters)\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
-        raise
-    finally:
-        for process in servers.values():
-            common.stop_group(process)
-        common.postgres_database("drop", DATABASE)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def report(results: dict[str, list[dict]]) -> None:

@@ -33,6 +33,7 @@ the ratios ours/MLflow and ours/bare as median [min..max] of the per-round ratio
 """
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -141,16 +142,17 @@ def seed_ours() -> dict:
     return {"token": token, "cookie": cookie, "queries": queries}
 
 
-def seed_ours_in(env: dict[str, str], workdir: Path, label: str) -> dict:
+def seed_ours_in(env: dict[str, str], workdir: Path, label: str, script: str = __file__) -> dict:
+    """Run `script --seed-only` (its seed_ours) in a subprocess on `env`'s database; return what it printed last, as JSON."""
     started = time.perf_counter()
     log = workdir / f"seed-{label}.log"
     with open(log, "wb") as out:
-        finished = subprocess.run([sys.executable, __file__, "--seed-only"], env=env, cwd=common.ROOT, stdout=subprocess.PIPE, stderr=out,
+        finished = subprocess.run([sys.executable, script, "--seed-only"], env=env, cwd=common.ROOT, stdout=subprocess.PIPE, stderr=out,
                                   timeout=1800)
     if finished.returncode:
         raise SystemExit(f"seeding {label} failed:\n{log.read_text()[-3000:]}")
     seeded = json.loads(finished.stdout.decode().strip().splitlines()[-1])
-    print(f"seeded {label}: {VERSIONS} versions through version_register + validation_run in {time.perf_counter() - started:.0f} s", flush=True)
+    print(f"seeded {label}: {VERSIONS} versions through the services in {time.perf_counter() - started:.0f} s", flush=True)
     return seeded
 
 
@@ -277,27 +279,54 @@ def spread(values: list[float]) -> str:
     return f"{short(statistics.median(values))} [{short(min(values))}..{short(max(values))}]"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def load_arguments(doc: str) -> argparse.ArgumentParser:
+    """--quick, --seconds, --rounds and the internal --seed-only of a benchmark against MLflow."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1 round of 5 s per read (default: 3 rounds of 10 s)")
     parser.add_argument("--seconds", type=float, help="seconds of load per read and server")
     parser.add_argument("--rounds", type=int, help="rounds; each runs every read on every server once")
-    parser.add_argument("--sqlite", action="store_true", help="also run ours (and the bare view) on SQLite in a temp dir")
     parser.add_argument("--seed-only", action="store_true", help=argparse.SUPPRESS)  # internal: the seeding subprocess
+    return parser
+
+
+def load_window(args) -> tuple[float, int]:
+    """Seconds per run and rounds from the arguments, once wrk is known to be installed."""
+    if not shutil.which("wrk"):
+        print(common.WRK_INSTALL_HINT, file=sys.stderr)
+        raise SystemExit(2)
+    return args.seconds or (5 if args.quick else 10), args.rounds or (1 if args.quick else 3)
+
+
+@contextlib.contextmanager
+def scratch(database: str, *, prefix: str):
+    """A temp dir and a dict for the servers started in it: on the way out the servers are stopped, the scratch
+    database dropped and the dir removed; on a failure the servers' logs are printed first."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    servers: dict[str, subprocess.Popen] = {}
+    try:
+        yield workdir, servers
+    except BaseException:
+        for log in sorted(workdir.glob("*.log")):  # the servers' own account of what went wrong, before the temp dir goes
+            print(f"--- {log.name} (last 3,000 characters)\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
+        raise
+    finally:
+        for process in servers.values():
+            common.stop_group(process)
+        common.postgres_database("drop", database)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = load_arguments(__doc__)
+    parser.add_argument("--sqlite", action="store_true", help="also run ours (and the bare view) on SQLite in a temp dir")
     args = parser.parse_args()
     if args.seed_only:
         print(json.dumps(seed_ours()))
         return
-    if not shutil.which("wrk"):
-        print(common.WRK_INSTALL_HINT, file=sys.stderr)
-        raise SystemExit(2)
-    seconds = args.seconds or (5 if args.quick else 10)
-    rounds = args.rounds or (1 if args.quick else 3)
+    seconds, rounds = load_window(args)
     python = mlflow_python()
 
-    workdir = Path(tempfile.mkdtemp(prefix="registry-bench-mlflow-"))
-    servers: dict[str, subprocess.Popen] = {}
-    try:
+    with scratch(DATABASE, prefix="registry-bench-mlflow-") as (workdir, servers):
         print(f"{time.strftime('%Y-%m-%d %H:%M')}, {common.machine_load()} (before seeding)", flush=True)
         common.postgres_database("create", DATABASE)
         databases = {"ours": common.POSTGRES_URL.rsplit("/", 1)[0] + "/" + DATABASE}
@@ -345,15 +374,6 @@ def main() -> None:
         print(f"finished {time.strftime('%Y-%m-%d %H:%M')}, {common.machine_load()}")
         if any(r["errors"] for runs in results.values() for r in runs):
             raise SystemExit("some requests failed (non-2xx/3xx); the figures above are not valid")
-    except BaseException:
-        for log in sorted(workdir.glob("*.log")):  # the servers' own account of what went wrong, before the temp dir goes
-            print(f"--- {log.name} (last 3,000 characters)\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
-        raise
-    finally:
-        for process in servers.values():
-            common.stop_group(process)
-        common.postgres_database("drop", DATABASE)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def report(results: dict, databases: dict, seeded: dict, rounds: int) -> None:
