@@ -86,10 +86,11 @@ def approvals_went_stale(model: RegisteredModel, previous_production_id: int | N
         )
 
 
-def production_rolled_back(model: RegisteredModel, actor, *, previous: ModelVersion | None, to_version: ModelVersion, reason: str) -> None:
+def rolled_back(model: RegisteredModel, actor, *, pointer: str, previous: ModelVersion | None, to_version: ModelVersion, reason: str) -> None:
+    """The model's managers learn that `pointer` ("production" or "@alias") was rolled back."""
     was = f" from v{previous.number}" if previous is not None else ""
     notify(
         recipients=users_holding(model, Action.MANAGE), kind=Kind.PRODUCTION_ROLLED_BACK, model=model, actor=actor,
-        title=f"{actor.get_username()} rolled {model.name} production back{was} to v{to_version.number}",
+        title=f"{actor.get_username()} rolled {model.name} {pointer} back{was} to v{to_version.number}",
         body=reason, url=reverse("approvals:history", args=[model.name]),
     )

@@ -4,6 +4,8 @@ import pytest
 from django.core import mail
 
 from apps.approvals.services import (
+    alias_rollback,
+    alias_set,
     approval_policy_update,
     production_rollback,
     transition_request_approve,
@@ -96,6 +98,15 @@ def test_managers_hear_of_failed_validation_and_of_a_rollback(model, owner, revi
     (rolled_back,) = Notification.objects.filter(kind=Kind.PRODUCTION_ROLLED_BACK)
     assert rolled_back.recipient == owner and rolled_back.title == "reviewer rolled sentiment production back from v3 to v2"
     assert rolled_back.body == "error rate doubled" and rolled_back.url == "/models/sentiment/history/"
+
+
+def test_managers_hear_of_an_alias_rolled_back(model, owner, reviewer):
+    first, second = register_version(model, owner), register_version(model, owner)
+    alias_set(model=model, alias="champion", version=first, actor=owner)
+    alias_set(model=model, alias="champion", version=second, actor=owner)
+    alias_rollback(model=model, alias="champion", actor=reviewer, reason="v2 regressed")
+    (rolled_back,) = Notification.objects.filter(kind=Kind.PRODUCTION_ROLLED_BACK)
+    assert rolled_back.recipient == owner and rolled_back.title == "reviewer rolled sentiment @champion back from v2 to v1"
 
 
 def test_emails_follow_each_users_settings(model, owner, reviewer, make_user, scientist):
