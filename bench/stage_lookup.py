@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Benchmark: `GET /api/v1/models/{name}/stages/production/` under load, against a one-query baseline view.
+"""Benchmark: `GET /api/v1/models/{name}/stages/production/` under load, against a one-query baseline view; and
+`GET /api/v1/models/{name}/aliases/champion/` (an alias at the same version), which must be as fast as the stage.
 
 Two gunicorn servers with identical options (2 sync workers, production settings, same database):
   app       -> registry_site.wsgi:application, the real endpoint with a Bearer token
@@ -43,6 +44,7 @@ CONNECTIONS = 32
 WORKERS = 2
 RATIO_TARGET = 0.7
 P99_TARGET_MS = 30.0
+CPU_SAMPLES = 300
 
 
 # --- environment, database and servers ------------------------------------------------------------------------------
@@ -88,15 +90,22 @@ def seed(env: dict[str, str], token_scope: str = "read") -> tuple[str, int, dict
     production = versions[2]
     validation_run(job_id=production.validation_jobs.get().pk)
     common.promote_through_review(model=model, owner=user, version=production)
+    from apps.approvals.services import alias_set
+
+    alias_set(model=model, alias="champion", version=production, actor=user, reason="the benchmark's alias")
 
     client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {token}")
     queries = {}
-    for label, url in (("app", f"/api/v1/models/{MODEL}/stages/production/"),):
+    for label, url in (("app", f"/api/v1/models/{MODEL}/stages/production/"), ("alias", f"/api/v1/models/{MODEL}/aliases/champion/")):
         client.get(url)  # the first request of a token also stamps last_used_at; count the steady state
         with CaptureQueriesContext(connection) as captured:
             response = client.get(url)
         assert response.status_code == 200 and response.json()["number"] == production.number, response.content
         queries[label] = len(captured)
+        began = time.process_time()  # CPU per request in this process: steadier than req/s on a shared machine
+        for _ in range(CPU_SAMPLES):
+            client.get(url)
+        queries[f"{label}_cpu_ms"] = (time.process_time() - began) / CPU_SAMPLES * 1000
     connections.close_all()
     return token, production.number, queries
 
@@ -245,12 +254,13 @@ def main() -> None:
         targets = {
             "baseline": (base_port, f"/baseline/models/{MODEL}/", {}),
             "app": (app_port, f"/api/v1/models/{MODEL}/stages/production/", {"Authorization": f"Bearer {token}"}),
+            "alias": (app_port, f"/api/v1/models/{MODEL}/aliases/champion/", {"Authorization": f"Bearer {token}"}),
         }
         for label, (port, path, headers) in targets.items():
             request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
             with urllib.request.urlopen(request, timeout=10) as response:
                 body = json.load(response)
-            if label == "app":
+            if label in ("app", "alias"):
                 assert body["number"] == production_number and body["stage"] == "production", body
             load(port, path, headers, 1)  # warm-up: every worker has imported, connected and cached what it needs
 
@@ -258,8 +268,9 @@ def main() -> None:
               f"{'PostgreSQL registry_bench' if args.postgres else 'SQLite (WAL) in a temp dir'}"
               f"{f', CONN_MAX_AGE={args.conn_max_age}' if args.conn_max_age is not None else ''}; {os.cpu_count()} CPUs shared with the load generator")
         print(f"load generator: {client_name}; {CONNECTIONS} concurrent connections, {seconds:g} s per run, {rounds} round(s)")
-        print(f"queries per request (counted in-process): app {queries['app']}, baseline 1")
-        results = {"baseline": [], "app": []}
+        print(f"queries per request (counted in-process): app {queries['app']}, alias {queries['alias']}, baseline 1")
+        print(f"CPU per request (in-process, {CPU_SAMPLES} requests): app {queries['app_cpu_ms']:.2f} ms, alias {queries['alias_cpu_ms']:.2f} ms")
+        results = {"baseline": [], "app": [], "alias": []}
         for round_number in range(1, rounds + 1):
             for label, (port, path, headers) in targets.items():
                 result = load(port, path, headers, seconds)
@@ -275,7 +286,10 @@ def main() -> None:
         print(f"  {'':44s}{'req/s':>9s}{'p50 ms':>9s}{'p99 ms':>9s}")
         print(f"  {'baseline: bare view, 1 indexed query':44s}{summary['baseline']['rps']:9.1f}{summary['baseline']['p50']:9.1f}{summary['baseline']['p99']:9.1f}")
         print(f"  {'app: GET /api/v1/models/{name}/stages/production/':44s}{summary['app']['rps']:9.1f}{summary['app']['p50']:9.1f}{summary['app']['p99']:9.1f}")
+        print(f"  {'alias: GET /api/v1/models/{name}/aliases/champion/':44s}{summary['alias']['rps']:9.1f}{summary['alias']['p50']:9.1f}{summary['alias']['p99']:9.1f}")
         print(f"  ratio app/baseline req/s: {ratio:.2f}   target >= {RATIO_TARGET}  {'PASS' if ratio >= RATIO_TARGET else 'MISS'}")
+        alias_ratio = summary["alias"]["rps"] / summary["app"]["rps"]
+        print(f"  ratio alias/stage req/s: {alias_ratio:.2f}   target >= 0.9 (the same speed)  {'PASS' if alias_ratio >= 0.9 else 'MISS'}")
         print(f"  app p99: {p99:.1f} ms          target < {P99_TARGET_MS:g} ms  {'PASS' if p99 < P99_TARGET_MS else 'MISS'}")
         print(f"  (Little's law: {CONNECTIONS} connections / {summary['app']['rps']:.0f} req/s = "
               f"{CONNECTIONS / summary['app']['rps'] * 1000:.1f} ms mean latency; p99 < {P99_TARGET_MS:g} ms at this concurrency "
