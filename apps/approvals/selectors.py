@@ -93,6 +93,14 @@ def alias_policies(model: RegisteredModel) -> dict[str, AliasRules]:
     }
 
 
+def transition_request_is_gated(transition_request: TransitionRequest) -> bool:
+    """Whether the production gates (validation, quality gate, unsafe serialization) decide this request: a move to
+    production, or a move of an alias whose policy has gates."""
+    if transition_request.alias:
+        return alias_policy(transition_request.version.model, transition_request.alias).gates
+    return transition_request.to_stage == Stage.PRODUCTION
+
+
 def transition_request_policy(transition_request: TransitionRequest) -> tuple[int, object]:
     """The approvals a request needs: an alias move's from the alias's policy; a stage move's fixed by the stage its
     version was in when it was requested."""

@@ -5,16 +5,13 @@ from apps.versions.lifecycle import Stage
 from apps.web.serializers import Instant
 
 from .models import Invalidation, RequestStatus, TransitionRequest
-from .selectors import alias_policy, approver_shortfall, override_holds, production_gate_problems, quality_verdict, transition_request_is_stale, transition_request_policy
+from .selectors import approver_shortfall, override_holds, production_gate_problems, quality_verdict, transition_request_is_gated, transition_request_is_stale, transition_request_policy
 
 
 def _quality(transition_request: TransitionRequest) -> dict | None:
     """While a production request (or one for an alias with gates) is pending: the gate as it stands now (what the
     deciding approval will meet); once applied: the gate that decided."""
-    if transition_request.alias:
-        if not alias_policy(transition_request.version.model, transition_request.alias).gates:
-            return None
-    elif transition_request.to_stage != Stage.PRODUCTION:
+    if not transition_request_is_gated(transition_request):
         return None
     if transition_request.status != RequestStatus.PENDING:
         return {"decided": transition_request.gate_at_decision}

@@ -26,6 +26,7 @@ from .selectors import (
     approval_policy,
     production_gate_problems,
     quality_verdict,
+    transition_request_is_gated,
     transition_request_policy,
     review_policy,
     stale_decisions,
@@ -337,8 +338,7 @@ def transition_request_override_quality(*, transition_request: TransitionRequest
     The override holds for the baseline it was given against; if production moves, the gate is judged again."""
     model, transition_request = _lock_pending(transition_request)
     require(actor, Action.MANAGE, model)
-    gated = alias_policy(model, transition_request.alias).gates if transition_request.alias else transition_request.to_stage == Stage.PRODUCTION
-    if not gated:
+    if not transition_request_is_gated(transition_request):
         raise ValidationError("Only production requests, and requests for aliases whose policy has gates, pass the quality gate.")
     if len(reason.strip()) < 10:
         raise ValidationError({"reason": ["Write the reason for overriding the quality gate (at least a sentence)."]})

@@ -8,7 +8,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.models.permissions import Action, actions_for, get_model_for
 from apps.validation.selectors import latest_job
-from apps.versions.lifecycle import Stage
 from apps.versions.models import ModelVersion
 from apps.versions.selectors import production_at, production_history
 from apps.web.forms import add_validation_errors
@@ -24,6 +23,7 @@ from .selectors import (
     production_gate_problems,
     quality_verdict,
     transition_request_for,
+    transition_request_is_gated,
     transition_request_is_stale,
     transition_request_policy,
     rollback_candidates,
@@ -47,7 +47,7 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
     transition = transition_request_for(request.user, pk)
     version, model = transition.version, transition.version.model
     required, group = transition_request_policy(transition)
-    pending_production = transition.to_stage == Stage.PRODUCTION and transition.status == RequestStatus.PENDING
+    pending_production = transition.status == RequestStatus.PENDING and transition_request_is_gated(transition)
     verdict = quality_verdict(version) if pending_production else None
     context = {
         "model": model,

@@ -90,3 +90,11 @@ def test_query_counts_do_not_grow_with_aliases(web_for, owner, model):
         alias_set(model=model, alias=f"a{index}", version=versions[index % 2], actor=owner)
         alias_set(model=model, alias="a0", version=versions[index % 2], actor=owner)
     assert [queries_for(client, url) for url in (f"/models/{model.name}/", f"/models/{model.name}/versions/1/", f"/models/{model.name}/aliases/a0/")] == counts
+
+
+def test_the_review_page_of_a_gated_alias_request_shows_the_gate_as_it_stands(web_for, owner, reviewer, model):
+    register_version(model, owner)
+    alias_policy_update(model=model, alias="champion", actor=owner, required_approvals=1, gates=True)
+    web_for(owner).post(f"/models/{model.name}/aliases/", {"alias": "champion", "version": 1, "reason": "best", "back": "model"})
+    page = web_for(reviewer).get(f"/approvals/{TransitionRequest.objects.get().pk}/").content.decode()
+    assert "Quality gate now" in page and "Validation has not finished" in page
