@@ -4,6 +4,7 @@ only missing files travel, the cache is shared across versions, partial files re
 import json
 import os
 import pty
+import shutil
 import subprocess
 import sys
 import threading
@@ -82,7 +83,7 @@ def _artifact_requests(seen) -> list[tuple[str, str | None]]:
     return [(path.rsplit("/artifacts/", 1)[1], byte_range) for path, byte_range in seen if "/artifacts/" in path]
 
 
-def test_a_pull_writes_every_file_under_its_path_and_a_second_pull_fetches_only_the_manifest(cli, model, owner, tmp_path, requests_seen):
+def test_a_pull_writes_every_file_under_its_path_and_a_second_pull_fetches_only_the_manifest_and_download_keeps_paths(cli, model, owner, tmp_path, requests_seen):
     register_version(model, owner, files=FILES)
     done = cli("pull", "sentiment/1", "-o", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
@@ -102,8 +103,16 @@ def test_a_pull_writes_every_file_under_its_path_and_a_second_pull_fetches_only_
         drawn = _drain(screen)
     assert shown.returncode == 0 and b"\rsentiment v1 [##############################] 3.1/3.1 MB 100%" in drawn
 
+    (tmp_path / "config.json").write_bytes(b"mine")  # the top-level config.json, which 1_Pooling/config.json once overwrote
+    done = cli("download", "sentiment", "1", "1_Pooling/config.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "1_Pooling" / "config.json").read_bytes() == FILES["1_Pooling/config.json"]
+    assert (tmp_path / "config.json").read_bytes() == b"mine"
+    assert cli("pull", "sentiment/1", cwd=tmp_path).returncode == 0
+    assert _files(tmp_path / "sentiment") == FILES
 
-def test_the_cache_is_shared_across_versions_and_aliases_resolve(cli, model, owner, tmp_path, requests_seen):
+
+def test_the_cache_is_shared_across_versions_and_partial_downloads_resume(cli, model, owner, tmp_path, requests_seen):
     register_version(model, owner, files=FILES)
     v2 = register_version(model, owner, files={**FILES, "config.json": b'{"hidden_size": 768}'})
     alias_set(model=model, alias="champion", version=v2, actor=owner)
@@ -115,41 +124,36 @@ def test_the_cache_is_shared_across_versions_and_aliases_resolve(cli, model, own
     assert _artifact_requests(requests_seen) == [("config.json", None)]  # the weights and the pooling config came from the cache
     assert json.loads(done.stdout)["from_cache"] == 2
 
-
-def test_a_partial_download_resumes_with_a_range_and_a_damaged_one_starts_over(cli, model, owner, tmp_path, requests_seen):
-    register_version(model, owner, files=FILES)
+    requests_seen.clear()
+    shutil.rmtree(tmp_path / "cache")
     partial = tmp_path / "cache" / "partial" / sha256(WEIGHTS)
     partial.parent.mkdir(parents=True)
     half = len(WEIGHTS) // 2
     partial.write_bytes(WEIGHTS[:half])
-    done = cli("pull", "sentiment/1", "-o", str(tmp_path / "out"))
+    done = cli("pull", "sentiment/1", "-o", str(tmp_path / "resumed"))
     assert done.returncode == 0, done.stderr
     assert ("model.safetensors", f"bytes={half}-") in _artifact_requests(requests_seen)
-    assert _files(tmp_path / "out") == FILES and not partial.exists()
+    assert _files(tmp_path / "resumed") == FILES and not partial.exists()
 
-    (tmp_path / "out" / "model.safetensors").unlink()
+    (tmp_path / "resumed" / "model.safetensors").unlink()
     (tmp_path / "cache" / "sha256" / sha256(WEIGHTS)[:2] / sha256(WEIGHTS)).unlink()
     partial.write_bytes(b"garbage" + WEIGHTS[7:half])  # a partial file damaged on disk: resumed, fails the check, fetched whole
     requests_seen.clear()
-    done = cli("pull", "sentiment/1", "-o", str(tmp_path / "out"))
+    done = cli("pull", "sentiment/1", "-o", str(tmp_path / "resumed"))
     assert done.returncode == 0, done.stderr
     assert _artifact_requests(requests_seen) == [("model.safetensors", f"bytes={half}-"), ("model.safetensors", None)]
-    assert _files(tmp_path / "out") == FILES
+    assert _files(tmp_path / "resumed") == FILES
 
 
-def test_a_tampered_blob_is_refused_in_one_line_and_nothing_is_written(cli, model, owner, tmp_path, isolated_artifacts):
+def test_a_tampered_blob_a_local_problem_and_a_bad_reference_are_each_refused_in_one_line(cli, model, owner, tmp_path, isolated_artifacts):
     register_version(model, owner, files=FILES)
     (isolated_artifacts / blob_key(sha256(WEIGHTS))).write_bytes(b"evil" + WEIGHTS[4:])
     done = cli("pull", "sentiment/1", "-o", str(tmp_path / "out"))
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "model.safetensors: SHA-256 mismatch" in done.stderr
-    assert not (tmp_path / "out").exists() and not list((tmp_path / "cache").rglob(sha256(WEIGHTS)))
+    assert _files(tmp_path / "out") == {} and not list((tmp_path / "cache").rglob(sha256(WEIGHTS)))
     single = cli("download", "sentiment", "1", "model.safetensors", cwd=tmp_path)
     assert single.returncode == 1 and "SHA-256 mismatch" in single.stderr and not list(tmp_path.glob("model.safetensors*"))
-
-
-def test_local_problems_are_reported_as_local_and_bad_references_explained(cli, model, owner, tmp_path):
-    register_version(model, owner, files=FILES)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     done = cli("pull", "sentiment/1", "-o", str(blocker / "out"))
@@ -159,17 +163,6 @@ def test_local_problems_are_reported_as_local_and_bad_references_explained(cli, 
     assert wrong.returncode == 1 and "NAME@ALIAS" in wrong.stderr
     missing = cli("pull", "sentiment:production", "-o", str(tmp_path / "out"))
     assert missing.returncode == 1 and "404" in missing.stderr and "no version in production" in missing.stderr
-
-
-def test_download_keeps_the_path_of_a_file_in_a_folder_and_pull_defaults_to_a_folder_named_after_the_model(cli, model, owner, tmp_path):
-    register_version(model, owner, files=FILES)
-    (tmp_path / "config.json").write_bytes(b"mine")  # the top-level config.json, which 1_Pooling/config.json once overwrote
-    done = cli("download", "sentiment", "1", "1_Pooling/config.json", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "1_Pooling" / "config.json").read_bytes() == FILES["1_Pooling/config.json"]
-    assert (tmp_path / "config.json").read_bytes() == b"mine"
-    assert cli("pull", "sentiment/1", cwd=tmp_path).returncode == 0
-    assert _files(tmp_path / "sentiment") == FILES
 
 
 def test_pull_and_download_from_s3_check_every_file(cli, model, owner, tmp_path, s3):
@@ -186,3 +179,5 @@ def test_pull_and_download_from_s3_check_every_file(cli, model, owner, tmp_path,
     assert fresh.returncode == 1 and "model.safetensors: SHA-256 mismatch" in fresh.stderr
     single = cli("download", "sentiment", "1", "model.safetensors", cwd=tmp_path)
     assert single.returncode == 1 and "SHA-256 mismatch" in single.stderr
+
+

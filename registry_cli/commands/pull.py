@@ -108,6 +108,10 @@ def command_pull(client: Client, args) -> dict:
         raise CliError("--keys names the keys --verify trusts; add --verify.")
     if args.verify:
         manifest, verified = verified_manifest(client, model, where, manifest, args.keys)
+    try:
+        output.mkdir(parents=True, exist_ok=True)  # a local problem shows before anything is downloaded
+    except OSError as exc:
+        raise local_error("write", output, exc) from exc
     files = [(entry, output.joinpath(*_safe_relative(entry["path"]).parts)) for entry in manifest["files"]]
     wanted = [(entry, target) for entry, target in files if not _already_there(target, entry)]
     missing = {entry["sha256"]: entry for entry, _ in wanted if not cache.holds(entry["sha256"])}
