@@ -2,7 +2,7 @@ import ipaddress
 import logging
 import math
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from datetime import timezone as dt_timezone
 
 from django.conf import settings
@@ -10,8 +10,9 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from rest_framework import authentication, exceptions
+
+from apps.web.rawsql import aware
 
 from .models import ApiToken, TokenGrant, token_digest
 
@@ -41,7 +42,7 @@ def _grant_for(user) -> TokenGrant:
     if user.token_limited:
         chosen = ApiToken.allowed_models.through.objects.filter(apitoken_id=user.token_id)
         model_ids = frozenset(chosen.values_list("registeredmodel_id", flat=True))
-    return TokenGrant(id=user.token_id, scope=user.token_scope, expires_at=_aware(user.token_expires_at), model_ids=model_ids)
+    return TokenGrant(id=user.token_id, scope=user.token_scope, expires_at=aware(user.token_expires_at), model_ids=model_ids)
 
 
 def client_address(request) -> str | None:
@@ -108,15 +109,6 @@ def token_failure_record(address: str) -> None:
         logger.warning("API token attempts from %s blocked for %d s after %d failures", address, cool_off, failures)
 
 
-def _aware(value) -> datetime | None:
-    """Raw queries skip Django's converters: SQLite gives text or naive datetimes, PostgreSQL aware ones."""
-    if isinstance(value, str):
-        value = parse_datetime(value)
-    if value is not None and timezone.is_naive(value):
-        value = timezone.make_aware(value, dt_timezone.utc)
-    return value
-
-
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer <token>` (or `Token <token>`), looked up by its SHA-256.
 
@@ -140,14 +132,14 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             token_failure_record(address)
             raise exceptions.AuthenticationFailed("Unknown or revoked token; create a new one under 'API tokens'.")
         now = timezone.now()
-        expires_at = _aware(user.token_expires_at)
+        expires_at = aware(user.token_expires_at)
         if expires_at is not None and expires_at <= now:
             # Not counted as a failed attempt: the caller holds a real secret, it has only run out.
             raise exceptions.AuthenticationFailed(
                 f"This token ('{user.token_prefix}…') expired on {expires_at.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M} UTC;"
                 f" create a new one on the API tokens page ({reverse('accounts:tokens')}) or with 'manage.py api_token create'."
             )
-        last_used = _aware(user.token_last_used_at)
+        last_used = aware(user.token_last_used_at)
         if last_used is None or now - last_used > timedelta(minutes=5):
             ApiToken.objects.filter(pk=user.token_id).update(last_used_at=now)
         user.active_token = _grant_for(user)

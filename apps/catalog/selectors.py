@@ -15,6 +15,7 @@ from apps.models.permissions import visible_model_sql
 from apps.validation.models import FINISHED, CheckResult, ValidationJob
 from apps.versions.models import Artifact, Metric, ModelAlias, ModelVersion, VersionTag
 from apps.versions.selectors import version_or_404
+from apps.web.rawsql import aware
 
 
 def versions_with_details(queryset: QuerySet[ModelVersion] | None = None) -> QuerySet[ModelVersion]:
@@ -132,8 +133,15 @@ def version_page_details(rows: list[dict]) -> VersionPageDetails:
         details.datasets[by_key[version_id]].append(tuple(dataset))
     job_ids = [row["latest_job_id"] for row in rows if row["latest_job_id"] is not None]
     if job_ids:
-        for job in ValidationJob.objects.filter(pk__in=job_ids).values(*JOB_COLUMNS, baseline_number=F("quality_baseline__number")):
-            details.jobs[job["id"]] = job | {"is_finished": job["status"] in FINISHED}
+        where, params = _in_ids("j.id", job_ids)
+        columns = ", ".join(f"j.{column}" for column in JOB_COLUMNS)
+        jobs = _fetch(f"SELECT {columns}, b.number FROM {ValidationJob._meta.db_table} j"
+                      f" LEFT JOIN {ModelVersion._meta.db_table} b ON b.id = j.quality_baseline_id WHERE {where}", params)
+        for values in jobs:
+            job = dict(zip((*JOB_COLUMNS, "baseline_number"), values))
+            job.update({column: aware(job[column]) for column in ("created_at", "started_at", "finished_at")})
+            job.update(unsafe_finding=bool(job["unsafe_finding"]), quality_rules=_json(job["quality_rules"]), is_finished=job["status"] in FINISHED)
+            details.jobs[job["id"]] = job
         where, params = _in_ids("c.job_id", job_ids)
         checks = _fetch(f"SELECT c.job_id, c.name, c.verdict, c.summary, c.details, c.checker_version FROM {tables['check']} c"
                         f" WHERE {where} ORDER BY c.position", params)

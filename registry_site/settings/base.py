@@ -165,6 +165,8 @@ if DATABASE_PREPARE_THRESHOLD is not None and not DATABASE_SERVER_SIDE_BINDING:
         "DATABASE_PREPARE_THRESHOLD needs DATABASE_SERVER_SIDE_BINDING=true (psycopg prepares only server-bound statements);"
         " set DATABASE_PREPARE_THRESHOLD=off to bind on the client"
     )
+# A connection used less than this many seconds ago is not health-checked again (0: before every request, as Django does).
+DATABASE_HEALTH_CHECK_IDLE_SECONDS = env_seconds("DATABASE_HEALTH_CHECK_IDLE_SECONDS", 1)
 # What a request that met an unavailable database is told (503 with Retry-After; registry_site.middleware).
 DATABASE_RETRY_AFTER_SECONDS = int(env_seconds("DATABASE_RETRY_AFTER_SECONDS", 10, minimum=1, whole=True))
 
@@ -175,7 +177,8 @@ def database_from_url(url: str) -> dict:
     database["ATOMIC_REQUESTS"] = False
     database.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     # A persistent connection is tested (SELECT 1, bounded by the answer timeout) at the first query of each request,
-    # so one that died between requests is replaced instead of failing the request.
+    # so one that died between requests is replaced instead of failing the request; on PostgreSQL only when it has been
+    # idle DATABASE_HEALTH_CHECK_IDLE_SECONDS or more (registry_site.postgresql).
     database.setdefault("CONN_HEALTH_CHECKS", True)
     options = database.setdefault("OPTIONS", {})
     if database["ENGINE"] == "django.db.backends.postgresql":
