@@ -156,13 +156,12 @@ def test_a_training_pipeline_registers_searches_tags_and_downloads_with_the_mlfl
 
 def test_governed_moves_wait_for_approval_and_the_client_sees_them_once_approved(client_for, owner, reviewer, exported, tmp_path):
     client = client_for(owner)
-    client.create_registered_model("churn")
+    _upload(exported, "mlflow-artifacts:/uploads/run-1/model")
+    assert mlflow.register_model("mlflow-artifacts:/uploads/run-1/model", "churn").version == "1"  # creates the model too
     model = RegisteredModel.objects.get(name="churn")
     for action in (Action.VIEW, Action.APPROVE_TRANSITION):
         model_permission_grant(model=model, actor=owner, action=action, user=reviewer)
     alias_policy_update(model=model, alias="champion", actor=owner, required_approvals=1)
-    _upload(exported, "mlflow-artifacts:/uploads/run-1/model")
-    client.create_model_version("churn", "mlflow-artifacts:/uploads/run-1/model")
     validation_run(job_id=ModelVersion.objects.get(model__name="churn").validation_jobs.get().pk)
 
     assert client.transition_model_version_stage("churn", "1", "Staging").current_stage == "Staging"
