@@ -45,9 +45,10 @@ class TcpProxy:
     def hang(self) -> None:
         self._flowing.clear()
 
-    def drop_answers(self, count: int, to: bytes = b"") -> None:
+    def drop_answers(self, count: int, to: bytes = b"", ending: bytes = b"") -> None:
+        """Drop the next `count` answers to requests whose head starts with `to` and whose path ends with `ending`."""
         with self._lock:
-            self._answers_to_drop, self._dropped_request = count, to
+            self._answers_to_drop, self._dropped_request, self._dropped_ending = count, to, ending
 
     def cut(self) -> None:
         self._flowing.set()  # pumps blocked by a hang wake up and find their sockets reset
@@ -111,7 +112,9 @@ class TcpProxy:
 
     def _take_answer_to_drop(self, request_head: bytes) -> bool:
         with self._lock:
-            if self._answers_to_drop <= 0 or not request_head.startswith(self._dropped_request):
+            line = request_head.split(b"\r\n", 1)[0].rsplit(b" ", 1)[0]  # "POST /path" without " HTTP/1.1"
+            ending = getattr(self, "_dropped_ending", b"")
+            if self._answers_to_drop <= 0 or not request_head.startswith(self._dropped_request) or not line.endswith(ending):
                 return False
             self._answers_to_drop -= 1
             self.answers_dropped += 1

@@ -408,7 +408,8 @@ def test_the_cli_retries_a_registration_whose_answer_was_lost_and_gets_the_store
     weights = tmp_path / "model.bin"
     weights.write_bytes(WEIGHTS)
 
-    front.drop_answers(1, to=f"POST /api/v1/models/{model.name}/versions/ ".encode())  # the registration's answer
+    # The registration's answer (the CLI registers through an upload session: POST .../uploads/<id>/register/).
+    front.drop_answers(1, to=f"POST /api/v1/models/{model.name}/uploads/".encode(), ending=b"/register/")
     out, err = _cli(front.port, token, "register", model.name, str(weights), "--metric", "auc=0.9").communicate(timeout=120)
     assert front.answers_dropped == 1
     assert "Retrying in" in err and "had already done this" in err, err

@@ -169,7 +169,7 @@ def upload_file(request, name: str, session_id, index: int):
         new_offset = file_receive(file=file, offset=int(offset), length=int(length), read=request._request.read)
     except UploadConflict as exc:
         return _conflict(exc)
-    return HttpResponse(status=204, headers={"Upload-Offset": str(new_offset), "Upload-Status": file.status})
+    return HttpResponse(status=204, headers={"Upload-Offset": str(new_offset), "Upload-Status": str(file.status)})
 
 
 class PartsBody(serializers.Serializer):

@@ -1,25 +1,21 @@
 """`register`, `get` and `download`: one version at a time.
 
-Files are streamed: each is read once per attempt, hashed while it is sent, and its SHA-256 is declared in the
-metadata part that follows the files, so the server refuses the registration if a byte changed on the way.
-
-A registration is sent with a fresh Idempotency-Key and retried with the same key when the connection fails or the
-registry answers 502, 503, 504 or 409 "in progress": at most REGISTRY_RETRIES times (default 5), waiting 1, 2, 4, ...
-seconds (or the Retry-After the registry asked for, at most a minute). If the first attempt was registered but its
-answer lost, the retry gets that answer: never a second version.
+`register` goes through an upload session (registry_cli/upload.py): the metadata and the files' SHA-256s are declared
+first, so a refusal comes before any byte; only files the registry lacks are sent, in parallel, straight to S3 or in
+offsets to the registry; a killed run resumes when run again; the registration carries an Idempotency-Key and is
+retried with it when the connection fails or the registry answers 502, 503, 504 or 409 "in progress" (at most
+REGISTRY_RETRIES times, default 5): never a second version.
 """
 
-import hashlib
 import json
 import os
-import uuid
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 from ..client import CliError, Client
 from ..transfer import download, local_error
+from ..upload import parse_rate, upload_version
 
-CHUNK = 1024 * 1024
 
 
 def _files_to_upload(paths: list[str]) -> list[tuple[Path, str]]:
@@ -36,53 +32,6 @@ def _files_to_upload(paths: list[str]) -> list[tuple[Path, str]]:
     if not pairs:
         raise CliError("Nothing to upload: give files or folders that contain files.")
     return pairs
-
-
-class MultipartBody:
-    """A multipart/form-data body streamed from disk, hashing each file as it goes; the metadata part comes last."""
-
-    def __init__(self, files: list[tuple[Path, str]], metadata: dict):
-        self.boundary = uuid.uuid4().hex
-        self.files, self.metadata = files, metadata
-        self.declared: list[dict] = []
-
-    def _file_head(self, artifact_path: str) -> bytes:
-        name = artifact_path.rsplit("/", 1)[-1].replace('"', "")
-        return (
-            f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-
-    def _metadata_part(self) -> bytes:
-        document = {**self.metadata, "artifacts": self.declared}
-        return (
-            f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\n"
-            f"Content-Type: application/json\r\n\r\n{json.dumps(document)}\r\n--{self.boundary}--\r\n"
-        ).encode()
-
-    def length(self) -> int:
-        # The metadata part's size depends on the digests, which are fixed-width: measure with placeholders.
-        placeholder = [{"path": p, "sha256": "0" * 64} for _, p in self.files]
-        self.declared = placeholder
-        size = sum(len(self._file_head(p)) + f.stat().st_size + 2 for f, p in self.files) + len(self._metadata_part())
-        self.declared = []
-        return size
-
-    def __iter__(self):
-        self.declared = []  # each attempt streams, hashes and declares the files anew
-        for file, artifact_path in self.files:
-            yield self._file_head(artifact_path)
-            hasher = hashlib.sha256()
-            try:
-                with open(file, "rb") as handle:
-                    while chunk := handle.read(CHUNK):
-                        hasher.update(chunk)
-                        yield chunk
-            except OSError as exc:  # a local problem, not the network's: no retry
-                raise local_error("read", file, exc) from exc
-            yield b"\r\n"
-            self.declared.append({"path": artifact_path, "sha256": hasher.hexdigest()})
-        yield self._metadata_part()
 
 
 def _key_values(items: list[str], *, numbers: bool) -> dict:
@@ -125,17 +74,7 @@ def _metadata(args) -> dict:
 
 def command_register(client: Client, args) -> dict:
     metadata, files = _metadata(args), _files_to_upload(args.paths)
-    # The registry checks the document (parents included) before any file is sent: a refusal costs no upload.
-    model = quote(args.model, safe="")
-    check = json.dumps(metadata).encode()  # changes nothing on the server: safe to repeat
-    client.request_with_retries("POST", f"/api/v1/models/{model}/versions/check/", body=lambda: check, headers={"Content-Type": "application/json"})
-    body = MultipartBody(files, metadata)
-    headers = {
-        "Content-Type": f"multipart/form-data; boundary={body.boundary}",
-        "Content-Length": str(body.length()),
-        "Idempotency-Key": str(uuid.uuid4()),  # one per registration, the same on each retry of it
-    }
-    return client.request_with_retries("POST", f"/api/v1/models/{model}/versions/", body=lambda: iter(body), headers=headers)
+    return upload_version(client, args.model, files, metadata, parallel=args.parallel, rate=parse_rate(args.limit_rate), environ=args.environ)
 
 
 def command_get(client: Client, args) -> dict:
@@ -170,6 +109,8 @@ def add_commands(commands) -> None:
     register.add_argument("--param", action="append", help="hyperparameter name=value (JSON values parsed), repeatable")
     register.add_argument("--flavor")
     register.add_argument("--description")
+    register.add_argument("--parallel", type=int, default=4, help="files or parts sent at once (default 4)")
+    register.add_argument("--limit-rate", help="at most this many bytes per second, e.g. 20M (default: no limit)")
     register.set_defaults(run=command_register)
     get = commands.add_parser("get", help="print a version's JSON, by number or by stage")
     get.add_argument("model")

@@ -1,0 +1,298 @@
+"""`register` through an upload session: the metadata and the files' digests first, then only the bytes the registry
+lacks, in parallel and resumable, then one registration.
+
+1. Every file is hashed (the digests of unchanged files are kept from an earlier run of the same upload).
+2. The session is opened with the metadata and the declared files: a refused document (bad flavor, bad metric, unknown
+   parent) or path stops here, before any byte is sent. Files the caller can already read on the registry are
+   answered "stored" and not sent.
+3. The other files go up `--parallel` at a time: on S3 as parts straight to the bucket (presigned URLs, each bound to
+   the part's SHA-256), on local disk in offsets through the registry. A failed part or request is retried.
+4. The session is registered with an Idempotency-Key, retried safely.
+
+The session id, the key and the digests are kept in a state file under the cache folder, named after the registry,
+the model, the files (path, size, modification time) and the metadata. Running the same command again after a crash
+or a kill resumes that session: only the parts or bytes the registry does not hold are sent.
+"""
+
+import hashlib
+import http.client
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from .client import CliError, Client, RetryableError, answer_error, connection_for
+from .transfer import Progress, local_error
+
+CHUNK = 1024 * 1024
+TUS = "application/offset+octet-stream"
+
+
+def cache_root(environ) -> Path:
+    if environ.get("REGISTRY_CACHE_DIR"):
+        return Path(environ["REGISTRY_CACHE_DIR"])
+    base = Path(environ["XDG_CACHE_HOME"]) if environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "model-registry"
+
+
+def parse_rate(text: str | None) -> float | None:
+    """'10M', '500K', '2G' or a number of bytes per second; None or '0' for no limit."""
+    if not text:
+        return None
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1].upper() in units else (text, 1)
+    try:
+        rate = float(number) * unit
+    except ValueError:
+        raise CliError(f"--limit-rate takes bytes per second like 10M or 500K, not {text!r}.") from None
+    return rate or None
+
+
+class Meter:
+    """Bytes sent, shared by the upload threads: the progress bar, the rate limit and the summary."""
+
+    def __init__(self, total: int, rate: float | None):
+        self.progress = Progress(total, "uploading")
+        self.rate, self.sent = rate, 0
+        self._lock = threading.Lock()
+        self._next = time.monotonic()
+
+    def sent_bytes(self, count: int) -> None:
+        with self._lock:
+            self.sent += count
+            self.progress.advance(count)
+            if not self.rate:
+                return
+            now = time.monotonic()
+            self._next = max(self._next, now) + count / self.rate
+            wait = self._next - now
+        if wait > 0:
+            time.sleep(wait)
+
+
+def _hash(path: Path) -> str:
+    hasher = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK):
+                hasher.update(chunk)
+    except OSError as exc:
+        raise local_error("read", path, exc) from exc
+    return hasher.hexdigest()
+
+
+class Upload:
+    def __init__(self, client: Client, model: str, files: list[tuple[Path, str]], metadata: dict, *, parallel: int, rate, environ):
+        self.client, self.model, self.metadata = client, model, metadata
+        self.parallel, self.rate = max(1, parallel), rate
+        self.files = {artifact: disk for disk, artifact in files}
+        try:
+            self.stats = {artifact: disk.stat() for disk, artifact in files}
+        except OSError as exc:
+            raise CliError(f"Could not read the files to upload: {exc}") from exc
+        identity = json.dumps(
+            [f"{client.scheme}://{client.host}:{client.port}{client.prefix}", model, metadata,
+             sorted((a, str(d.resolve()), s.st_size, s.st_mtime_ns) for a, d, s in ((a, self.files[a], self.stats[a]) for a in self.files))],
+            sort_keys=True,
+        )
+        self.state_path = cache_root(environ) / "uploads" / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"
+        self.base = f"/api/v1/models/{quote(model, safe='')}/uploads/"
+
+    # -- the state file: what a later run of the same command resumes --
+
+    def _state(self) -> dict:
+        try:
+            return json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save(self, state: dict) -> None:
+        try:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.state_path.with_suffix(".tmp")
+            partial.write_text(json.dumps(state))
+            os.replace(partial, self.state_path)
+        except OSError as exc:
+            print(f"model-registry: could not keep the upload state in {self.state_path} ({exc}); a killed upload will start over.", file=sys.stderr)
+
+    def run(self) -> dict:
+        state = self._state()
+        digests = {artifact: state.get("digests", {}).get(artifact) or _hash(self.files[artifact]) for artifact in self.files}
+        session = self._resumed(state.get("session"))
+        if session is None:
+            declared = [{"path": a, "size": self.stats[a].st_size, "sha256": digests[a]} for a in self.files]
+            body = json.dumps({"metadata": self.metadata, "files": declared}).encode()
+            session = self.client.request_with_retries("POST", self.base, body=lambda: body, headers={"Content-Type": "application/json"})
+            state = {"session": session["id"], "idempotency_key": str(uuid.uuid4()), "digests": digests}
+            self._save(state)
+        self.session_path = f"{self.base}{session['id']}/"
+        pending = [item for item in session["files"] if item["status"] != "stored"]
+        if session["status"] == "open" and pending:
+            self._send(session, pending)
+        version = self.client.request_with_retries(
+            "POST", f"{self.session_path}register/", body=lambda: b"", headers={"Idempotency-Key": state["idempotency_key"], "Content-Type": "application/json"}
+        )
+        stored = len(session["files"]) - len(pending)
+        print(
+            f"model-registry: sent {self.meter.sent if pending else 0} bytes for {len(pending)} file(s); {stored} already on the registry.",
+            file=sys.stderr,
+        )
+        try:
+            self.state_path.unlink()
+        except OSError:
+            pass
+        return version
+
+    def _resumed(self, session_id: str | None) -> dict | None:
+        if not session_id:
+            return None
+        try:
+            session = self.client.request_with_retries("GET", f"{self.base}{session_id}/", body=lambda: None, headers={})
+        except CliError as exc:
+            if "answered 404" in str(exc):
+                return None  # expired or removed: start a new one
+            raise
+        print(f"model-registry: resuming upload session {session_id}.", file=sys.stderr)
+        return session
+
+    # -- sending --
+
+    def _send(self, session: dict, pending: list[dict]) -> None:
+        tasks = []
+        if session["storage"] == "s3":
+            for item in pending:
+                have = {part["number"] for part in item.get("parts", ())}
+                count = max(1, -(-item["size"] // item["part_size"]))
+                tasks += [(self._send_part, item, number) for number in range(1, count + 1) if number not in have]
+            remaining = sum(min(item["part_size"], item["size"] - (number - 1) * item["part_size"]) for _, item, number in tasks)
+        else:
+            tasks = [(self._send_local, item, None) for item in pending]
+            remaining = sum(item["size"] - item.get("offset", 0) for item in pending)
+        from concurrent.futures import ThreadPoolExecutor  # here, not at start-up: `get` and `pull` need no threads
+
+        self.meter = Meter(remaining, self.rate)
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            for future in [pool.submit(function, item, number) for function, item, number in tasks]:
+                future.result()
+            for future in [pool.submit(self._complete, item) for item in pending]:
+                future.result()
+        self.meter.progress.close()
+
+    def _complete(self, item: dict) -> None:
+        self.client.request_with_retries("POST", f"{self.session_path}files/{item['index']}/complete/", body=lambda: b"", headers={})
+
+    def _send_part(self, item: dict, number: int) -> None:
+        start = (number - 1) * item["part_size"]
+        length = min(item["part_size"], item["size"] - start)
+        disk = self.files[item["path"]]
+        try:
+            with open(disk, "rb") as handle:
+                handle.seek(start)
+                data = handle.read(length)
+        except OSError as exc:
+            raise local_error("read", disk, exc) from exc
+        if len(data) != length:
+            raise CliError(f"{disk} changed while it was being uploaded (it is shorter now); run the command again.")
+        request = json.dumps({"parts": [{"number": number, "sha256": hashlib.sha256(data).hexdigest()}]}).encode()
+        parts_path = f"{self.session_path}files/{item['index']}/parts/"
+
+        def attempt():
+            part = self.client.request("POST", parts_path, body=request, headers={"Content-Type": "application/json"})["parts"][0]
+            self._put(part, data)
+
+        self.client.with_retries(attempt)
+
+    def _put(self, part: dict, data: bytes) -> None:
+        url = urlsplit(part["url"])
+        connection = connection_for(url)
+        try:
+            connection.putrequest("PUT", f"{url.path}?{url.query}", skip_accept_encoding=True)
+            for name, value in {**part["headers"], "Content-Length": str(len(data))}.items():
+                connection.putheader(name, value)
+            connection.endheaders()
+            view = memoryview(data)
+            for start in range(0, len(data), CHUNK):
+                connection.send(view[start : start + CHUNK])
+                self.meter.sent_bytes(min(CHUNK, len(data) - start))
+            response = connection.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise RetryableError(f"Sending a part to the artifact store failed: {exc or type(exc).__name__}.") from exc
+        finally:
+            connection.close()
+        if response.status >= 500:
+            raise RetryableError(f"The artifact store answered {response.status}.")
+        if response.status >= 400:
+            raise CliError(f"The artifact store refused a part ({response.status}): {body[:200].decode(errors='replace')}")
+
+    def _send_local(self, item: dict, _number) -> None:
+        path = f"{self.session_path}files/{item['index']}"
+        offset = item.get("offset", 0)
+
+        def attempt():
+            nonlocal offset
+            try:
+                offset = self._patch(path, item, offset)
+            except RetryableError:
+                offset = self._offset(path)  # what arrived before the connection broke
+                raise
+
+        while offset < item["size"]:
+            self.client.with_retries(attempt)
+
+    def _offset(self, path: str) -> int:
+        connection = connection_for(self.client.parts)
+        try:
+            connection.request("HEAD", self.client.prefix + path, headers=self.client._headers(None))
+            response = connection.getresponse()
+            response.read()
+            return int(response.getheader("Upload-Offset", "0"))
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise self.client.unreachable(exc) from exc
+        finally:
+            connection.close()
+
+    def _patch(self, path: str, item: dict, offset: int) -> int:
+        disk, length = self.files[item["path"]], item["size"] - offset
+        connection = connection_for(self.client.parts)
+        try:
+            connection.putrequest("PATCH", self.client.prefix + path, skip_accept_encoding=True)
+            for name, value in self.client._headers({"Content-Type": TUS, "Upload-Offset": str(offset), "Content-Length": str(length)}).items():
+                connection.putheader(name, value)
+            connection.endheaders()
+            try:
+                handle = open(disk, "rb")
+            except OSError as exc:
+                raise local_error("read", disk, exc) from exc
+            with handle:
+                handle.seek(offset)
+                left = length
+                while left:
+                    chunk = handle.read(min(CHUNK, left))
+                    if not chunk:
+                        raise CliError(f"{disk} changed while it was being uploaded (it is shorter now); run the command again.")
+                    connection.send(chunk)
+                    left -= len(chunk)
+                    self.meter.sent_bytes(len(chunk))
+            response = connection.getresponse()
+            if response.status == 409 and response.getheader("Upload-Offset") is not None:
+                error = answer_error(response)
+                if "checksum" in str(error).lower() or "SHA-256" in str(error):
+                    raise CliError(f"{error} Did {disk} change during the upload?")
+                return int(response.getheader("Upload-Offset"))
+            if response.status >= 400:
+                raise answer_error(response)
+            response.read()
+            return int(response.getheader("Upload-Offset"))
+        except (OSError, http.client.HTTPException) as exc:
+            raise self.client.unreachable(exc) from exc
+        finally:
+            connection.close()
+
+
+def upload_version(client: Client, model: str, files: list[tuple[Path, str]], metadata: dict, *, parallel: int, rate, environ) -> dict:
+    return Upload(client, model, files, metadata, parallel=parallel, rate=rate, environ=environ).run()

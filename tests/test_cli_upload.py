@@ -1,0 +1,131 @@
+"""`model-registry register` through upload sessions, in a subprocess against a live server, on local disk and on S3
+(moto): metadata refused before any byte, files the caller may read not sent again, parallel parts straight to the
+bucket, and a killed upload resumed by running the same command again without sending again what arrived."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from apps.accounts.models import TokenScope
+from apps.accounts.services import api_token_create
+from apps.versions.models import ModelVersion, UploadSession
+from apps.versions.spool import spool_dir
+from tests.factories import sha256
+from tests.nodes import ROOT
+from tests.s3 import moto_endpoint_fixture, s3_fixture  # noqa: F401  (fixtures: a moto S3 server and a fresh bucket)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MiB = 1024 * 1024
+SENT = re.compile(r"sent (\d+) bytes for (\d+) file\(s\); (\d+) already on the registry")
+
+
+@pytest.fixture
+def cli(live_server, owner, tmp_path):
+    _, token = api_token_create(user=owner, name="trainer", scope=TokenScope.REGISTER)
+    env = {**os.environ, "REGISTRY_URL": live_server.url, "REGISTRY_TOKEN": token, "REGISTRY_RETRIES": "2", "REGISTRY_CACHE_DIR": str(tmp_path / "cache")}
+
+    def start(*argv: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "registry_cli", *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        process = start(*argv)
+        out, err = process.communicate(timeout=120)
+        return process.returncode, out, err
+
+    run.start = start
+    return run
+
+
+def sent(err: str) -> tuple[int, int, int]:
+    found = SENT.search(err)
+    assert found, err
+    return tuple(int(group) for group in found.groups())
+
+
+def wait_until(condition, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_refused_document_costs_no_upload_and_known_files_are_not_sent_again(cli, model, tmp_path):
+    export = tmp_path / "export"
+    (export / "1_Pooling").mkdir(parents=True)
+    weights = os.urandom(2 * MiB + 5)
+    (export / "model.bin").write_bytes(weights)
+    (export / "1_Pooling" / "config.json").write_text("{}")
+
+    code, _, err = cli("register", model.name, str(export), "--flavor", "keras3")
+    assert code == 1 and "Unknown flavor" in err and err.count("\n") == 1, err
+    assert not UploadSession.objects.exists(), "refused before any session (or byte)"
+
+    code, out, err = cli("register", model.name, str(export), "--metric", "auc=0.9", "--parallel", "2")
+    assert code == 0, err
+    assert json.loads(out)["number"] == 1
+    assert sent(err) == (len(weights) + 2, 2, 0)
+
+    (export / "README.md").write_text("v2")  # a new file beside two the registry holds in v1
+    code, out, err = cli("register", model.name, str(export))
+    assert code == 0, err
+    assert sent(err) == (2, 1, 2), "only the new file travels"
+    version = ModelVersion.objects.get(model=model, number=2)
+    assert {a.path: a.sha256 for a in version.artifacts.all()} == {
+        "model.bin": sha256(weights), "1_Pooling/config.json": sha256(b"{}"), "README.md": sha256(b"v2"),
+    }
+
+
+def test_a_killed_upload_resumes_where_the_registry_stopped_on_local_disk(cli, model, tmp_path):
+    weights = os.urandom(24 * MiB)
+    (tmp_path / "model.bin").write_bytes(weights)
+    first = cli.start("register", model.name, str(tmp_path / "model.bin"), "--limit-rate", "12M")
+
+    def held() -> int:
+        return sum(path.stat().st_size for path in spool_dir().glob("session-*.part"))
+
+    wait_until(lambda: held() >= 10 * MiB)
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=30)
+    time.sleep(0.2)  # what the server thread still had in its socket buffer lands
+    arrived = held()
+    assert arrived < len(weights)
+
+    code, out, err = cli("register", model.name, str(tmp_path / "model.bin"))
+    assert code == 0, err
+    assert "resuming upload session" in err
+    resent = sent(err)[0] + arrived - len(weights)
+    assert resent == 0, f"{resent} bytes sent twice"  # the new run starts at the registry's offset
+    assert json.loads(out)["artifacts"][0]["sha256"] == sha256(weights)
+    assert UploadSession.objects.get().status == "registered"
+
+
+def test_on_s3_parts_go_straight_to_the_bucket_and_a_killed_upload_sends_only_missing_parts(cli, model, tmp_path, s3, settings):
+    settings.UPLOAD_PART_BYTES = 5 * MiB
+    weights = os.urandom(20 * MiB + 3)
+    (tmp_path / "model.bin").write_bytes(weights)
+    first = cli.start("register", model.name, str(tmp_path / "model.bin"), "--limit-rate", "10M", "--parallel", "1")
+
+    def parts() -> list[dict]:
+        uploads = s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", [])
+        if not uploads:
+            return []
+        listed = s3.client.list_parts(Bucket=s3.bucket, Key=uploads[0]["Key"], UploadId=uploads[0]["UploadId"])
+        return listed.get("Parts", [])
+
+    wait_until(lambda: len(parts()) >= 2)
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=30)
+    held = sum(part["Size"] for part in parts())
+
+    code, out, err = cli("register", model.name, str(tmp_path / "model.bin"), "--parallel", "3")
+    assert code == 0, err
+    assert sent(err)[0] == len(weights) - held, "parts S3 held were not sent again"
+    assert json.loads(out)["artifacts"][0]["sha256"] == sha256(weights)
+    assert s3.keys() == [f"sha256/{sha256(weights)[:2]}/{sha256(weights)[2:4]}/{sha256(weights)}"]
+    assert s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
