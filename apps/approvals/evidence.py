@@ -2,6 +2,8 @@
 
 from apps.catalog.compare import MISSING, same_value
 from apps.catalog.selectors import versions_with_details
+from apps.lineage.models import DatasetRole, TrainingRun, VersionDataset, VersionParent
+from apps.models.permissions import visible_models
 from apps.versions.lifecycle import Stage
 from apps.versions.models import ModelVersion, PointerChangeKind, ProductionPointerChange
 
@@ -48,3 +50,44 @@ def compare_with_production(version: ModelVersion, against: object = MISSING) ->
             "changed": production is not None and not same_value(new, old),
         })
     return {"production": production, "metrics": metrics, "parameters": parameters}
+
+
+def provenance_for(user, version: ModelVersion, production: ModelVersion | None) -> dict:
+    """Where the candidate came from, for the review page: its parents (those on models the user may not view only
+    counted), its training run, and what changed in its training and evaluation data against `production`."""
+    links = list(VersionParent.objects.filter(child=version).select_related("parent__model").order_by("id"))
+    visible = set(visible_models(user).filter(pk__in={link.parent.model_id for link in links}).values_list("pk", flat=True)) if links else set()
+    return {
+        "parents": [link for link in links if link.parent.model_id in visible],
+        "hidden_parents": sum(1 for link in links if link.parent.model_id not in visible),
+        "run": TrainingRun.objects.filter(version=version).first(),
+        "data_changes": dataset_changes(version, production),
+    }
+
+
+def _datasets(version: ModelVersion, role: str) -> dict[str, str]:
+    links = VersionDataset.objects.filter(version=version, role=role).values_list("dataset__name", "dataset__digest")
+    return dict(links)
+
+
+def dataset_changes(version: ModelVersion, production: ModelVersion | None) -> list[dict]:
+    """What differs in the data a candidate was evaluated and trained on against the production version, evaluation
+    first (its metrics are only comparable on the same evaluation data): each {role, kind, message}."""
+    if production is None:
+        return []
+    changes = []
+    for role, verb in ((DatasetRole.EVALUATION, "evaluated"), (DatasetRole.TRAINING, "trained")):
+        mine, theirs = _datasets(version, role), _datasets(production, role)
+        if theirs and not mine:
+            names = ", ".join(sorted(theirs))
+            changes.append({"role": role, "kind": "missing", "message": f"v{version.number} records no {role} dataset; production (v{production.number}) was {verb} on {names}."})
+            continue
+        for name in sorted(set(theirs) - set(mine)):
+            changes.append({"role": role, "kind": "removed", "message": f"Not {verb} on {name}, which production (v{production.number}) was."})
+        for name in sorted(set(mine) - set(theirs)):
+            changes.append({"role": role, "kind": "added", "message": f"{verb.capitalize()} on {name}, which production (v{production.number}) was not."})
+        for name in sorted(set(mine) & set(theirs)):
+            if mine[name] != theirs[name]:
+                old, new = theirs[name] or "no digest", mine[name] or "no digest"
+                changes.append({"role": role, "kind": "changed", "message": f"{role.capitalize()} dataset {name} changed: {old} in production, {new} here."})
+    return changes

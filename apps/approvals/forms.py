@@ -47,3 +47,15 @@ class ArchiveForm(forms.Form):
         max_length=5000, label="Why archive them",
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Kept with each move; reviewers read it on requests"}),
     )
+
+
+class InboxFilterForm(forms.Form):
+    """The inbox's filters (all optional): whose requests, which model, which target stage."""
+
+    view = forms.ChoiceField(required=False, label="Show")
+    model = forms.CharField(required=False, max_length=128, label="Model")
+    stage = forms.ChoiceField(required=False, choices=[("", "any target")] + list(Stage.choices), label="Target stage")
+
+    def __init__(self, *args, views, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["view"].choices = views

@@ -4,10 +4,13 @@ stale, the inbox and the roster of approvers. Services import these; these never
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db import models
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.http import Http404
 
 from apps.accounts.teams import team_leads_group
+from apps.catalog.tables import Column, Sort, order_table
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, can, models_where, users_holding, visible_models
 from apps.validation.models import JobStatus, QualityStatus, ValidationJob, Verdict
@@ -225,14 +228,40 @@ def transition_request_for(user, pk: int) -> TransitionRequest:
     return transition_request
 
 
-def approval_inbox(user) -> QuerySet[TransitionRequest]:
-    """Pending requests on models the user may approve, not their own, oldest first."""
-    return (
-        requests_with_details(TransitionRequest.objects.pending().filter(version__model__in=models_where(user, Action.APPROVE_TRANSITION)))
-        .exclude(requested_by=user)
-        .annotate(live_approvals=Count("approvals", filter=Q(approvals__decision=Decision.APPROVE, approvals__invalidated_at__isnull=True)))
-        .order_by("created_at", "id")
+class InboxView(models.TextChoices):
+    REVIEW = "review", "Mine to review"
+    MINE = "mine", "My requests"
+
+
+INBOX_COLUMNS = {
+    "requested": Column(F("created_at")),
+    "model": Column(F("version__model__name")),
+    "requester": Column(F(f"requested_by__{get_user_model().USERNAME_FIELD}")),
+    "to": Column(Coalesce(NullIf(F("to_stage"), Value("")), F("alias"))),
+}
+INBOX_DEFAULT_SORTS = {InboxView.REVIEW: Sort("requested", descending=False), InboxView.MINE: Sort("requested", descending=True)}
+
+
+def approval_inbox(user, *, view: str = InboxView.REVIEW, model: str = "", stage: str = "", sort: Sort | None = None) -> QuerySet[TransitionRequest]:
+    """Mine to review: pending requests on models the user may approve, not their own (oldest first). My requests:
+    the user's own on models they still see, any status (newest first). Narrowed to a model (by name) and a target
+    stage, sorted by `sort` (INBOX_COLUMNS); each with its live approvals and its version's newest validation status
+    and whether any validation found unsafe serialization."""
+    if view == InboxView.MINE:
+        queryset = TransitionRequest.objects.filter(requested_by=user, version__model__in=visible_models(user))
+    else:
+        queryset = TransitionRequest.objects.pending().filter(version__model__in=models_where(user, Action.APPROVE_TRANSITION)).exclude(requested_by=user)
+    if model:
+        queryset = queryset.filter(version__model__name=model)
+    if stage:
+        queryset = queryset.filter(to_stage=stage)
+    latest_job = ValidationJob.objects.filter(version=OuterRef("version_id")).order_by("-created_at", "-id")
+    queryset = requests_with_details(queryset).annotate(
+        live_approvals=Count("approvals", filter=Q(approvals__decision=Decision.APPROVE, approvals__invalidated_at__isnull=True)),
+        validation_status=Subquery(latest_job.values("status")[:1]),
+        unsafe=Exists(ValidationJob.objects.filter(version=OuterRef("version_id"), unsafe_finding=True)),
     )
+    return order_table(queryset, sort or INBOX_DEFAULT_SORTS[InboxView(view)], INBOX_COLUMNS, tie="id")
 
 
 def requests_for_version(version) -> QuerySet[TransitionRequest]:

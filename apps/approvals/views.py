@@ -6,16 +6,21 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from apps.catalog.tables import parse_sort
 from apps.models.permissions import Action, actions_for, get_model_for
-from apps.validation.selectors import latest_job
+from apps.validation.selectors import latest_job, quality_gates
+from apps.versions.lifecycle import Stage
 from apps.versions.models import ModelVersion
 from apps.versions.selectors import production_at, production_history
 from apps.web.forms import add_validation_errors
 
-from .evidence import comparison_for
-from .forms import ApprovalPolicyForm, DecisionForm, OverrideForm, PointInTimeForm, RollbackForm
+from .evidence import comparison_for, provenance_for
+from .forms import InboxFilterForm, ApprovalPolicyForm, DecisionForm, OverrideForm, PointInTimeForm, RollbackForm
 from .models import GATED_STAGES, RequestStatus
 from .selectors import (
+    INBOX_COLUMNS,
+    INBOX_DEFAULT_SORTS,
+    InboxView,
     approval_inbox,
     approval_policy,
     approver_shortfall,
@@ -39,8 +44,21 @@ from .services import (
 
 
 def inbox(request: HttpRequest) -> HttpResponse:
-    page = Paginator(approval_inbox(request.user), 25).get_page(request.GET.get("page"))
-    return render(request, "approvals/inbox.html", {"page": page})
+    """Requests to review (or the user's own), filtered by model and target stage, sorted by any column; each with its
+    validation, the quality gate judged now against production, an unsafe-serialization flag and its age."""
+    form = InboxFilterForm(request.GET, views=InboxView.choices)
+    filters = form.cleaned_data if form.is_valid() else {}
+    view = filters.get("view") or InboxView.REVIEW
+    sort, sort_error = parse_sort(request.GET.get("sort", ""), INBOX_COLUMNS, INBOX_DEFAULT_SORTS[view])
+    requests = approval_inbox(request.user, view=view, model=filters.get("model", "").strip(), stage=filters.get("stage", ""), sort=sort)
+    page = Paginator(requests, 25).get_page(request.GET.get("page"))
+    # Production moves and alias moves (whose policy may apply the gates) show the gate as it stands now.
+    gates = quality_gates([item.version for item in page if item.to_stage == Stage.PRODUCTION or item.alias])
+    for item in page:
+        item.gate = gates.get(item.version_id)
+    errors = [f"{form.fields[name].label}: {' '.join(messages)}" for name, messages in form.errors.items()] + ([sort_error] if sort_error else [])
+    context = {"page": page, "form": form, "view": view, "InboxView": InboxView, "sort": sort, "sort_columns": INBOX_COLUMNS, "table_errors": errors}
+    return render(request, "approvals/inbox.html", context, status=400 if errors else 200)
 
 
 def review(request: HttpRequest, pk: int) -> HttpResponse:
@@ -49,6 +67,7 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
     required, group = transition_request_policy(transition)
     pending_production = transition.status == RequestStatus.PENDING and transition_request_is_gated(transition)
     verdict = quality_verdict(version) if pending_production else None
+    comparison = comparison_for(transition)
     context = {
         "model": model,
         "version": version,
@@ -62,7 +81,8 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
         "override_holds": verdict is not None and override_holds(transition, verdict),
         "gate_problems": production_gate_problems(version, transition, verdict) if pending_production else [],
         "shortfall": approver_shortfall(transition),
-        "comparison": comparison_for(transition),
+        "comparison": comparison,
+        "provenance": provenance_for(request.user, version, comparison["production"]),
         "decision_form": DecisionForm(),
         "override_form": OverrideForm(),
         "is_requester": transition.requested_by_id == request.user.pk,

@@ -119,7 +119,8 @@ def header_sort(sort: Sort, key: str, columns: dict[str, Column]) -> str:
     return ("-" if first_descending else "") + key
 
 
-def _ordered(queryset: QuerySet, sort: Sort, columns: dict[str, Column], metric_values, tie: str) -> QuerySet:
+def order_table(queryset: QuerySet, sort: Sort, columns: dict[str, Column], metric_values=None, tie: str = "pk") -> QuerySet:
+    """`queryset` ordered by `sort` (nulls last either way), then by `tie`; `metric_values(name)` gives a metric's subquery."""
     if sort.metric is not None:
         queryset = queryset.annotate(sort_metric=Subquery(metric_values(sort.metric)))
         expression = F("sort_metric")
@@ -155,7 +156,7 @@ def versions_table(model: RegisteredModel, *, stage: str = "", sort: Sort = VERS
     def metric_values(name: str):
         return Metric.objects.filter(version=OuterRef("pk"), name=name).values("value")[:1]
 
-    return _ordered(queryset, sort, VERSION_COLUMNS, metric_values, "-number")
+    return order_table(queryset, sort, VERSION_COLUMNS, metric_values, "-number")
 
 
 def production_metric_names(models: QuerySet[RegisteredModel]) -> list[str]:
@@ -173,7 +174,7 @@ def models_table(queryset: QuerySet[RegisteredModel], *, sort: Sort = MODEL_DEFA
     def metric_values(name: str):
         return Metric.objects.filter(version__model=OuterRef("pk"), version__stage=Stage.PRODUCTION, name=name).values("value")[:1]
 
-    return _ordered(queryset, sort, MODEL_COLUMNS, metric_values, "name")
+    return order_table(queryset, sort, MODEL_COLUMNS, metric_values, "name")
 
 
 def metric_cells(rows: list, names: list[str], values_by_row) -> None:

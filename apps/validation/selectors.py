@@ -19,14 +19,46 @@ def quality_gate(version: ModelVersion, policy: ValidationPolicy | None) -> tupl
     baseline = (policy.pinned_baseline if policy and policy.pinned_baseline_id else None) or production_version(version.model)
     if baseline is not None and baseline.pk == version.pk:
         baseline = None
-    rules = [
-        quality.Rule(r.metric, r.direction, r.allowed_regression, r.regression_kind, r.min_value, r.max_value)
-        for r in (policy.rules.all() if policy else [])
-    ]
+    rules = _rules(policy)
     candidate = dict(version.metrics.values_list("name", "value"))
     baseline_metrics = dict(baseline.metrics.values_list("name", "value")) if baseline else None
     status, results = quality.evaluate(rules, candidate, baseline_metrics)
     return status, baseline, results
+
+
+def _rules(policy: ValidationPolicy | None) -> list[quality.Rule]:
+    return [
+        quality.Rule(r.metric, r.direction, r.allowed_regression, r.regression_kind, r.min_value, r.max_value)
+        for r in (policy.rules.all() if policy else [])
+    ]
+
+
+def quality_gates(versions: list[ModelVersion]) -> dict:
+    """`quality_gate` for a page of versions at once: {version id: (QualityStatus, baseline number or None)}, judged
+    now against each model's pinned baseline or else its production version, in four queries whatever the page's size."""
+    if not versions:
+        return {}
+    model_ids = {version.model_id for version in versions}
+    policies = {policy.model_id: policy for policy in ValidationPolicy.objects.filter(model_id__in=model_ids).prefetch_related("rules")}
+    production = dict(ModelVersion.objects.production().filter(model_id__in=model_ids).values_list("model_id", "pk"))
+    baselines = {}
+    for version in versions:
+        policy = policies.get(version.model_id)
+        baseline = (policy.pinned_baseline_id if policy and policy.pinned_baseline_id else None) or production.get(version.model_id)
+        baselines[version.pk] = baseline if baseline != version.pk else None
+    wanted = {version.pk for version in versions} | {pk for pk in baselines.values() if pk}
+    metrics: dict = {pk: {} for pk in wanted}
+    numbers = {}
+    for version_id, number, name, value in ModelVersion.objects.filter(pk__in=wanted).values_list("pk", "number", "metrics__name", "metrics__value"):
+        numbers[version_id] = number
+        if name is not None:
+            metrics[version_id][name] = value
+    gates = {}
+    for version in versions:
+        baseline = baselines[version.pk]
+        status, _ = quality.evaluate(_rules(policies.get(version.model_id)), metrics[version.pk], metrics[baseline] if baseline else None)
+        gates[version.pk] = (status, numbers.get(baseline) if baseline else None)
+    return gates
 
 
 def latest_job(version: ModelVersion) -> ValidationJob | None:
