@@ -14,6 +14,7 @@ urlpatterns = [
     path("models/<str:name>/aliases/", include("apps.approvals.aliases.urls")),
     path("", include("apps.audit.urls")),
     path("", include("apps.lineage.urls")),
+    path("", include("apps.cards.urls")),
     path("accounts/", include("apps.accounts.urls")),
     path("notifications/", include("apps.notifications.urls")),
     path("", include("apps.comments.urls")),

@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("events", "notifications"),
     ("versions",),
     ("lineage", "validation", "signing"),
+    ("cards",),
     ("catalog",),
     ("approvals",),
     ("mlflow_api", "comments"),

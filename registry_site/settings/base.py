@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "apps.models",
     "apps.versions",
     "apps.lineage",
+    "apps.cards",
     "apps.approvals",
     "apps.validation",
     "apps.events",

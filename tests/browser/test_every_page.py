@@ -220,7 +220,7 @@ def test_every_page_fits_a_phone_and_passes_axe(live_server, transactional_db, b
     print("Left out: " + ", ".join(f"{label} ({why})" for label, why in sorted(skipped.items())))
 
     expected = {"models:list", "models:detail", "models:edit", "models:permissions", "models:create", "versions:detail", "versions:edit",
-                "versions:upload", "versions:archive-selected", "versions:files", "compare:page", "lineage:version", "lineage:datasets", "lineage:dataset", "approvals:inbox",
+                "versions:upload", "versions:archive-selected", "versions:files", "cards:model", "cards:version", "compare:page", "lineage:version", "lineage:datasets", "lineage:dataset", "approvals:inbox",
                 "approvals:review", "approvals:history", "approvals:policy", "validation:policy", "events:webhooks", "events:webhook",
                 "audit:list", "audit:model", "accounts:tokens",
                 "notifications:list", "notifications:settings", "comments:edit", "accounts:login (logged out)", "admin:index", "api docs", "404 page", "403 page"}
