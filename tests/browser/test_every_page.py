@@ -27,6 +27,7 @@ from apps.events.models import Delivery, EventType
 from apps.events.services import webhook_create
 from apps.lineage.models import Dataset
 from apps.models.models import RegisteredModel
+from apps.signing.keys import create_key_file
 from apps.versions.lifecycle import Stage
 from tests.factories import register_version
 
@@ -143,8 +144,10 @@ def check(page, label: str, findings: dict) -> None:
     findings[label] = {"overflow": overflow, "violations": violations, "cut": page.evaluate(CUT_JS), "scrolling": page.locator(".overflowing").count()}
 
 
-def test_every_page_fits_a_phone_and_passes_axe(live_server, transactional_db, browser, settings):
+def test_every_page_fits_a_phone_and_passes_axe(live_server, transactional_db, browser, settings, tmp_path):
     settings.WEBHOOK_ALLOWED_INTERNAL_HOSTS = ["127.0.0.1"]
+    settings.MANIFEST_SIGNING_KEY_FILE = str(tmp_path / "signing.pem")  # the production version's page shows its signature
+    create_key_file(settings.MANIFEST_SIGNING_KEY_FILE)
     objects = seed()
     base = live_server.url
     paths, unfilled = dashboard_paths(objects)
