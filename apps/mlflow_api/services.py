@@ -162,6 +162,30 @@ def registry_path(source: str) -> str | None:
     return split.path.strip("/")
 
 
+class StoredBlob:
+    """A blob already in the store, as a registration's file content. Registration reads a file only to store it,
+    and these are stored (and reserved), so the blob is opened only if something does read it: a version of a
+    thousand files does not hold a thousand open files."""
+
+    def __init__(self, key: str, size: int):
+        self.key, self.size, self._file = key, size, None
+
+    def _opened(self):
+        if self._file is None:
+            self._file = artifact_storage().open(self.key, "rb")
+        return self._file
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._opened().seek(offset, whence) if self._file is not None or offset or whence else 0
+
+    def read(self, size: int = -1) -> bytes:
+        return self._opened().read(size)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 def _relative(path: str, root: str) -> str:
     return posixpath.basename(path) if path == root else path[len(root) + 1:] if root else path
 
@@ -176,7 +200,6 @@ def source_files(*, actor, source: str) -> tuple[list[IncomingFile], list[Staged
             "log_artifacts to an mlflow-artifacts:/ URI of this server (e.g. mlflow-artifacts:/uploads/<run>/model) and "
             "create the version from that URI, or name a registered version (models:/<name>/<version>)."
         )
-    storage = artifact_storage()
     located = locate_version_path(path)
     if located is not None:
         name, number, inside = located
@@ -192,7 +215,7 @@ def source_files(*, actor, source: str) -> tuple[list[IncomingFile], list[Staged
         rows = [(s.path, s.sha256, s.size) for s in staged]
     if not rows:
         raise not_found(f"Nothing was uploaded by you under {source!r}; upload the files first (log_artifacts), then create the version.")
-    files = [IncomingFile(path=_relative(p, root), content=storage.open(blob_key(sha256), "rb"), sha256=sha256, size=size) for p, sha256, size in rows]
+    files = [IncomingFile(path=_relative(p, root), content=StoredBlob(blob_key(sha256), size), sha256=sha256, size=size) for p, sha256, size in rows]
     return files, staged
 
 

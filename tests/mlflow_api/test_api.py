@@ -15,6 +15,7 @@ from apps.accounts.services import api_token_create
 from apps.approvals.services import alias_set
 from apps.mlflow_api.models import StagedArtifact
 from apps.mlflow_api.search import parse_filter
+from apps.mlflow_api.services import StoredBlob
 from apps.versions.blobs import artifact_storage, blob_collect_garbage
 from apps.versions.models import BlobReservation
 from apps.versions.paths import blob_key
@@ -99,3 +100,14 @@ def test_abandoned_uploads_go_with_the_unused_blobs(owner):
     assert blob_collect_garbage(older_than=timedelta(0)) == [blob_key(staged.sha256)]
     assert not StagedArtifact.objects.exists() and not artifact_storage().exists(blob_key(staged.sha256))
     assert json.loads(client.get("/api/2.0/mlflow-artifacts/artifacts", {"path": "uploads/run"}).content) == {"files": []}
+
+
+def test_a_stored_blob_is_opened_only_when_read(owner):
+    client = _client(owner)
+    client.generic("PUT", "/api/2.0/mlflow-artifacts/artifacts/uploads/run/a.bin", b"abc" * 1000)
+    staged = StagedArtifact.objects.get()
+    blob = StoredBlob(blob_key(staged.sha256), staged.size)
+    assert blob.seek(0) == 0 and blob._file is None  # what registration does with a file it finds stored
+    saved = artifact_storage().save("copies/a.bin", blob)  # and what storing it would read
+    assert artifact_storage().open(saved).read() == b"abc" * 1000
+    blob.close()
