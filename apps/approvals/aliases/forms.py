@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth.models import Group
 
-from ..forms import PointInTimeForm
+from ..forms import PointInTimeForm, RollbackForm
 
 
 class AliasSetForm(forms.Form):
@@ -26,3 +26,9 @@ class AliasPolicyForm(forms.Form):
 
 class AliasPointInTimeForm(PointInTimeForm):
     at = forms.DateTimeField(required=False, label="What it pointed at, at", widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}))
+
+
+class AliasRollbackForm(RollbackForm):
+    def __init__(self, *args, candidates: list[int], **kwargs):
+        super().__init__(*args, candidates=candidates, **kwargs)
+        self.fields["to_version"].choices = [("", "the version it pointed at before")] + [(n, f"v{n}") for n in candidates]

@@ -14,11 +14,10 @@ from apps.versions.models import ModelVersion
 from apps.versions.selectors import alias_at, alias_history, alias_rollback_candidates, version_at_alias, version_or_404
 from apps.web.forms import add_validation_errors
 
-from ..forms import RollbackForm
 from ..models import TransitionRequest
 from ..selectors import alias_policy, requests_with_details, rollback_candidates
 from ..services import ApprovalRequired, alias_delete, alias_policy_update, alias_rollback, alias_set, transition_request_create
-from .forms import AliasDeleteForm, AliasPointInTimeForm, AliasPolicyForm, AliasSetForm
+from .forms import AliasDeleteForm, AliasRollbackForm, AliasPointInTimeForm, AliasPolicyForm, AliasSetForm
 
 
 def _back(model, alias: str, where: str, number: int | None):
@@ -50,7 +49,7 @@ def alias_detail(request: HttpRequest, name: str, alias: str) -> HttpResponse:
     return render(request, "approvals/alias_detail.html", {
         "model": model, "alias": alias, "version": version, "rules": rules, "builtin": builtin, "actions": actions_for(request.user, model),
         "page": Paginator(alias_history(model, alias), 50).get_page(request.GET.get("page")), "form": form, "at_result": at_result,
-        "rollback_form": RollbackForm(candidates=candidates), "set_form": AliasSetForm(initial={"alias": alias, "back": "alias"}),
+        "rollback_form": AliasRollbackForm(candidates=candidates), "set_form": AliasSetForm(initial={"alias": alias, "back": "alias"}),
         "policy_form": AliasPolicyForm(initial={"required_approvals": rules.required_approvals, "approver_group": group, "gates": rules.gates}),
         "pending": requests_with_details(pending).order_by("created_at", "id")[:20],
     })
@@ -114,7 +113,7 @@ def alias_rollback_view(request: HttpRequest, name: str, alias: str) -> HttpResp
     alias = alias_from_url(alias)
     current = version_at_alias(model, alias)
     candidates = rollback_candidates(model, current) if alias == PRODUCTION_ALIAS else alias_rollback_candidates(model, alias, current)
-    form = RollbackForm(request.POST, candidates=candidates)
+    form = AliasRollbackForm(request.POST, candidates=candidates)
     if not form.is_valid():
         messages.error(request, "Give a reason for the rollback.")
         return redirect("aliases:detail", name=model.name, alias=alias)
