@@ -11,6 +11,7 @@ import hashlib
 import http.client
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -52,16 +53,18 @@ class Progress:
         self.stream = stream or sys.stderr
         self.enabled = total > 0 and self.stream.isatty()
         self.total, self.label, self.done, self.shown = total, label, 0, 0.0
+        self.lock = threading.Lock()  # downloads running side by side advance it
 
     def advance(self, count: int) -> None:
-        self.done += count
-        now = time.monotonic()
-        if self.enabled and (now - self.shown > 0.1 or self.done >= self.total):
-            self.shown = now
-            share = min(1.0, self.done / self.total)
-            bar = "#" * int(share * 30)
-            self.stream.write(f"\r{self.label} [{bar:<30}] {self.done / 1e6:,.1f}/{self.total / 1e6:,.1f} MB {share:4.0%}")
-            self.stream.flush()
+        with self.lock:
+            self.done += count
+            now = time.monotonic()
+            if self.enabled and (now - self.shown > 0.1 or self.done >= self.total):
+                self.shown = now
+                share = min(1.0, self.done / self.total)
+                bar = "#" * int(share * 30)
+                self.stream.write(f"\r{self.label} [{bar:<30}] {self.done / 1e6:,.1f}/{self.total / 1e6:,.1f} MB {share:4.0%}")
+                self.stream.flush()
 
     def close(self) -> None:
         if self.enabled and self.shown:

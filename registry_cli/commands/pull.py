@@ -10,6 +10,7 @@ this machine), else it is downloaded into the cache (resuming a partial download
 folder under a temporary name renamed into place. Files in the folder that the version does not list are left alone.
 """
 
+import argparse
 import os
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
@@ -99,6 +100,30 @@ def _already_there(target: Path, entry: dict) -> bool:
     return same_size and sha256_of(target) == entry["sha256"]
 
 
+def _run_all(fetch, entries: list[dict], *, jobs: int) -> None:
+    """`fetch` each entry, `jobs` at a time: the requests' latency overlaps. The first failure stops what has not
+    started, waits for what has (their partial files stay for the next run), and is raised."""
+    if jobs == 1 or len(entries) < 2:
+        for entry in entries:
+            fetch(entry)
+        return
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(fetch, entry) for entry in entries]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((future for future in futures if future in done and future.exception() is not None), None)
+        if failed is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise failed.exception()
+
+
+def _jobs(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 32:
+        raise argparse.ArgumentTypeError(f"--jobs takes a whole number from 1 to 32, not {value!r}")
+    return int(value)
+
+
 def command_pull(client: Client, args) -> dict:
     model, where = parse_reference(args.reference)
     output, cache = Path(args.output or model), Cache(cache_dir(args))
@@ -116,13 +141,16 @@ def command_pull(client: Client, args) -> dict:
     wanted = [(entry, target) for entry, target in files if not _already_there(target, entry)]
     missing = {entry["sha256"]: entry for entry, _ in wanted if not cache.holds(entry["sha256"])}
     progress = Progress(sum(entry["size"] for entry in missing.values()), f"{model} v{manifest['version']}")
+
+    def fetch(entry: dict) -> None:
+        artifact = "/".join(quote(part, safe="") for part in entry["path"].split("/"))
+        api_path = f"/api/v1/models/{quote(model, safe='')}/versions/{manifest['version']}/artifacts/{artifact}"
+        partial = cache.partial(entry["sha256"])
+        client.with_retries(lambda: download(client, api_path, partial, name=entry["path"], sha256=entry["sha256"], size=entry["size"], progress=progress))
+        cache.store(partial, entry["sha256"])
+
     try:
-        for digest, entry in missing.items():
-            artifact = "/".join(quote(part, safe="") for part in entry["path"].split("/"))
-            api_path = f"/api/v1/models/{quote(model, safe='')}/versions/{manifest['version']}/artifacts/{artifact}"
-            partial = cache.partial(digest)
-            client.with_retries(lambda: download(client, api_path, partial, name=entry["path"], sha256=digest, size=entry["size"], progress=progress))
-            cache.store(partial, digest)
+        _run_all(fetch, list(missing.values()), jobs=args.jobs)
     finally:
         progress.close()
     for entry, target in wanted:
@@ -150,6 +178,7 @@ def add_commands(commands) -> None:
     pull.add_argument("-o", "--output", help="the folder to fill (created if missing; default ./NAME); files keep their paths")
     pull.add_argument("--cache-dir", help=f"the content cache (default: ${CACHE_VARIABLE}, else ~/.cache/model-registry)")
     pull.add_argument("--copy", action="store_true", help="copy files out of the cache instead of hard-linking them")
+    pull.add_argument("-j", "--jobs", type=_jobs, default=4, help="files downloaded at once (default 4)")
     pull.add_argument("--verify", action="store_true", help="use only the manifest the registry signed (production or a governed alias); refuse otherwise")
     pull.add_argument("--keys", help="with --verify: trust only these keys (a saved /.well-known/model-registry-keys.json, or a PEM public key)")
     pull.set_defaults(run=command_pull)
