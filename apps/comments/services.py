@@ -23,12 +23,14 @@ from .selectors import comment_url
 # "@name": Django's username characters except "@", not preceded by a word character (so "me@example.com" is no
 # mention); a trailing "." or "-" ends the sentence, not the name.
 MENTION = re.compile(r"(?<![\w@.+-])@([\w.+-]*\w)")
+# Code is quoted, not addressed: fenced blocks and inline code spans mention nobody (as on GitHub).
+CODE = re.compile(r"^(```|~~~).*?(^\1|\Z)|`[^`\n]*`", re.S | re.M)
 MAX_MENTIONS = 20
 
 
 def mentioned_usernames(body: str) -> list[str]:
-    """The usernames a text mentions, in order, each once (at most MAX_MENTIONS)."""
-    return list(dict.fromkeys(MENTION.findall(body)))[:MAX_MENTIONS]
+    """The usernames a text mentions outside code, in order, each once (at most MAX_MENTIONS)."""
+    return list(dict.fromkeys(MENTION.findall(CODE.sub(" ", body))))[:MAX_MENTIONS]
 
 
 def _checked_body(body: str) -> str:

@@ -12,9 +12,9 @@ from tests.helpers import pending_production_request, queries_for
 pytestmark = pytest.mark.django_db
 
 
-def test_mentions_are_names_after_an_at_sign_not_email_addresses():
-    text = "Thanks @reviewer, ask @lead. Mail me@example.com; @re.viewer-2 and @reviewer again, `@code`?"
-    assert mentioned_usernames(text) == ["reviewer", "lead", "re.viewer-2", "code"]
+def test_mentions_are_names_after_an_at_sign_outside_code_not_email_addresses():
+    text = "Thanks @reviewer, ask @lead. Mail me@example.com; @re.viewer-2 and @reviewer again, `@code`?\n```\n@decorator\n```\n@last"
+    assert mentioned_usernames(text) == ["reviewer", "lead", "re.viewer-2", "last"]
 
 
 def test_a_comment_on_a_version_is_shown_as_sanitized_markdown_and_audited(model, version, reviewer, web_for):

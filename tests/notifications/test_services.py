@@ -1,7 +1,10 @@
 """Who is notified of what, written with the event; emails sent by `email_attempt` through Django's email framework."""
 
+from datetime import timedelta
+
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from apps.approvals.services import (
     alias_rollback,
@@ -16,7 +19,7 @@ from apps.approvals.services import (
 from apps.models.permissions import Action
 from apps.models.services import model_permission_grant
 from apps.notifications.models import EmailStatus, Kind, Notification
-from apps.notifications.services import email_attempt, email_preferences_update, notification_mark_read
+from apps.notifications.services import email_attempt, email_preferences_update, email_sweep, notification_mark_read
 from apps.validation.services import validation_run
 from tests.factories import promote, register_version
 from tests.helpers import pending_production_request
@@ -144,6 +147,24 @@ def test_a_failing_mail_server_is_retried_later(model, owner, reviewer, scientis
     assert failed.email_status == EmailStatus.FAILED and failed.email_attempts == 1 and "Connection refused" in failed.email_error
     assert failed.email_next_attempt_at > notification.created_at
     assert email_attempt(notification_id=notification.pk) is None  # not due yet
+
+
+@pytest.mark.redis
+def test_the_sweep_resends_emails_the_broker_never_got_and_takes_back_stuck_ones(model, owner, reviewer, scientist):
+    owner.email = "owner@example.com"
+    owner.save()
+    pending_production_request(model, scientist)  # this test's transaction never commits: no message was sent
+    notification = Notification.objects.get(recipient=owner, kind=Kind.REVIEW_REQUESTED)
+    assert notification.email_message_due_at is None
+    assert email_sweep() == {"reclaimed": 0, "sent": 1}  # to the real broker
+    notification.refresh_from_db()
+    assert notification.email_message_due_at is not None
+    assert email_sweep()["sent"] == 0  # handed over a moment ago: not again yet
+    stuck = timezone.now() - timedelta(minutes=10)
+    Notification.objects.filter(pk=notification.pk).update(email_status=EmailStatus.SENDING, email_claimed_at=stuck)  # its worker died
+    assert email_sweep() == {"reclaimed": 1, "sent": 1}
+    notification.refresh_from_db()
+    assert notification.email_status == EmailStatus.FAILED and "worker stopped" in notification.email_error
 
 
 def test_marking_read_touches_only_the_users_own(model, owner, reviewer, scientist):
