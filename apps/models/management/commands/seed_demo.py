@@ -12,6 +12,7 @@ from apps.accounts.teams import team_leads_ensure
 from apps.versions.lifecycle import Stage
 from apps.cards.services import card_update
 from apps.approvals.services import transition_request_approve, transition_request_create
+from apps.comments.services import comment_create
 from apps.models.models import RegisteredModel
 from apps.models.services import model_create
 from apps.validation.services import validation_policy_update, validation_run
@@ -154,7 +155,11 @@ class Command(BaseCommand):
                 )
                 transition_request_approve(transition_request=transition_request, actor=lead, comment="Evidence looks good.")
             if seed == 2:
-                transition_request_create(version=version, to_stage=Stage.PRODUCTION, actor=scientist, justification="Two points better than v2 at lower latency")
+                pending = transition_request_create(
+                    version=version, to_stage=Stage.PRODUCTION, actor=scientist, justification="Two points better than v2 at lower latency"
+                )
+                # A review thread, so the demo shows comments and a mention (the scientist's notification).
+                comment_create(actor=lead, transition_request=pending, body="Is the latency measured on the **same hardware** as v2's, @scientist?")
         card_update(
             model=sentiment, actor=lead, body=sentiment.description, license="apache-2.0",
             intended_use="Sentiment of English movie reviews, to rank reviews for moderation.",
