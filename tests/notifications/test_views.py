@@ -84,3 +84,12 @@ def test_email_settings_are_saved_per_kind(reviewer, web_for):
 def test_logged_out_visitors_are_sent_to_log_in(client):
     response = client.get("/notifications/")
     assert response.status_code == 302 and "/accounts/login/" in response.url
+
+
+def test_administrators_see_where_each_email_stands_in_the_admin(model, reviewer, make_user, client):
+    _notify(model, reviewer, 1, title="visible to the administrator")
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    page = client.get("/admin/notifications/notification/")
+    assert page.status_code == 200 and "visible to the administrator" in page.text
+    client.force_login(make_user("staffer", is_staff=True))
+    assert client.get("/admin/notifications/notification/").status_code == 403
