@@ -11,7 +11,7 @@ from apps.versions.lifecycle import Stage
 from apps.versions.models import AliasChange, Artifact, ModelAlias, ModelVersion
 
 from .errors import invalid, not_found
-from .models import RegisteredModelKeyTag, StagedArtifact, VersionKeyTag
+from .models import RegisteredModelKeyTag, StagedArtifact, VersionKeyTag, VersionSource
 from .rendering import ARTIFACTS_ROOT, VERSIONS_PREFIX
 from .search import Clause, like_regex
 
@@ -178,3 +178,13 @@ def alias_lookup(user, name: str, alias: str) -> dict | None:
         cursor.execute(sql, [*params, *visible_params])
         row = cursor.fetchone()
     return None if row is None else {"pk": str(row[0]), "updated_at": str(row[1]), "alias_change": row[2]}
+
+
+def mlflow_details(version: ModelVersion) -> dict:
+    """The version's MLflow `source` (None unless registered through the MLflow API), its key-value tags and the
+    URIs the MLflow client loads it by."""
+    return {
+        "source": VersionSource.objects.filter(version=version).values_list("source", flat=True).first(),
+        "tags": list(VersionKeyTag.objects.filter(version=version).order_by("key").values_list("key", "value")),
+        "uri": f"models:/{version.model.name}/{version.number}",
+    }

@@ -111,3 +111,15 @@ def test_a_stored_blob_is_opened_only_when_read(owner):
     saved = artifact_storage().save("copies/a.bin", blob)  # and what storing it would read
     assert artifact_storage().open(saved).read() == b"abc" * 1000
     blob.close()
+
+
+def test_the_version_page_shows_what_the_mlflow_client_recorded(owner, model, web_for):
+    client = _client(owner)
+    client.generic("PUT", "/api/2.0/mlflow-artifacts/artifacts/uploads/run/model.bin", b"weights")
+    created = client.post(f"{API}/model-versions/create", {"name": model.name, "source": "mlflow-artifacts:/uploads/run",
+                                                           "tags": [{"key": "framework", "value": "<b>sklearn</b>"}]}, format="json")
+    assert created.status_code == 200, created.content
+    page = web_for(owner).get(f"/models/{model.name}/versions/1/").content.decode()
+    assert 'id="mlflow"' in page and "mlflow-artifacts:/uploads/run" in page and "&lt;b&gt;sklearn&lt;/b&gt;" in page
+    register_version(model, owner)
+    assert 'id="mlflow"' not in web_for(owner).get(f"/models/{model.name}/versions/2/").content.decode()  # nothing recorded: no card
