@@ -8,9 +8,10 @@ wall time of the client process:
   pull other dir   into a new folder, the cache warm                           (1 call)
   archive zip/tar  `GET .../versions/1/archive` read to the end                (1 call)
   CLI start-up     `model-registry --help`, best of 10
+  memory           the web worker's peak RSS growth while it sends each archive (flat: files are streamed)
 Baselines in the same run: `cp -r` of the folder and `sha256sum` of its files.
 
-Runs gunicorn (gunicorn.conf.py: gthread, production settings, artifacts on local disk) on a loopback port against
+Runs gunicorn (gunicorn.conf.py: one gthread worker, production settings, artifacts on local disk) on a loopback port against
 a fresh SQLite database in a temp dir, and removes everything at the end:
 
     .venv/bin/python bench/pull.py
@@ -27,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import common
+from upload import PeakRss, worker_pids
 
 MODEL = "all-minilm-l6-v2"
 
@@ -67,10 +69,10 @@ def main() -> None:
     try:
         token = seed(workdir)
         port = common.free_port()
-        env = common.server_environment(workdir, f"sqlite:///{workdir / 'bench.sqlite3'}", PORT=str(port), HOST="127.0.0.1", WEB_CONCURRENCY="2")
+        env = common.server_environment(workdir, f"sqlite:///{workdir / 'bench.sqlite3'}", PORT=str(port), HOST="127.0.0.1", WEB_CONCURRENCY="1")
         log = workdir / "gunicorn.log"
         process = common.start_in_group([str(common.VENV_BIN / "gunicorn"), "-c", str(common.ROOT / "gunicorn.conf.py")], env=env, cwd=common.ROOT,
-                                        log=log, ready_url=f"http://127.0.0.1:{port}/healthz", workers=2, worker_parent="gunicorn")
+                                        log=log, ready_url=f"http://127.0.0.1:{port}/healthz", workers=1, worker_parent="gunicorn")
         cli = [str(common.VENV_BIN / "model-registry")]
         client_env = {**os.environ, "REGISTRY_URL": f"http://127.0.0.1:{port}", "REGISTRY_TOKEN": token, "REGISTRY_CACHE_DIR": str(workdir / "cache")}
 
@@ -87,6 +89,7 @@ def main() -> None:
             seconds, calls = calls_during(lambda target=target: timed([*cli, "pull", f"{MODEL}/1", "-o", str(workdir / target)], client_env)[0])
             rows.append((label, seconds, calls))
         assert folder_files(workdir / "cold") == folder_files(folder) == folder_files(workdir / "warm")
+        growths = []
         for kind in ("zip", "tar"):
             def archive(kind=kind) -> float:
                 request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/models/{MODEL}/versions/1/archive?format={kind}",
@@ -96,8 +99,10 @@ def main() -> None:
                     while answer.read(1024 * 1024):
                         pass
                 return time.perf_counter() - started
-            seconds, calls = calls_during(archive)
+            with PeakRss(worker_pids(process.pid)[0]) as rss:
+                seconds, calls = calls_during(archive)
             rows.append((f"archive {kind}", seconds, calls))
+            growths.append(rss.growth_mb)
 
         started = time.perf_counter()
         shutil.copytree(folder, workdir / "copied")
@@ -112,7 +117,8 @@ def main() -> None:
         for label, seconds, calls in rows:
             print(f"{label:<30} {seconds:8.2f} {size / 1e6 / seconds:8.0f} {calls:>10}")
         print(f"{'CLI start-up (--help, best of 10)':<30} {startup * 1000:7.0f} ms")
-        print(json.dumps({"rows": rows, "startup_ms": round(startup * 1000)}))
+        print(f"web worker's peak RSS growth while it sends the archive: zip {growths[0]:.1f} MB, tar {growths[1]:.1f} MB ({rss.method})")
+        print(json.dumps({"rows": rows, "startup_ms": round(startup * 1000), "archive_rss_growth_mb": growths}))
     finally:
         if process is not None:
             common.stop_group(process)
