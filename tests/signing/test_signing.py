@@ -14,7 +14,8 @@ from apps.approvals.services import alias_policy_update, production_rollback, tr
 from apps.signing.keys import create_key_file, public_pem
 from apps.signing.models import ManifestSignature
 from registry_cli.verify import VerificationError, _keys_from_document, key_id_of, verify_envelope
-from tests.factories import promote, register_version, sha256
+from apps.versions.blobs import blob_key
+from tests.factories import promote, register_version, sha256, streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -58,9 +59,13 @@ def test_entering_production_signs_the_manifest_with_the_approvals_that_let_it_i
     assert "<td>reviewer</td>" in page
 
 
-def test_a_tampered_manifest_or_a_wrong_key_does_not_verify(signing_key, model, owner, reviewer, api_for, client, tmp_path):
+def test_a_tampered_file_manifest_or_key_does_not_verify(signing_key, model, owner, reviewer, api_for, client, tmp_path, isolated_artifacts):
     promote(register_version(model, owner, files=FILES), requester=owner, approver=reviewer)
     keys = _published(client)
+    signed_files = {f["path"]: f["sha256"] for f in verify_envelope(_signatures(api_for(owner), 1)[0]["envelope"], keys)["files"]}
+    (isolated_artifacts / blob_key(sha256(FILES["model.bin"]))).write_bytes(b"\x01weights")  # a blob changed in the store
+    served = streamed(api_for(owner).get("/api/v1/models/sentiment/versions/1/artifacts/model.bin"))
+    assert sha256(served) != signed_files["model.bin"]  # what a client checks the bytes against
     row = ManifestSignature.objects.get()
     row.payload = row.payload.replace(sha256(FILES["model.bin"]), sha256(b"other weights"))  # a manifest changed in the database
     row.save()
