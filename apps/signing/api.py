@@ -1,8 +1,9 @@
 """A version's signed manifests (API) and the public keys that verify them (a well-known URL anyone may read)."""
 
+import django_filters
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
-from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -10,10 +11,12 @@ from rest_framework.response import Response
 from apps.models.permissions import get_model_for
 from apps.versions.selectors import version_or_404
 from apps.web.errors import error_body
-from apps.web.openapi import documented
+from apps.web.lists import paginated
+from apps.web.openapi import documented, filter_parameters, page_schema
 
 from .keys import published_keys
-from .selectors import signature_summary, signatures_of
+from .models import ManifestSignature
+from .selectors import signature_summary
 from .services import envelope
 
 SIGNATURE_SCHEMA = inline_serializer(
@@ -30,18 +33,29 @@ SIGNATURE_SCHEMA = inline_serializer(
 )
 
 
+class SignatureFilter(django_filters.FilterSet):
+    pointer = django_filters.CharFilter(help_text='Only those for this pointer: "production" or "@alias".')
+    key_id = django_filters.CharFilter(help_text="Only those made with this key.")
+    ordering = django_filters.OrderingFilter(fields=(("signed_at", "signed"),), help_text="signed; '-' for descending (the default: newest first).")
+
+    class Meta:
+        model = ManifestSignature
+        fields = []
+
+
 @documented(
     summary="The signed manifests of a version (one per entry into production or a governed alias), newest first",
-    parameters=[OpenApiParameter("pointer", str, description='Only those for this pointer: "production" or "@alias".')],
-    responses={200: inline_serializer(name="SignedManifests", fields={"count": serializers.IntegerField(), "results": SIGNATURE_SCHEMA})},
-    errors=[404],
+    parameters=filter_parameters(SignatureFilter),
+    responses={200: page_schema(SIGNATURE_SCHEMA, "SignedManifest")},
+    errors=[400, 404],
 )
 @api_view(["GET"])
 def version_signatures(request, name: str, number: int) -> Response:
     version = version_or_404(get_model_for(request.user, name), number)
-    pointer = request.query_params.get("pointer") or None
-    rows = signatures_of(version, pointer=pointer)
-    return Response({"count": len(rows), "results": [{**signature_summary(row), "envelope": envelope(row)} for row in rows]})
+    return paginated(
+        request, ManifestSignature.objects.filter(version=version), lambda row: {**signature_summary(row), "envelope": envelope(row)},
+        filterset_class=SignatureFilter,
+    )
 
 
 @require_GET

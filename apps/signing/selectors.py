@@ -6,10 +6,9 @@ from .keys import published_keys
 from .models import ManifestSignature
 
 
-def signatures_of(version: ModelVersion, *, pointer: str | None = None) -> list[ManifestSignature]:
-    """The version's signatures, newest first (one query); only those for `pointer` when given."""
-    rows = ManifestSignature.objects.filter(version=version)
-    return list(rows.filter(pointer=pointer) if pointer else rows)
+def signatures_of(version: ModelVersion) -> list[ManifestSignature]:
+    """The version's signatures, newest first (one query)."""
+    return list(ManifestSignature.objects.filter(version=version))
 
 
 def signature_summary(signature: ManifestSignature) -> dict:

@@ -53,6 +53,8 @@ def test_entering_production_signs_the_manifest_with_the_approvals_that_let_it_i
     assert [a["approver"] for a in statement["approvals"]] == ["reviewer"] and statement["request"]["justification"] == "AUC +2"
     assert statement["applied_by"] == "reviewer" and statement["key_id"] == signed["key_id"] == signed["envelope"]["signatures"][0]["keyid"]
     assert signed["approved_by"] == ["reviewer"] and signed["key_status"] == "active"
+    wrong = api_for(reviewer).get("/api/v1/models/sentiment/versions/1/signatures/", {"pointr": "production"})
+    assert wrong.status_code == 400 and "pointr" in wrong.json()["error"]["fields"]
 
     page = web_for(owner).get("/models/sentiment/versions/1/").content.decode()
     assert 'id="signatures"' in page and signed["key_id"] in page and signed["envelope"]["signatures"][0]["sig"] in page
