@@ -1,19 +1,19 @@
 """Versions with what lineage and validation know about them, read in a fixed number of queries."""
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import orjson
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery, TextField
+from django.db.models.functions import Cast
 
 from apps.lineage.models import VersionDataset
 from apps.models.models import RegisteredModel
 from apps.models.permissions import visible_model_sql
 from apps.validation.models import FINISHED, CheckResult, ValidationJob
 from apps.versions.models import Artifact, Metric, ModelAlias, ModelVersion, VersionTag
+from apps.versions.rendering import raw_json
 from apps.versions.selectors import version_or_404
 from apps.web.rawsql import aware
 
@@ -35,9 +35,11 @@ def versions_with_details(queryset: QuerySet[ModelVersion] | None = None) -> Que
 
 # The version row's own columns the version JSON shows (apps.versions.rendering), read as values, not model instances.
 VERSION_COLUMNS = (
-    "id", "number", "stage", "description", "flavor", "hyperparameters", "code_repository", "code_commit", "code_branch", "code_dirty",
-    "requirements", "python_version", "framework", "framework_version", "environment", "inspection", "created_at", "stage_changed_at",
+    "id", "number", "stage", "description", "flavor", "code_repository", "code_commit", "code_branch", "code_dirty",
+    "requirements", "python_version", "framework", "framework_version", "created_at", "stage_changed_at",
 )
+# Its JSON columns, read as their JSON text (`<column>_json`) and sent on as it is (`raw_json`), never parsed.
+VERSION_JSON_COLUMNS = ("hyperparameters", "environment", "inspection")
 JOB_COLUMNS = ("id", "status", "attempts", "error", "created_at", "started_at", "finished_at", "unsafe_finding", "quality_status", "quality_rules")
 
 
@@ -45,11 +47,12 @@ def version_rows(queryset: QuerySet[ModelVersion]) -> QuerySet:
     """`queryset` as rows (dicts) with what the version JSON shows from the version and its one-to-one neighbours.
 
     A values() queryset: it can still be filtered, ordered and sliced (the API list's filters and pages run on it),
-    and it builds no model instances. The newest validation job is picked here (its id), read by `version_page_details`.
+    and it builds no model instances. JSON columns come as their text (`raw_json`). The newest validation job is picked here (its id), read by `version_page_details`.
     """
     latest_job = ValidationJob.objects.filter(version=OuterRef("pk")).order_by("-created_at", "-id").values("pk")[:1]
     return queryset.values(
         *VERSION_COLUMNS,
+        **{f"{column}_json": Cast(column, TextField()) for column in VERSION_JSON_COLUMNS},
         model_name=F("model__name"),
         created_by_name=F(f"created_by__{get_user_model().USERNAME_FIELD}"),
         run_pk=F("training_run__id"),
@@ -83,16 +86,6 @@ def _fetch(sql: str, params: list) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
-
-
-def _json(text):
-    """A JSON column read as text (how Django's PostgreSQL backend and SQLite hand them over)."""
-    if text is None or not isinstance(text, (str, bytes)):
-        return text
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:  # what orjson refuses and json reads (integers past 64 bits)
-        return json.loads(text)
 
 
 def version_page_details(rows: list[dict]) -> VersionPageDetails:
@@ -140,13 +133,13 @@ def version_page_details(rows: list[dict]) -> VersionPageDetails:
         for values in jobs:
             job = dict(zip((*JOB_COLUMNS, "baseline_number"), values))
             job.update({column: aware(job[column]) for column in ("created_at", "started_at", "finished_at")})
-            job.update(unsafe_finding=bool(job["unsafe_finding"]), quality_rules=_json(job["quality_rules"]), is_finished=job["status"] in FINISHED)
+            job.update(unsafe_finding=bool(job["unsafe_finding"]), quality_rules=raw_json(job["quality_rules"]), is_finished=job["status"] in FINISHED)
             details.jobs[job["id"]] = job
         where, params = _in_ids("c.job_id", job_ids)
         checks = _fetch(f"SELECT c.job_id, c.name, c.verdict, c.summary, c.details, c.checker_version FROM {tables['check']} c"
                         f" WHERE {where} ORDER BY c.position", params)
         for job_id, name, verdict, summary, check_details, checker_version in checks:
-            details.checks[job_id].append((name, verdict, summary, _json(check_details), checker_version))
+            details.checks[job_id].append((name, verdict, summary, raw_json(check_details), checker_version))
     return details
 
 
