@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from apps.approvals.models import RequestStatus, TransitionRequest
-from apps.approvals.services import alias_set, transition_request_create
+from apps.approvals.services import transition_request_create
 from apps.accounts.services import api_token_create
 from apps.comments.services import comment_create
 from apps.events.models import Delivery, EventType
@@ -79,9 +79,6 @@ def seed() -> dict[str, object]:
     archived = register_version(model, scientist, metrics={"accuracy": 0.7}, description="A run that went nowhere.")
     transition_request_create(version=archived, to_stage=Stage.ARCHIVED, actor=scientist, justification="Superseded")  # applied at once
     token, _secret = api_token_create(user=admin, name="deploy pipeline", models=[model])
-    production = model.versions.get(stage=Stage.PRODUCTION)
-    alias_set(model=model, alias="champion", version=archived, actor=admin, reason="Before the rerun")
-    alias_set(model=model, alias="champion", version=production, actor=admin, reason="Best offline accuracy")
     pending = TransitionRequest.objects.filter(version__model=model, status=RequestStatus.PENDING).order_by("-pk").first()
     assert pending is not None, "seed_demo leaves a request pending"
     production = model.versions.get(stage=Stage.PRODUCTION)
@@ -95,7 +92,7 @@ def seed() -> dict[str, object]:
         "webhook_id": webhook.pk,
         "delivery_id": Delivery.objects.filter(webhook=webhook).get().pk,
         "path": "config.json",
-        "alias": "champion",
+        "alias": "champion",  # seed_demo's governed alias
     }
 
 

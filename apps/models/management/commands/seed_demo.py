@@ -11,7 +11,7 @@ from django.db import transaction
 from apps.accounts.teams import team_leads_ensure
 from apps.versions.lifecycle import Stage
 from apps.cards.services import card_update
-from apps.approvals.services import transition_request_approve, transition_request_create
+from apps.approvals.services import alias_policy_update, alias_set, transition_request_approve, transition_request_create
 from apps.comments.services import comment_create
 from apps.models.models import RegisteredModel
 from apps.models.services import model_create
@@ -154,12 +154,16 @@ class Command(BaseCommand):
                     version=version, to_stage=Stage.PRODUCTION, actor=scientist, justification="Beats v1 on accuracy"
                 )
                 transition_request_approve(transition_request=transition_request, actor=lead, comment="Evidence looks good.")
+            if seed == 1:
+                alias_set(model=sentiment, alias="champion", version=version, actor=lead, reason="Best offline accuracy so far")
+                alias_policy_update(model=sentiment, alias="champion", actor=lead, required_approvals=1, gates=True)
             if seed == 2:
                 pending = transition_request_create(
                     version=version, to_stage=Stage.PRODUCTION, actor=scientist, justification="Two points better than v2 at lower latency"
                 )
                 # A review thread, so the demo shows comments and a mention (the scientist's notification).
                 comment_create(actor=lead, transition_request=pending, body="Is the latency measured on the **same hardware** as v2's, @scientist?")
+                alias_set(model=sentiment, alias="challenger", version=version, actor=scientist, reason="Shadow traffic against @champion")
         card_update(
             model=sentiment, actor=lead, body=sentiment.description, license="apache-2.0",
             intended_use="Sentiment of English movie reviews, to rank reviews for moderation.",
