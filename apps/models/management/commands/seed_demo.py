@@ -154,7 +154,6 @@ class Command(BaseCommand):
                     version=version, to_stage=Stage.PRODUCTION, actor=scientist, justification="Beats v1 on accuracy"
                 )
                 transition_request_approve(transition_request=transition_request, actor=lead, comment="Evidence looks good.")
-            if seed == 1:
                 alias_set(model=sentiment, alias="champion", version=version, actor=lead, reason="Best offline accuracy so far")
                 alias_policy_update(model=sentiment, alias="champion", actor=lead, required_approvals=1, gates=True)
             if seed == 2:
