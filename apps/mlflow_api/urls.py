@@ -25,5 +25,6 @@ urlpatterns = [
     path("api/2.0/mlflow-artifacts/artifacts/<path:path>", artifacts_api.artifact_file),
     path("api/3.0/mlflow/server-info", api.server_info),
     path("api/2.0/mlflow/<path:rest>", api.not_served),
+    path("api/2.0/mlflow-artifacts/<path:rest>", api.not_served),  # multipart uploads and presigned downloads are off (server-info)
     path("api/3.0/mlflow/<path:rest>", api.not_served),
 ]

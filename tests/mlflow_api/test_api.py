@@ -41,6 +41,8 @@ def test_errors_have_mlflows_shape_and_statuses(owner, outsider, model, version)
     assert bad_number.status_code == 400 and bad_number.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     unknown = _client(owner).post(f"{API}/runs/create", {}, format="json")
     assert unknown.status_code == 404 and unknown.json()["error_code"] == "ENDPOINT_NOT_FOUND" and "out of scope" in unknown.json()["message"]
+    multipart = _client(owner).post("/api/2.0/mlflow-artifacts/mpu/create/uploads/a", {}, format="json")
+    assert multipart.status_code == 404 and multipart.json()["error_code"] == "ENDPOINT_NOT_FOUND"
     got = _client(owner).get(f"{API}/model-versions/get", {"name": model.name, "version": "1"}).json()["model_version"]
     assert got["version"] == "1" and got["status"] == "READY" and isinstance(got["creation_timestamp"], int)
 
