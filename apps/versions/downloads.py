@@ -32,9 +32,10 @@ def _etag(sha256: str) -> str:
     return f'"{sha256}"'
 
 
-def _etag_matches(header: str, etag: str) -> bool:
+def etag_matches(header: str, etag: str) -> bool:
+    """If-None-Match's weak comparison (RFC 9110): W/ prefixes do not count."""
     tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
-    return "*" in tags or etag in tags
+    return "*" in tags or etag.removeprefix("W/") in tags
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
@@ -77,7 +78,7 @@ def artifact_response(request: HttpRequest, artifact: Artifact) -> HttpResponse:
     local = blob_is_local()
     if local:
         headers["Accept-Ranges"] = "bytes"
-    if _etag_matches(request.headers.get("If-None-Match", ""), headers["ETag"]):
+    if etag_matches(request.headers.get("If-None-Match", ""), headers["ETag"]):
         return HttpResponseNotModified(headers=headers)
     headers["Content-Disposition"] = content_disposition_header(True, filename)
     if request.method == "HEAD":

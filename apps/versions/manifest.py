@@ -6,6 +6,7 @@ Files are sorted by path (code point order, the same on every database), so the 
 same document and the same bytes (`manifest_json`).
 """
 
+import hashlib
 import json
 
 from .models import ModelVersion
@@ -35,3 +36,9 @@ def manifest_name(manifest: dict) -> str:
     """Where an archive puts the manifest: MANIFEST.json unless the version holds a file by that name."""
     paths = {entry["path"] for entry in manifest["files"]}
     return MANIFEST_NAME if MANIFEST_NAME not in paths else MANIFEST_FALLBACK_NAME
+
+
+def manifest_etag(manifest: dict, variant: str = "") -> str:
+    """A weak ETag naming the version's content (the same files, the same tag), for manifests and archives alike."""
+    digest = hashlib.sha256(manifest_json(manifest)).hexdigest()[:32]
+    return f'W/"{digest}{"-" + variant if variant else ""}"'

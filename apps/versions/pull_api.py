@@ -4,9 +4,9 @@ Each is served by version number, by stage and by alias, all through `get_model_
 like every read: a model the caller may not view is a 404.
 """
 
-from django.http import Http404
+from django.http import Http404, HttpResponseNotModified
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -16,8 +16,8 @@ from apps.models.permissions import get_model_for
 from apps.web.openapi import documented
 
 from .archive import ArchiveFormat
-from .downloads import archive_response
-from .manifest import version_manifest
+from .downloads import archive_response, etag_matches
+from .manifest import manifest_etag, version_manifest
 from .selectors import version_at_alias, version_in_stage_or_404, version_or_404
 
 MANIFEST_SCHEMA = inline_serializer(
@@ -33,6 +33,7 @@ MANIFEST_SCHEMA = inline_serializer(
         ),
     },
 )
+NOT_MODIFIED = OpenApiResponse(description="The ETag sent in If-None-Match still names these files.")
 FORMAT_PARAMETER = OpenApiParameter("format", str, enum=ArchiveFormat.values, description="zip (the default) or tar.")
 
 
@@ -67,11 +68,20 @@ def _by_alias(request, name: str, alias: str):
     return version
 
 
+def _revalidation_headers(manifest: dict, variant: str = "") -> dict:
+    """A deployer polling an alias or stage gets 304 until it points at other files (the permission is checked each time)."""
+    return {"ETag": manifest_etag(manifest, variant), "Cache-Control": "private, no-cache"}
+
+
 def _manifest_view(resolve, summary: str):
-    @documented(summary=summary, responses={200: MANIFEST_SCHEMA}, errors=[404])
+    @documented(summary=summary, responses={200: MANIFEST_SCHEMA, 304: NOT_MODIFIED}, errors=[404])
     @api_view(["GET"])
     def view(request, name: str, **lookup):
-        return Response(version_manifest(resolve(request, name, **lookup)))
+        manifest = version_manifest(resolve(request, name, **lookup))
+        headers = _revalidation_headers(manifest)
+        if etag_matches(request.headers.get("If-None-Match", ""), headers["ETag"]):
+            return HttpResponseNotModified(headers=headers)
+        return Response(manifest, headers=headers)
 
     return view
 
@@ -79,7 +89,13 @@ def _manifest_view(resolve, summary: str):
 def _archive_view(resolve, summary: str):
     def view(request, name: str, **lookup):
         archive_format = _archive_format(request)
-        return archive_response(version_manifest(resolve(request, name, **lookup)), archive_format)
+        manifest = version_manifest(resolve(request, name, **lookup))
+        headers = _revalidation_headers(manifest, archive_format)
+        if etag_matches(request.headers.get("If-None-Match", ""), headers["ETag"]):
+            return HttpResponseNotModified(headers=headers)
+        response = archive_response(manifest, archive_format)
+        response["ETag"] = headers["ETag"]
+        return response
 
     view.content_negotiation_class = FormatIsTheArchives
     return documented(
@@ -88,6 +104,7 @@ def _archive_view(resolve, summary: str):
         responses={
             (200, "application/zip"): OpenApiTypes.BINARY,
             (200, "application/x-tar"): OpenApiTypes.BINARY,
+            304: NOT_MODIFIED,
         },
         errors=[404],
     )(api_view(["GET"])(view))

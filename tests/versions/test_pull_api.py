@@ -66,6 +66,20 @@ def test_the_manifest_and_archive_by_alias_follow_the_alias(api_for, owner, mode
     assert missing.status_code == 404 and "challenger" in missing.json()["error"]["message"]
 
 
+def test_a_deployer_polling_an_alias_gets_304_until_it_points_at_other_files(api_for, owner, model, minilm):
+    v2 = register_version(model, owner, files={**FILES, "config.json": b'{"hidden_size": 768}'})
+    alias_set(model=model, alias="champion", version=minilm, actor=owner)
+    api = api_for(owner)
+    for suffix in ("manifest/", "archive", "archive?format=tar"):
+        first = api.get(f"/api/v1/models/sentiment/aliases/champion/{suffix}")
+        assert first.status_code == 200 and first["ETag"].startswith('W/"')
+        assert api.get(f"/api/v1/models/sentiment/aliases/champion/{suffix}", HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    zip_tag = api.get("/api/v1/models/sentiment/aliases/champion/archive")["ETag"]
+    assert zip_tag != api.get("/api/v1/models/sentiment/aliases/champion/archive?format=tar")["ETag"]
+    alias_set(model=model, alias="champion", version=v2, actor=owner)
+    assert api.get("/api/v1/models/sentiment/aliases/champion/archive", HTTP_IF_NONE_MATCH=zip_tag).status_code == 200
+
+
 def test_an_outsider_gets_404_for_the_manifest_and_the_archive(api_for, outsider, minilm):
     api = api_for(outsider)
     for suffix in ("versions/1/manifest/", "versions/1/archive", "stages/draft/archive", "versions/1/archive?format=tar", "aliases/production/archive"):
