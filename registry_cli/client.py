@@ -105,7 +105,7 @@ def answer_error(response) -> CliError:
         message, code = raw[:200].decode(errors="replace") or "no details", None
     hint = {401: " Check REGISTRY_TOKEN (create one under 'API tokens').", 404: " Check the model name and version (and that you may view it)."}
     text = f"The registry answered {response.status}: {message}{hint.get(response.status, '')}"
-    if response.status in RETRY_STATUSES or (response.status == 409 and code == "idempotency_key_in_use"):
+    if response.status in RETRY_STATUSES or (response.status == 409 and code in ("idempotency_key_in_use", "upload_in_progress")):
         return RetryableError(text, retry_after=_seconds(response.getheader("Retry-After")))
     return CliError(text)
 

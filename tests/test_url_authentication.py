@@ -23,6 +23,7 @@ def _example_path(route: str) -> str:
     route = route.lstrip("^").rstrip("$").replace("\\Z", "")
     route = re.sub(r"<int:[^>]+>", "1", route)
     route = re.sub(r"<path:[^>]+>", "a/b.txt", route)
+    route = re.sub(r"<uuid:[^>]+>", "00000000-0000-0000-0000-000000000000", route)
     route = re.sub(r"<(str:)?[^>]+>", "sentiment", route)
     route = re.sub(r"\(\?P<[^>]+>[^)]*\)", "x", route)
     route = route.replace(".*", "anything")

@@ -92,6 +92,11 @@ class VersionUploadForm(forms.Form):
                 rows.append(row)
         return rows
 
+    def _row_error(self, row: dict, message: str) -> None:
+        """A problem with one row: shown on that row (the template marks it) and in the list above the form."""
+        row["error"] = message
+        self.add_error(None, message)
+
     def _parents(self) -> list[dict]:
         parents = []
         for row in self.rows["parents"]:
@@ -112,12 +117,12 @@ class VersionUploadForm(forms.Form):
                 self.add_error("metrics_file", exc)
         for row in self.rows["metrics"]:
             if not row["metric_name"]:
-                self.add_error(None, f"A metric row has the value {row['metric_value']!r} but no name.")
+                self._row_error(row, f"A metric row has the value {row['metric_value']!r} but no name.")
                 continue
             try:
                 metrics[row["metric_name"]] = float(row["metric_value"])
             except ValueError:
-                self.add_error(None, f"Metric '{row['metric_name']}' must be a number, got {row['metric_value']!r}.")
+                self._row_error(row, f"Metric '{row['metric_name']}' must be a number, got {row['metric_value']!r}.")
         hyperparameters: dict = {}
         if cleaned.get("hyperparameters_file"):
             try:
@@ -126,7 +131,7 @@ class VersionUploadForm(forms.Form):
                 self.add_error("hyperparameters_file", exc)
         for row in self.rows["hyperparameters"]:
             if not row["param_name"]:
-                self.add_error(None, f"A hyperparameter row has the value {row['param_value']!r} but no name.")
+                self._row_error(row, f"A hyperparameter row has the value {row['param_value']!r} but no name.")
                 continue
             hyperparameters[row["param_name"]] = _hyperparameter_value(row["param_value"])
         requirements = ""
@@ -166,6 +171,7 @@ class VersionUploadForm(forms.Form):
             "run": {"id": cleaned.get("run_id", "").strip(), "url": cleaned.get("run_url", "").strip()},
         }
         cleaned["metadata"] = self._checked(document)
+        cleaned["document"] = document  # what an upload session keeps (apps.catalog.upload_sessions)
         return cleaned
 
     # Where a problem with a part of the document is shown: (form field, how the message names it).

@@ -16,9 +16,14 @@ from apps.models.permissions import Action, get_model_for
 
 UPLOAD_PAGE = "versions:upload"
 UPLOAD_API = "api:versions"
-UPLOAD_ROUTES = {UPLOAD_PAGE, UPLOAD_API}  # the routes that take multipart files (HashingUploadHandler spools only these)
+UPLOAD_SESSION_PAGE = "versions:upload-session"  # the upload page's script: the form's fields, then an upload session
+# The routes that take multipart files (HashingUploadHandler spools only these).
+UPLOAD_ROUTES = {UPLOAD_PAGE, UPLOAD_SESSION_PAGE, UPLOAD_API}
+PAGE_ROUTES = {UPLOAD_PAGE, UPLOAD_SESSION_PAGE, "versions:upload-register"}
 # Upload-session routes carry JSON or raw bytes, never multipart files; they are gated all the same.
-UPLOAD_SESSION_ROUTES = {"api:uploads", "api:upload", "api:upload-register", "api:upload-file", "api:upload-parts", "api:upload-complete"}
+UPLOAD_SESSION_ROUTES = {
+    "versions:upload-register", "api:uploads", "api:upload", "api:upload-register", "api:upload-file", "api:upload-parts", "api:upload-complete",
+}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 
 
@@ -45,7 +50,7 @@ class UploadGateMiddleware:
         if request.method in SAFE_METHODS or not gated:
             return None
         name = view_kwargs["name"]
-        if request.resolver_match.view_name == UPLOAD_PAGE:
+        if request.resolver_match.view_name in PAGE_ROUTES:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             try:

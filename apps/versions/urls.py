@@ -6,6 +6,8 @@ app_name = "versions"
 
 urlpatterns = [
     path("new/", views.version_upload, name="upload"),
+    path("new/session/", views.version_upload_session, name="upload-session"),
+    path("new/session/<uuid:session_id>/register/", views.version_upload_register, name="upload-register"),
     path("archive-selected/", views.versions_archive_view, name="archive-selected"),
     path("<int:number>/", views.version_detail, name="detail"),
     path("<int:number>/edit/", views.version_edit, name="edit"),

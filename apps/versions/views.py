@@ -1,8 +1,9 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.approvals.forms import ArchiveForm, TransitionRequestForm
@@ -12,7 +13,10 @@ from apps.approvals.services import transition_request_create, versions_archive
 from apps.catalog.compare_selectors import comparison_context
 from apps.catalog.files import artifact_preview, clean_folder, version_folder
 from apps.catalog.selectors import version_details_or_404
+from apps.accounts.parsers import json_loads_checked
 from apps.catalog.services import version_register
+from apps.catalog.upload_sessions import upload_session_create, upload_session_register
+from apps.web.errors import error_body
 from apps.models.permissions import Action, actions_for, get_model_for
 from apps.web.forms import add_validation_errors
 
@@ -22,6 +26,7 @@ from .lifecycle import allowed_targets
 from .selectors import aliases_of_model, artifact_or_404, picked_versions, version_or_404
 from .serializers import latest_job
 from .services import incoming_from_upload, version_update
+from .upload_api import session_for, session_to_dict
 
 
 @require_http_methods(["GET", "POST"])
@@ -41,6 +46,36 @@ def version_upload(request: HttpRequest, name: str) -> HttpResponse:
             messages.success(request, f"Registered {model.name} v{version.number} with {len(incoming)} file(s).")
             return redirect("versions:detail", name=model.name, number=version.number)
     return render(request, "versions/version_upload.html", {"model": model, "form": form}, status=400 if form.errors else 200)
+
+
+@require_POST
+def version_upload_session(request: HttpRequest, name: str) -> HttpResponse:
+    """The page's script posts the form's fields and the chosen files' paths and sizes: the form is checked (errors come
+    back as the page, to show without losing the chosen files), then an upload session answers where the bytes go."""
+    model = get_model_for(request.user, name, Action.REGISTER)
+    form = VersionUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            declared = json_loads_checked(request.POST.get("declared") or "[]", field="declared")
+            session = upload_session_create(model=model, actor=request.user, document=form.cleaned_data["document"], files=declared)
+        except ValidationError as exc:
+            add_validation_errors(form, labelled_for(form, exc))
+        else:
+            register = reverse("versions:upload-register", kwargs={"name": model.name, "session_id": session.pk})
+            return JsonResponse({"session": session_to_dict(request, session, with_progress=False), "register_url": register}, status=201)
+    return render(request, "versions/version_upload.html", {"model": model, "form": form}, status=400)
+
+
+@require_POST
+def version_upload_register(request: HttpRequest, name: str, session_id) -> HttpResponse:
+    """The page's script, once every byte is stored: register the session and go to the new version."""
+    session = session_for(request, name, session_id)
+    try:
+        version = upload_session_register(session=session, actor=request.user)
+    except ValidationError as exc:
+        return JsonResponse(error_body("invalid", " ".join(exc.messages)), status=400)
+    messages.success(request, f"Registered {session.model.name} v{version.number} with {session.files.count()} file(s).")
+    return JsonResponse({"redirect": reverse("versions:detail", kwargs={"name": session.model.name, "number": version.number})})
 
 
 def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse:
