@@ -12,6 +12,7 @@ folder under a temporary name renamed into place. Files in the folder that the v
 
 import argparse
 import os
+import threading
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
@@ -101,21 +102,42 @@ def _already_there(target: Path, entry: dict) -> bool:
 
 
 def _run_all(fetch, entries: list[dict], *, jobs: int) -> None:
-    """`fetch` each entry, `jobs` at a time: the requests' latency overlaps. The first failure stops what has not
-    started, waits for what has (their partial files stay for the next run), and is raised."""
+    """`fetch` each entry, `jobs` at a time, so the requests' latency overlaps. The first failure is raised at once
+    (as is Ctrl-C): the other downloads stop with the process, their partial files kept for the next run to resume."""
     if jobs == 1 or len(entries) < 2:
         for entry in entries:
             fetch(entry)
         return
-    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+    import queue  # only here: the CLI's start-up stays small
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(fetch, entry) for entry in entries]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = next((future for future in futures if future in done and future.exception() is not None), None)
-        if failed is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise failed.exception()
+    pending, outcomes = queue.SimpleQueue(), queue.SimpleQueue()
+    for entry in entries:
+        pending.put(entry)
+
+    def worker() -> None:
+        while True:
+            try:
+                entry = pending.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fetch(entry)
+            except BaseException as exc:  # handed to the main thread, which raises it
+                outcomes.put(exc)
+                return
+            outcomes.put(None)
+
+    for _ in range(min(jobs, len(entries))):
+        threading.Thread(target=worker, daemon=True).start()
+    for _ in entries:
+        while True:
+            try:
+                outcome = outcomes.get(timeout=0.5)  # a timeout keeps the wait interruptible
+                break
+            except queue.Empty:
+                continue
+        if outcome is not None:
+            raise outcome
 
 
 def _jobs(value: str) -> int:
