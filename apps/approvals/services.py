@@ -159,11 +159,12 @@ def version_transition(
 
 def _sign_entry(version: ModelVersion, pointer: str, actor, transition_request: TransitionRequest | None, rollback: bool, alias: str = "") -> None:
     """Sign the manifest of a version that just entered production or a governed alias, with the approvals that let it
-    in: the request's, or for a rollback those of the request that first took it there."""
-    if transition_request is None and rollback:
-        earlier = TransitionRequest.objects.filter(version=version, status=RequestStatus.APPLIED)
-        earlier = earlier.filter(alias=alias) if alias else earlier.filter(alias="", to_stage=Stage.PRODUCTION)
-        transition_request = earlier.order_by("-decided_at", "-id").first()
+    in: the request's; for a move that needed none, the request being applied at once (the one pending request for
+    this version and target); for a rollback, those of the request that first took it there."""
+    if transition_request is None:
+        asked = TransitionRequest.objects.filter(version=version, status=RequestStatus.APPLIED if rollback else RequestStatus.PENDING)
+        asked = asked.filter(alias=alias) if alias else asked.filter(alias="", to_stage=Stage.PRODUCTION)
+        transition_request = asked.order_by("-decided_at" if rollback else "-created_at", "-id").first()
     approvals, asked = [], None
     if transition_request is not None:
         live = transition_request.approvals.filter(decision=Decision.APPROVE, invalidated_at__isnull=True).select_related("approver")

@@ -10,11 +10,19 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from apps.approvals.services import alias_policy_update, production_rollback, transition_request_approve, transition_request_create
+from apps.approvals.services import (
+    alias_policy_update,
+    approval_policy_update,
+    production_rollback,
+    transition_request_approve,
+    transition_request_create,
+)
 from apps.signing.keys import create_key_file, public_pem
 from apps.signing.models import ManifestSignature
+from apps.validation.services import validation_run
 from registry_cli.verify import VerificationError, _keys_from_document, key_id_of, verify_envelope
 from apps.versions.blobs import blob_key
+from apps.versions.lifecycle import Stage
 from tests.factories import promote, register_version, sha256, streamed
 
 pytestmark = pytest.mark.django_db
@@ -119,6 +127,13 @@ def test_a_governed_alias_and_a_rollback_are_signed_but_an_ungoverned_alias_is_n
     assert rollback["rollback"] is True and [a["approver"] for a in rollback["approvals"]] == ["reviewer"]  # of the request that first let it in
 
     transition_request_create(version=first, alias="candidate", actor=owner, justification="try it")  # ungoverned: applied, not signed
+    approval_policy_update(model=model, actor=owner, policies={Stage.PRODUCTION: (0, None)})  # production needs no approval now
+    third = register_version(model, owner, files={"model.bin": b"v3"})
+    validation_run(job_id=third.validation_jobs.get().pk)
+    transition_request_create(version=third, to_stage=Stage.STAGING, actor=owner, justification="staging needs none")
+    transition_request_create(version=third, to_stage=Stage.PRODUCTION, actor=owner, justification="no review needed")  # applied at once
+    unreviewed = _signatures(api_for(owner), 3)[0]["statement"]
+    assert unreviewed["approvals"] == [] and unreviewed["request"]["justification"] == "no review needed"
     alias_policy_update(model=model, alias="champion", actor=owner, required_approvals=1)
     asked = transition_request_create(version=first, alias="champion", actor=owner, justification="best so far")
     transition_request_approve(transition_request=asked, actor=reviewer, comment="ok")
