@@ -13,7 +13,6 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.http import HttpResponse
 from django.urls import reverse
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.decorators import api_view
@@ -268,10 +267,9 @@ def model_version_transition_stage(request):
     params = _params(request)
     version = version_for(request.user, params.get("name"), params.get("version"), Action.REQUEST_TRANSITION)
     stage = _text(params, "stage")
-    with transaction.atomic():
-        transition_request = version_stage_request(
-            version=version, stage=stage, actor=request.user, archive_existing=bool(params.get("archive_existing_versions"))
-        )
+    transition_request = version_stage_request(
+        version=version, stage=stage, actor=request.user, archive_existing=bool(params.get("archive_existing_versions"))
+    )
     if transition_request is not None and transition_request.status == RequestStatus.PENDING:
         return _awaiting_review(request, version, f"version {version.number} of '{version.model.name}' to {stage}", transition_request)
     return Response({"model_version": _version_json(version_for(request.user, version.model.name, version.number))})

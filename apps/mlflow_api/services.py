@@ -242,6 +242,7 @@ def version_create_from_source(
             item.content.close()
 
 
+@transaction.atomic
 def version_stage_request(*, version: ModelVersion, stage: str, actor, archive_existing: bool = False) -> TransitionRequest | None:
     """MLflow's transition-stage as a transition request: applied at once when the model's policy needs no approval,
     otherwise left pending for reviewers (the caller says so). None when the version is already in that stage."""
