@@ -34,6 +34,7 @@ from .models import TAG_KEY_MAX, TAG_VALUE_MAX, RegisteredModelKeyTag, StagedArt
 from .rendering import ARTIFACTS_ROOT, STAGE_FROM_MLFLOW, VERSIONS_PREFIX
 from .selectors import model_for, staged_under, version_artifacts_under, version_number
 
+SOURCE_MAX = 1000  # VersionSource.source
 MLFLOW_ALIAS_REASON = "Set with the MLflow client (set_registered_model_alias)."
 MLFLOW_JUSTIFICATION = "Requested with the MLflow client (transition_model_version_stage to {stage})."
 
@@ -193,6 +194,8 @@ def _relative(path: str, root: str) -> str:
 def source_files(*, actor, source: str) -> tuple[list[IncomingFile], list[StagedArtifact]]:
     """The files a `source` the registry stores names: another version's (the caller must view it) or the caller's
     own uploads. Their blobs are already stored; registration re-hashes nothing and stores nothing new."""
+    if len(source) > SOURCE_MAX:
+        raise invalid(f"source is longer than {SOURCE_MAX} characters.")
     path = registry_path(source)
     if path is None:
         raise invalid(
@@ -209,6 +212,8 @@ def source_files(*, actor, source: str) -> tuple[list[IncomingFile], list[Staged
             raise not_found(f"Model '{model.name}' has no version {number}.")
         rows = [(a.path, a.sha256, a.size) for a in version_artifacts_under(version, inside)]
         staged, root = [], inside
+        if not rows:
+            raise not_found(f"Version {number} of '{model.name}' has nothing at {inside!r}.")
     else:
         root = staged_path(path) if path else ""
         staged = staged_under(actor, root)
@@ -231,7 +236,7 @@ def version_create_from_source(
     files, staged = source_files(actor=actor, source=source)
 
     def before_commit(version: ModelVersion) -> None:
-        VersionSource.objects.create(version=version, source=source[:1000])
+        VersionSource.objects.create(version=version, source=source)
         VersionKeyTag.objects.bulk_create(VersionKeyTag(version=version, key=key, value=value) for key, value in dict(tags).items())
         BlobReservation.objects.filter(pk__in=[item.reservation_id for item in staged]).delete()  # the uploads, by cascade
 
