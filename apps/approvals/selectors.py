@@ -82,18 +82,20 @@ def alias_policy(model: RegisteredModel, alias: str) -> AliasRules:
     if alias == PRODUCTION_ALIAS:
         required, group = approval_policy(model, Stage.PRODUCTION)
         return AliasRules(alias=alias, required_approvals=required, approver_group=group, gates=True)
-    policy = AliasPolicy.objects.filter(model=model, alias=alias).select_related("approver_group").first()
-    if policy is None:
-        return AliasRules(alias=alias, required_approvals=0, approver_group=None, gates=False)
-    return AliasRules(alias=alias, required_approvals=policy.required_approvals, approver_group=policy.approver_group, gates=policy.gates)
+    return alias_policies(model, [alias])[alias]
 
 
-def alias_policies(model: RegisteredModel) -> dict[str, AliasRules]:
-    """The free aliases of a model that have a policy, by name (one query)."""
-    return {
-        policy.alias: AliasRules(alias=policy.alias, required_approvals=policy.required_approvals, approver_group=policy.approver_group, gates=policy.gates)
-        for policy in AliasPolicy.objects.filter(model=model).select_related("approver_group")
-    }
+def alias_policies(model: RegisteredModel, aliases: list[str]) -> dict[str, AliasRules]:
+    """The policies of free aliases of a model, by name (one query); those without one are ungoverned."""
+    found = {policy.alias: policy for policy in AliasPolicy.objects.filter(model=model, alias__in=aliases).select_related("approver_group")}
+    rules = {}
+    for alias in aliases:
+        policy = found.get(alias)
+        if policy is None:
+            rules[alias] = AliasRules(alias=alias, required_approvals=0, approver_group=None, gates=False)
+        else:
+            rules[alias] = AliasRules(alias=alias, required_approvals=policy.required_approvals, approver_group=policy.approver_group, gates=policy.gates)
+    return rules
 
 
 def transition_request_is_gated(transition_request: TransitionRequest) -> bool:

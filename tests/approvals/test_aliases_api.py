@@ -98,3 +98,27 @@ def test_a_deployment_follows_an_alias(api_for, owner, model):
     assert response.json()["follows"] == "canary"
     bad = api_for(owner).put(f"/api/v1/models/{model.name}/deployments/canary-eu/", {"version": 1, "follows": "staging"}, format="json")
     assert bad.status_code == 400
+
+
+def test_the_list_is_paged_searchable_sortable_and_its_query_count_does_not_grow(api_for, owner, model):
+    from apps.approvals.services import alias_policy_update, alias_set
+
+    versions = [register_version(model, owner) for _ in range(2)]
+    api = api_for(owner)
+    url = f"/api/v1/models/{model.name}/aliases/"
+    alias_set(model=model, alias="a0", version=versions[0], actor=owner)
+    api.get(url)  # the token's first use is stamped once
+
+    def count():
+        with CaptureQueriesContext(connection) as ctx:
+            assert api.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    few = count()
+    for index in range(1, 6):
+        alias_set(model=model, alias=f"a{index}", version=versions[index % 2], actor=owner)
+        alias_policy_update(model=model, alias=f"a{index}", actor=owner, required_approvals=index % 2)
+    assert count() == few
+    assert [a["alias"] for a in api.get(url, {"ordering": "-name", "page_size": 2}).json()["results"]] == ["a5", "a4"]
+    assert [a["alias"] for a in api.get(url, {"search": "3"}).json()["results"]] == ["a3"]
+    assert api.get(url, {"sort": "name"}).status_code == 400  # an unknown parameter is named, not ignored

@@ -60,8 +60,8 @@ def alias_collection(request, name: str):
     model = get_model_for(request.user, name)
 
     def render_page(rows) -> list[dict]:
-        policies = alias_policies(model)
-        return [alias_to_dict(row.name, row.version, row.updated_at, policies.get(row.name) or alias_policy(model, row.name)) for row in rows]
+        policies = alias_policies(model, [row.name for row in rows])
+        return [alias_to_dict(row.name, row.version, row.updated_at, policies[row.name]) for row in rows]
 
     queryset = ModelAlias.objects.filter(model=model).select_related("version").order_by("name")
     return paginated(request, queryset, filterset_class=AliasFilter, render_page=render_page)
