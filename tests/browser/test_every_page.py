@@ -40,7 +40,7 @@ MODEL = "sentiment-classifier"
 PASSWORDS = {"admin": "admin-demo-pass", "scientist": "scientist-demo-pass"}  # seed_demo's published demo logins
 NOT_PAGES = {"accounts:logout"}  # POST only, and answering it would end the session the walk runs in
 BLOCKING_IMPACTS = ("serious", "critical")
-DARK_PAGES = ("models:list", "models:detail", "versions:detail", "approvals:review", "compare:page", "versions:upload")
+DARK_PAGES = ("models:list", "models:detail", "versions:detail", "approvals:review", "compare:page", "versions:upload", "versions:files", "cards:model")
 
 OVERFLOW_JS = """() => ({
   page: document.documentElement.scrollWidth,

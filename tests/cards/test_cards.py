@@ -113,3 +113,11 @@ def test_the_version_page_query_count_does_not_grow_with_the_card_or_metrics(web
     client.post(f"/models/{model.name}/versions/1/card/edit/", CARD)
     client.post(f"/models/{model.name}/versions/2/card/edit/", CARD)
     assert queries_for(client, f"/models/{model.name}/versions/1/") == queries_for(client, f"/models/{model.name}/versions/2/")
+
+
+def test_the_card_editor_query_count_does_not_grow_with_metrics(web_for, owner, model):
+    register_version(model, owner, metrics={"a": 1}, files={"README.md": README})
+    register_version(model, owner, metrics={f"m{i}": i for i in range(30)}, files={"README.md": README})
+    client = web_for(owner)
+    url = f"/models/{model.name}/versions/{{}}/card/edit/?from=readme"
+    assert queries_for(client, url.format(1)) == queries_for(client, url.format(2))

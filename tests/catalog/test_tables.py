@@ -150,3 +150,12 @@ def test_bulk_archive_needs_the_request_permission(web_for, model, owner, review
     assert web_for(reviewer).post(f"/models/{model.name}/versions/archive-selected/", {"v": ["1"], "justification": "x"}).status_code == 403
     version.refresh_from_db()
     assert version.stage == "draft"
+
+
+def test_the_archive_page_query_count_does_not_grow_with_the_versions_picked(web_for, owner, model):
+    for _ in range(6):
+        register_version(model, owner)
+    client = web_for(owner)
+    few = queries_for(client, f"/models/{model.name}/versions/archive-selected/?v={model.name}:1")
+    many = queries_for(client, f"/models/{model.name}/versions/archive-selected/?" + "&".join(f"v={model.name}:{n}" for n in range(1, 7)))
+    assert many == few
