@@ -12,7 +12,7 @@ from django.conf import settings
 MAX_MESSAGE_BYTES = 1024 * 1024  # one opset import, input or output description
 MAX_TYPE_DEPTH = 8  # sequence(map(int64, sequence(tensor(float)))) and the like
 MAX_LISTED = 1000  # inputs or outputs reported
-WINDOW = 64 * 1024
+WINDOW = 16 * 1024  # read ahead per refill: initializer headers are small, their data is skipped
 
 # Field numbers from onnx.proto3.
 MODEL_IR_VERSION, MODEL_PRODUCER_NAME, MODEL_PRODUCER_VERSION, MODEL_GRAPH, MODEL_OPSET_IMPORT = 1, 2, 3, 7, 8
