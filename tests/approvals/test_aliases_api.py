@@ -122,3 +122,17 @@ def test_the_list_is_paged_searchable_sortable_and_its_query_count_does_not_grow
     assert [a["alias"] for a in api.get(url, {"ordering": "-name", "page_size": 2}).json()["results"]] == ["a5", "a4"]
     assert [a["alias"] for a in api.get(url, {"search": "3"}).json()["results"]] == ["a3"]
     assert api.get(url, {"sort": "name"}).status_code == 400  # an unknown parameter is named, not ignored
+
+
+def test_deleting_production_is_taking_it_down_under_production_rules(api_for, owner, reviewer, model, make_user):
+    from tests.factories import promote, validated_version
+
+    promote(validated_version(model, owner), requester=owner, approver=reviewer)
+    requester = make_user("requester")
+    for action in (Action.VIEW, Action.REQUEST_TRANSITION):
+        model_permission_grant(model=model, actor=owner, action=action, user=requester)
+    url = f"/api/v1/models/{model.name}/aliases/production/"
+    refused = api_for(requester).delete(url)
+    assert refused.status_code == 409 and "out of production needs 1 approval(s)" in refused.json()["error"]["message"]
+    assert api_for(owner).delete(url, {"comment": "incident"}, format="json").status_code == 204  # a manager, at once
+    assert api_for(owner).get(url).status_code == 404 and model.versions.get().stage == "archived"

@@ -80,7 +80,13 @@ def alias_collection(request, name: str):
     responses={200: AliasSerializer},
     errors=[400, 403, 404, 409, 415],
 )
-@documented(methods=["DELETE"], summary="Delete an alias (a governed one: managers)", request=AliasDeleteBodySerializer, responses={204: None}, errors=[400, 403, 404, 415])
+@documented(
+    methods=["DELETE"],
+    summary="Delete an alias (a governed one: managers; `production`: take it down under production's rules, else 409)",
+    request=AliasDeleteBodySerializer,
+    responses={204: None},
+    errors=[400, 403, 404, 409, 415],
+)
 @api_view(["GET", "PUT", "DELETE"])
 def alias_detail(request, name: str, alias: str):
     alias = alias_from_url(alias)
@@ -91,17 +97,17 @@ def alias_detail(request, name: str, alias: str):
             fingerprint = alias_fingerprint(request.user, name, alias)
         return pointer_response(request, name, fingerprint, missing=f"Model '{name}' has no alias '{alias}'.")
     model = get_model_for(request.user, name, Action.REQUEST_TRANSITION)  # authorized before the body is read
-    if request.method == "DELETE":
-        body = AliasDeleteBodySerializer(data=request.data or {})
-        body.is_valid(raise_exception=True)
-        alias_delete(model=model, alias=alias, actor=request.user, reason=body.validated_data["comment"])
-        return Response(status=status.HTTP_204_NO_CONTENT)
-    body = AliasSetBodySerializer(data=request.data)
-    body.is_valid(raise_exception=True)
-    version = version_or_404(model, body.validated_data["version"])
     try:
+        if request.method == "DELETE":
+            body = AliasDeleteBodySerializer(data=request.data or {})
+            body.is_valid(raise_exception=True)
+            alias_delete(model=model, alias=alias, actor=request.user, reason=body.validated_data["comment"])
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        body = AliasSetBodySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        version = version_or_404(model, body.validated_data["version"])
         alias_set(model=model, alias=alias, version=version, actor=request.user, reason=body.validated_data["comment"])
-    except ApprovalRequired as exc:
+    except ApprovalRequired as exc:  # a governed move: name the request to open, never a bypass
         return Response(error_body("approval_required", " ".join(exc.messages)), status=status.HTTP_409_CONFLICT)
     return Response(_alias_dict(model, alias))
 
