@@ -29,6 +29,7 @@ from .client import CliError, Client, RetryableError, answer_error, connection_f
 from .transfer import Progress, local_error
 
 CHUNK = 1024 * 1024
+SLICE = 4 * CHUNK
 TUS = "application/offset+octet-stream"
 
 
@@ -269,15 +270,13 @@ class Upload:
             except OSError as exc:
                 raise local_error("read", disk, exc) from exc
             with handle:
-                handle.seek(offset)
-                left = length
-                while left:
-                    chunk = handle.read(min(CHUNK, left))
-                    if not chunk:
+                position, left = offset, length
+                while left:  # the kernel copies file to socket (sendfile), in slices for the progress bar and rate limit
+                    count = connection.sock.sendfile(handle, position, min(SLICE, left))
+                    if not count:
                         raise CliError(f"{disk} changed while it was being uploaded (it is shorter now); run the command again.")
-                    connection.send(chunk)
-                    left -= len(chunk)
-                    self.meter.sent_bytes(len(chunk))
+                    position, left = position + count, left - count
+                    self.meter.sent_bytes(count)
             response = connection.getresponse()
             if response.status == 409 and response.getheader("Upload-Offset") is not None:
                 error = answer_error(response)

@@ -335,8 +335,12 @@ def _file_finish(file: UploadSessionFile, digest: str, *, content=None, local_pa
         storage, client, bucket = _s3()
         target = _s3_key(storage, blob_key(digest))
         if not storage.exists(blob_key(digest)):
-            # The blob carries the full SHA-256 as its S3 checksum (not the staging object's composite one).
-            client.copy({"Bucket": bucket, "Key": s3_source}, bucket, target, ExtraArgs={"ChecksumAlgorithm": "SHA256"})
+            # The blob carries the full SHA-256 as its S3 checksum (not the staging object's composite one). One
+            # CopyObject up to its 5 GiB; beyond, s3transfer's multipart copy (UploadPartCopy).
+            if file.size <= S3_MAX_COPY_BYTES:
+                client.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": s3_source}, ChecksumAlgorithm="SHA256")
+            else:
+                client.copy({"Bucket": bucket, "Key": s3_source}, bucket, target, ExtraArgs={"ChecksumAlgorithm": "SHA256"})
     else:
         content.seek(0)
         blob_put(sha256=digest, content=_SpoolFile(content, local_path))
