@@ -47,19 +47,32 @@ def version_rows(queryset: QuerySet[ModelVersion]) -> QuerySet:
     """`queryset` as rows (dicts) with what the version JSON shows from the version and its one-to-one neighbours.
 
     A values() queryset: it can still be filtered, ordered and sliced (the API list's filters and pages run on it),
-    and it builds no model instances. JSON columns come as their text (`raw_json`). The newest validation job is picked here (its id), read by `version_page_details`.
+    and it builds no model instances. JSON columns come as their text (`raw_json`). The newest validation job is
+    picked here (its id, read by `version_page_details`; its status and attempts make the row's fingerprint).
     """
-    latest_job = ValidationJob.objects.filter(version=OuterRef("pk")).order_by("-created_at", "-id").values("pk")[:1]
+    latest_job = ValidationJob.objects.filter(version=OuterRef("pk")).order_by("-created_at", "-id")
     return queryset.values(
         *VERSION_COLUMNS,
+        "model_id",
+        "updated_at",
         **{f"{column}_json": Cast(column, TextField()) for column in VERSION_JSON_COLUMNS},
         model_name=F("model__name"),
         created_by_name=F(f"created_by__{get_user_model().USERNAME_FIELD}"),
         run_pk=F("training_run__id"),
         run_run_id=F("training_run__run_id"),
         run_url=F("training_run__url"),
-        latest_job_id=Subquery(latest_job),
+        latest_job_id=Subquery(latest_job.values("pk")[:1]),
+        latest_job_status=Subquery(latest_job.values("status")[:1]),
+        latest_job_attempts=Subquery(latest_job.values("attempts")[:1]),
     )
+
+
+def row_fingerprint(row: dict) -> dict:
+    """What `stage_fingerprint` and its kin say of a version, from its `version_rows` row (no query)."""
+    return {
+        "pk": str(row["id"]), "model_id": row["model_id"], "number": row["number"], "updated_at": row["updated_at"],
+        "job_id": row["latest_job_id"], "job_status": row["latest_job_status"], "job_attempts": row["latest_job_attempts"],
+    }
 
 
 @dataclass

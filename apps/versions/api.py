@@ -1,5 +1,6 @@
 import hashlib
 
+import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -11,10 +12,11 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from apps.accounts.idempotency import idempotent_call
-from apps.catalog.selectors import number_fingerprint, stage_fingerprint, version_page_details, version_rows, versions_with_details
+from apps.catalog.selectors import number_fingerprint, row_fingerprint, stage_fingerprint, version_page_details, version_rows, versions_with_details
 from apps.catalog.services import version_register
 from apps.lineage.services import parents_resolve
 from apps.web.lists import paginated
+from apps.web.rawsql import aware
 from apps.web.openapi import documented, filter_parameters, page_schema
 from apps.web.serializers import StrictSerializer, validated_body
 from apps.models.permissions import Action, get_model_for
@@ -31,6 +33,7 @@ from .serializers import DeploymentReportBodySerializer, VersionSerializer, vers
 from .services import IncomingFile, deployment_report, incoming_from_upload, version_update
 
 VERSION_SCHEMA = VersionSerializer
+VERSION_JSON_SECONDS = 3600  # how long a version's JSON stays cached under one fingerprint
 
 
 def _metadata_text(request) -> str:
@@ -72,7 +75,7 @@ def versions_collection(request, name: str):
         rows = version_rows(ModelVersion.objects.filter(model=model).order_by("-number"))
         ordering = request.query_params.get("ordering", "-number")
         keyset = ("number", ordering.startswith("-")) if ordering.removeprefix("-") == "number" else None
-        page = paginated(request, rows, filterset_class=VersionFilter, render_page=lambda page: _rendered(page, request), keyset=keyset)
+        page = paginated(request, rows, filterset_class=VersionFilter, render_page=lambda page: _listed(page, request), keyset=keyset)
         return json_response(page.data)
 
     model = get_model_for(request.user, name, Action.REGISTER)
@@ -189,21 +192,48 @@ def pointer_response(request, name: str, fingerprint: dict | None, *, missing: s
     return version_response(request, fingerprint)
 
 
+def version_etag(fingerprint: dict) -> str:
+    """The ETag of a version's JSON, from its fingerprint (`apps.catalog.selectors.stage_fingerprint` and its kin, or
+    `row_fingerprint` of a listed row: the same ETag whichever read made it)."""
+    parts = [fingerprint[key] for key in ("pk", "model_id", "number", "job_id", "job_status", "job_attempts")]
+    parts.append(aware(fingerprint["updated_at"]).isoformat())
+    return '"' + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32] + '"'
+
+
+def _cache_key(request, fingerprint: dict, etag: str) -> str:
+    return f"version-json:{fingerprint['pk']}:{etag}:{request.get_host()}:{request.is_secure()}"
+
+
 def version_response(request, fingerprint: dict, *, revalidate: bool = True) -> HttpResponse:
     """The JSON of the version `fingerprint` names (`apps.catalog.selectors.stage_fingerprint` and its kin) with its ETag, or
     304 when If-None-Match holds that ETag (`revalidate`). Every read of one version answers through here (by number,
-    by stage), so each is one query when the body is cached: the body is cached under the fingerprint, which changes
-    whenever the JSON does, and is the same for every way of naming the version."""
-    etag = '"' + hashlib.sha256(repr(sorted(fingerprint.items())).encode()).hexdigest()[:32] + '"'
+    by stage, by alias), so each is one query when the body is cached: the body is cached under the fingerprint, which
+    changes whenever the JSON does, and is the same for every way of naming the version (lists share it too)."""
+    etag = version_etag(fingerprint)
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if revalidate and etag in request.headers.get("If-None-Match", ""):
         return HttpResponseNotModified(headers=headers)
-    cache_key = f"version-json:{fingerprint['pk']}:{etag}:{request.get_host()}:{request.is_secure()}"
+    cache_key = _cache_key(request, fingerprint, etag)
     body = cache.get(cache_key)
     if body is None:
         body = json_bytes(_rendered(version_rows(ModelVersion.objects.filter(pk=fingerprint["pk"])), request)[0])
-        cache.set(cache_key, body, timeout=3600)
+        cache.set(cache_key, body, timeout=VERSION_JSON_SECONDS)
     return HttpResponse(body, content_type="application/json", headers=headers)
+
+
+def _listed(rows, request) -> list:
+    """The JSON of a page of `version_rows` rows: each version's cached JSON where the cache holds it under the row's
+    fingerprint (as `version_response` stores it), the rest rendered in one query per relation and cached in turn."""
+    rows = list(rows)
+    keys = [_cache_key(request, fingerprint, version_etag(fingerprint)) for fingerprint in map(row_fingerprint, rows)]
+    found = cache.get_many(keys)
+    missing = [row for row, key in zip(rows, keys) if key not in found]
+    if missing:
+        fresh = {row["id"]: json_bytes(item) for row, item in zip(missing, _rendered(missing, request))}
+        stored = {key: fresh[row["id"]] for row, key in zip(rows, keys) if row["id"] in fresh}
+        cache.set_many(stored, timeout=VERSION_JSON_SECONDS)
+        found.update(stored)
+    return [orjson.Fragment(found[key]) for key in keys]
 
 
 @documented(

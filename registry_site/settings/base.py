@@ -206,6 +206,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A per-process cache is enough: cached API bodies are keyed by a fingerprint read from the database on every request.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://registry")}
+if CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+    # Each version's API JSON is cached on its own (lists of up to 500 share the entries): room for a few thousand.
+    CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 5000)
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out log-in before any password is checked
