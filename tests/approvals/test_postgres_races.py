@@ -44,3 +44,17 @@ def test_racing_rollbacks_keep_one_production_version(model, owner, reviewer):
     # A rollback to the version another thread just put in production is refused; all others apply in turn.
     assert all("already in production" in str(e) for e in errors)
     _assert_one_production_and_a_chain(model)
+
+
+def test_racing_moves_of_one_alias_apply_one_after_another_with_an_unbroken_history(model, owner, reviewer):
+    from apps.approvals.services import alias_set
+    from apps.versions.models import AliasChange, ModelAlias
+
+    versions = [register_version(model, owner) for _ in range(4)]
+    # The alias does not exist yet: every thread may try to create it; the model's row lock serialises them.
+    assert in_threads(4, lambda i: alias_set(model=model, alias="champion", version=versions[i], actor=owner)) == []
+    changes = list(AliasChange.objects.filter(model=model, alias="champion").order_by("changed_at", "id"))
+    assert len(changes) == 4 and changes[0].previous_version_id is None
+    for earlier, later in zip(changes, changes[1:]):
+        assert later.previous_version_id == earlier.version_id
+    assert ModelAlias.objects.get(model=model, name="champion").version_id == changes[-1].version_id
