@@ -37,6 +37,7 @@ urlpatterns = [
     path("transition-requests/<int:pk>/override-quality/", _open(approval_api.override_quality), name="transition-request-override-quality"),
     path("audit/", _open(audit_api.audit_entries), name="audit"),
     path("", include("apps.lineage.api_urls")),  # datasets, impact, version lineage (each view is login_not_required itself)
+    path("", include("apps.cards.api_urls")),  # model and version cards (each view is login_not_required itself)
     path("", include("apps.versions.pull_urls")),  # whole-version manifests and archives (each view is login_not_required itself)
     path("", include("apps.approvals.aliases.api_urls")),  # aliases: lookup (ETag), set/move/delete, policy, history, rollback
     path("", include("apps.signing.api_urls")),  # signed manifests (each view is login_not_required itself)

@@ -8,6 +8,7 @@ from drf_spectacular.validation import validate_schema
 from openapi_schema_validator import OAS30Validator
 
 from apps.approvals.aliases import api_urls as alias_api_urls
+from apps.cards import api_urls as card_api_urls
 from apps.lineage import api_urls as lineage_api_urls
 from registry_site import api_urls
 from tests.factories import register_version
@@ -27,7 +28,7 @@ def _openapi_path(route: str) -> str:
 
 
 def _api_routes() -> list[str]:
-    routes = [str(p.pattern) for p in api_urls.urlpatterns + lineage_api_urls.urlpatterns + alias_api_urls.urlpatterns if isinstance(p, URLPattern)]
+    routes = [str(p.pattern) for p in api_urls.urlpatterns + lineage_api_urls.urlpatterns + alias_api_urls.urlpatterns + card_api_urls.urlpatterns if isinstance(p, URLPattern)]
     return [route for route in routes if route not in ("^.*$", "schema/", "docs/", "docs/redoc/")]
 
 
