@@ -1,8 +1,8 @@
 """Reads behind the MLflow endpoints, each narrowed to what the caller may view (apps.models.permissions)."""
 
 from django.db import connection
-from django.db.models import CharField, Exists, F, Max, OuterRef, Q, QuerySet, Value
-from django.db.models.functions import Cast, Coalesce, Concat
+from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet, Value, Window
+from django.db.models.functions import Cast, Coalesce, Concat, RowNumber
 
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, get_model_for, visible_model_sql, visible_models
@@ -113,17 +113,14 @@ def models_search(user, *, clauses: list[Clause], order: list[tuple[str, bool]],
 
 
 def latest_versions(model_ids: list[int], stages: list[str] | None = None) -> dict[int, list[ModelVersion]]:
-    """Per model, the newest version in each stage (in `stages`, or all), newest stage change last as MLflow lists them."""
-    tops = ModelVersion.objects.filter(model_id__in=model_ids)
+    """Per model, the newest version in each stage (in `stages`, or all), oldest first: one query (and the tags')."""
+    queryset = versions_queryset().filter(model_id__in=model_ids)
     if stages is not None:
-        tops = tops.filter(stage__in=stages)
-    wanted = Q()
-    for row in tops.values("model_id", "stage").annotate(top=Max("number")).order_by():
-        wanted |= Q(model_id=row["model_id"], number=row["top"])
+        queryset = queryset.filter(stage__in=stages)
+    rank = Window(RowNumber(), partition_by=[F("model_id"), F("stage")], order_by=F("number").desc())
+    queryset = queryset.annotate(rank=rank).filter(rank=1)  # one pass over the models' versions, however many
     found: dict[int, list[ModelVersion]] = {model_id: [] for model_id in model_ids}
-    if not wanted:
-        return found
-    for version in versions_queryset().filter(wanted).order_by("number"):
+    for version in queryset.order_by("number"):
         found[version.model_id].append(version)
     return found
 
