@@ -13,7 +13,7 @@ import base64
 import hashlib
 import json
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from .client import CliError, Client
 
@@ -109,6 +109,7 @@ def verify_envelope(envelope: dict, keys: dict[str, bytes]) -> dict:
 
 def _pointer(where: str) -> str | None:
     kind, _, which = where.partition("/")
+    which = unquote(which)
     if kind == "aliases":
         return f"@{which}"
     if kind == "stages":

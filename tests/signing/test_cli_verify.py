@@ -12,6 +12,7 @@ from django.core.management import call_command
 
 from apps.accounts.models import TokenScope
 from apps.accounts.services import api_token_create
+from apps.approvals.services import alias_policy_update, transition_request_approve, transition_request_create
 from apps.signing.keys import create_key_file, public_pem
 from apps.signing.models import ManifestSignature
 from apps.versions.blobs import blob_key
@@ -63,9 +64,16 @@ def test_a_signed_version_pulls_verified_and_a_tampered_manifest_a_wrong_key_or_
     _refused(cli("pull", "sentiment:production", "-o", str(tmp_path / "wrong-key"), "--verify", "--keys", str(tmp_path / "other.pub.pem")),
              "which is not among the trusted keys")
     (tmp_path / "pinned.pub.pem").write_bytes(public_pem(str(signing_key)))
+    alias_policy_update(model=model, alias="champion", actor=owner, required_approvals=1)
+    asked = transition_request_create(version=model.versions.get(number=1), alias="champion", actor=owner, justification="best so far")
+    transition_request_approve(transition_request=asked, actor=reviewer, comment="ok")
+    by_alias = cli("pull", "sentiment@champion", "-o", str(tmp_path / "champion"), "--verify", "--keys", str(tmp_path / "pinned.pub.pem"))
+    assert by_alias.returncode == 0 and json.loads(by_alias.stdout)["verified"]["pointer"] == "@champion", by_alias.stderr
     assert cli("pull", "sentiment/1", "-o", str(tmp_path / "pinned"), "--verify", "--keys", str(tmp_path / "pinned.pub.pem")).returncode == 0
 
-    ManifestSignature.objects.update(payload=ManifestSignature.objects.get().payload.replace(sha256(FILES["model.bin"]), sha256(b"evil")))
+    for row in ManifestSignature.objects.all():  # the manifests signed for production and @champion, changed in the database
+        row.payload = row.payload.replace(sha256(FILES["model.bin"]), sha256(b"evil"))
+        row.save()
     _refused(cli("pull", "sentiment:production", "-o", str(tmp_path / "tampered-manifest"), "--verify"), "does not verify")
 
     register_version(model, owner, files={"model.bin": b"never reviewed"})
