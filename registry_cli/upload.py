@@ -122,7 +122,9 @@ class Upload:
 
     def run(self) -> dict:
         state = self._state()
-        digests = {artifact: state.get("digests", {}).get(artifact) or _hash(self.files[artifact]) for artifact in self.files}
+        known = state.get("digests", {})
+        digests = dict(zip(self.files, self._hashes([None if known.get(a) else self.files[a] for a in self.files])))
+        digests = {artifact: known.get(artifact) or digests[artifact] for artifact in self.files}
         session = self._resumed(state.get("session"))
         if session is None:
             declared = [{"path": a, "size": self.stats[a].st_size, "sha256": digests[a]} for a in self.files]
@@ -147,6 +149,17 @@ class Upload:
         except OSError:
             pass
         return version
+
+    def _hashes(self, paths: list[Path | None]) -> list[str | None]:
+        """SHA-256 of each path (None stays None), `--parallel` files at a time: hashlib lets go of the GIL."""
+        wanted = [path for path in paths if path is not None]
+        if len(wanted) < 2:
+            return [_hash(path) if path is not None else None for path in paths]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            found = dict(zip(wanted, pool.map(_hash, wanted)))
+        return [found[path] if path is not None else None for path in paths]
 
     def _resumed(self, session_id: str | None) -> dict | None:
         if not session_id:

@@ -164,14 +164,16 @@ def file_receive(*, file: UploadSessionFile, offset: int, length: int, read) -> 
         received = 0
         try:
             while received < length:
-                chunk = read(min(CHUNK, length - received))
+                try:
+                    chunk = read(min(CHUNK, length - received))
+                except OSError:  # the client went away mid-body (a write error, below, is the server's and propagates)
+                    chunk = b""
                 if not chunk:
+                    logger.info("Upload of %s cut at %d bytes; the client resumes from there", file.path, held + received)
                     break
                 handle.write(chunk)
                 hasher.update(chunk)
                 received += len(chunk)
-        except OSError:
-            logger.info("Upload of %s cut at %d bytes; the client resumes from there", file.path, held + received)
         finally:
             handle.flush()
             _hasher_keep(file.pk, held + received, hasher)
