@@ -9,4 +9,9 @@ from . import api
 urlpatterns = [
     path("models/<str:name>/card/", login_not_required(api.model_card), name="model-card"),
     path("models/<str:name>/versions/<int:number>/card/", login_not_required(api.version_card), name="version-card"),
+    path(
+        "models/<str:name>/versions/<int:number>/card/from-readme/",
+        login_not_required(api.version_card_from_readme),
+        name="version-card-from-readme",
+    ),
 ]

@@ -37,3 +37,18 @@ def test_bad_bodies_and_missing_rights_are_refused(api_for, owner, reviewer, out
     assert reader.get(f"/api/v1/models/{model.name}/card/").status_code == 200
     assert reader.put(f"/api/v1/models/{model.name}/versions/1/card/", {"body": "x"}, format="json").status_code == 403
     assert not ModelCard.objects.exists()
+
+
+def test_a_version_card_is_filled_from_its_readme_through_the_api(api_for, owner, model):
+    readme = b"---\nlicense: mit\ndatasets: [imdb]\n---\n# Hello\n"
+    register_version(model, owner, files={"README.md": readme})
+    register_version(model, owner, files={"README.md": b"---\nlicense: [broken\n---\n"})
+    register_version(model, owner)
+    api = api_for(owner)
+    card = api.post(f"/api/v1/models/{model.name}/versions/1/card/from-readme/").json()
+    assert card["license"] == "mit" and card["training_data"] == "imdb" and card["body"] == "# Hello"
+    assert card["source"] == "README.md in the artifacts"
+    broken = api.post(f"/api/v1/models/{model.name}/versions/2/card/from-readme/")
+    assert broken.status_code == 400 and "not valid YAML" in broken.json()["error"]["message"] + str(broken.json()["error"].get("fields"))
+    assert api.post(f"/api/v1/models/{model.name}/versions/3/card/from-readme/").status_code == 404
+    assert ModelCard.objects.count() == 1
