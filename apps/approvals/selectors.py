@@ -17,7 +17,7 @@ from apps.validation.models import JobStatus, QualityStatus, ValidationJob, Verd
 from apps.validation.selectors import quality_gate, validation_policy
 from apps.versions.aliases import PRODUCTION_ALIAS
 from apps.versions.lifecycle import Stage
-from apps.versions.models import ModelVersion, ProductionPointerChange
+from apps.versions.models import ModelAlias, ModelVersion, ProductionPointerChange
 
 from .models import DEFAULT_REQUIRED_APPROVALS, GATED_STAGES, AliasPolicy, Approval, ApprovalPolicy, Decision, RequestStatus, TransitionRequest
 
@@ -96,6 +96,15 @@ def alias_policies(model: RegisteredModel, aliases: list[str]) -> dict[str, Alia
         else:
             rules[alias] = AliasRules(alias=alias, required_approvals=policy.required_approvals, approver_group=policy.approver_group, gates=policy.gates)
     return rules
+
+
+def aliases_with_policies(model: RegisteredModel) -> list:
+    """`aliases_of_model` with each alias's `required_approvals` and `gates` (None: no policy), still one query."""
+    policy = AliasPolicy.objects.filter(model=model, alias=OuterRef("name"))
+    return list(
+        ModelAlias.objects.filter(model=model).select_related("version").order_by("name")
+        .annotate(required_approvals=Subquery(policy.values("required_approvals")[:1]), gates=Subquery(policy.values("gates")[:1]))
+    )
 
 
 def transition_request_is_gated(transition_request: TransitionRequest) -> bool:

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.approvals.forms import ArchiveForm, TransitionRequestForm
 from apps.approvals.models import RequestStatus
-from apps.approvals.selectors import approver_shortfall, archive_plan, requests_for_version
+from apps.approvals.selectors import aliases_with_policies, approver_shortfall, archive_plan, requests_for_version
 from apps.approvals.services import transition_request_create, versions_archive
 from apps.catalog.compare_selectors import comparison_context
 from apps.catalog.files import artifact_preview, clean_folder, version_folder
@@ -23,7 +23,7 @@ from apps.web.forms import add_validation_errors
 from .downloads import artifact_response
 from .forms import VersionEditForm, VersionUploadForm, labelled_for
 from .lifecycle import allowed_targets
-from .selectors import aliases_of_model, artifact_or_404, picked_versions, version_or_404
+from .selectors import artifact_or_404, picked_versions, version_or_404
 from .serializers import latest_job
 from .services import incoming_from_upload, version_update
 from .upload_api import session_for, session_to_dict
@@ -94,7 +94,7 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
             "targets": allowed_targets(version.stage),
             "requests": requests_for_version(version),
             "job": latest_job(version),
-            "aliases": aliases_of_model(model),
+            "aliases": aliases_with_policies(model),
         },
     )
 

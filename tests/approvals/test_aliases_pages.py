@@ -44,6 +44,7 @@ def test_a_governed_alias_set_from_a_page_is_requested_for_review(web_for, owner
     register_version(model, owner)
     alias_policy_update(model=model, alias="champion", actor=owner, required_approvals=1)
     client = web_for(owner)
+    assert "after 1 approval(s)" not in client.get(f"/models/{model.name}/").content.decode()  # a policy alone shows no alias
     without_reason = client.post(f"/models/{model.name}/aliases/", {"alias": "champion", "version": 1, "back": "model"}, follow=True)
     assert "needs 1 approval(s)" in without_reason.content.decode() and not TransitionRequest.objects.exists()
     requested = client.post(f"/models/{model.name}/aliases/", {"alias": "champion", "version": 1, "reason": "best offline", "back": "model"})
@@ -51,6 +52,10 @@ def test_a_governed_alias_set_from_a_page_is_requested_for_review(web_for, owner
     assert requested.url == f"/approvals/{created.pk}/" and created.alias == "champion" and version_at_alias(model, "champion") is None
     review = client.get(requested.url).content.decode()
     assert "@champion" in review
+    alias_set(model=model, alias="canary", version=model.versions.get(), actor=owner)
+    alias_policy_update(model=model, alias="canary", actor=owner, required_approvals=2, gates=True)
+    card = client.get(f"/models/{model.name}/").content.decode().split('id="aliases"')[1].split("</section>")[0]
+    assert "@canary" in card and "after 2 approval(s), gated" in card
 
 
 def test_the_alias_page_shows_history_at_t_and_policy(web_for, owner, reviewer, model):
