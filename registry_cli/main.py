@@ -9,6 +9,7 @@ REGISTRY_RETRIES (retries of what is safe to repeat, default 5).
     model-registry download churn 3 weights/model.safetensors -o model.safetensors
     model-registry pull churn@champion -o ./model
     model-registry alias set churn champion 3 --comment "best offline AUC"
+    model-registry card from-readme churn/3
 
 To add a command: a module in `registry_cli/commands/` with `add_commands(commands)` (argparse sub-parsers, each
 `set_defaults(run=function(client, args) -> dict)`), and its name in COMMAND_GROUPS.
@@ -27,6 +28,7 @@ COMMAND_GROUPS = (
     "versions",
     "pull",
     "aliases",
+    "cards",
 )
 
 
