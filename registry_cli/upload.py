@@ -192,7 +192,7 @@ class Upload:
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
             for future in [pool.submit(function, item, number) for function, item, number in tasks]:
                 future.result()
-            for future in [pool.submit(self._complete, item) for item in pending]:
+            for future in [pool.submit(self._complete, item) for item in pending if item["status"] != "stored"]:
                 future.result()
         self.meter.progress.close()
 
@@ -299,6 +299,8 @@ class Upload:
             if response.status >= 400:
                 raise answer_error(response)
             response.read()
+            if response.getheader("Upload-Status") == "stored":
+                item["status"] = "stored"  # the last bytes completed it: no complete call needed
             return int(response.getheader("Upload-Offset"))
         except (OSError, http.client.HTTPException) as exc:
             raise self.client.unreachable(exc) from exc
