@@ -8,6 +8,9 @@ from apps.approvals.services import version_transition
 from apps.models.models import RegisteredModel
 from apps.versions.models import ModelVersion
 from tests.factories import promote, register_version, sha256, streamed, upload
+from tests.helpers import onnx_model
+
+ONNX = onnx_model()  # validation reads the graph: the version must pass it to reach production
 
 pytestmark = pytest.mark.django_db
 
@@ -63,18 +66,18 @@ def test_tokens_are_stored_hashed(api_for, owner):
 
 
 def test_register_then_fetch_by_number_and_by_stage(api_for, owner, reviewer, model):
-    response = _register(api_for(owner), model.name, {"model.onnx": b"onnx"}, {"flavor": "onnx", "metrics": {"auc": 0.8}})
+    response = _register(api_for(owner), model.name, {"model.onnx": ONNX}, {"flavor": "onnx", "metrics": {"auc": 0.8}})
     assert response.status_code == 201
     version = ModelVersion.objects.get()
     reader = api_for(reviewer)
     detail = reader.get(f"/api/v1/models/{model.name}/versions/1/").json()
-    assert detail["id"] == str(version.id) and detail["metrics"] == {"auc": 0.8} and detail["artifacts"][0]["sha256"] == sha256(b"onnx")
+    assert detail["id"] == str(version.id) and detail["metrics"] == {"auc": 0.8} and detail["artifacts"][0]["sha256"] == sha256(ONNX)
     assert reader.get(f"/api/v1/models/{model.name}/stages/production/").status_code == 404
     promote(version, requester=owner, approver=reviewer)
     production = reader.get(f"/api/v1/models/{model.name}/stages/production/").json()
     assert production["number"] == 1 and production["stage"] == "production"
     download = reader.get(production["artifacts"][0]["download_url"])
-    assert download.status_code == 200 and streamed(download) == b"onnx"
+    assert download.status_code == 200 and streamed(download) == ONNX
     assert download["X-Content-Type-Options"] == "nosniff" and "attachment" in download["Content-Disposition"]
 
 
@@ -188,7 +191,7 @@ def test_the_stage_endpoint_answers_304_until_the_version_changes(api_for, owner
 
     from apps.validation.services import validation_run
 
-    version = register_version(model, owner, files={"a.onnx": b"x"}, flavor="onnx")
+    version = register_version(model, owner, files={"a.onnx": ONNX}, flavor="onnx")
     version_transition(version=version, to_stage="staging", actor=owner)
     api = api_for(owner)
     url = f"/api/v1/models/{model.name}/stages/staging/"
