@@ -49,7 +49,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     form = InboxFilterForm(request.GET, views=InboxView.choices)
     filters = form.cleaned_data if form.is_valid() else {}
     view = filters.get("view") or InboxView.REVIEW
-    sort, sort_error = parse_sort(request.GET.get("sort", ""), INBOX_COLUMNS, INBOX_DEFAULT_SORTS[view])
+    sort, sort_error = parse_sort(request.GET.get("sort", ""), INBOX_COLUMNS, INBOX_DEFAULT_SORTS[view], metrics=False)
     requests = approval_inbox(request.user, view=view, model=filters.get("model", "").strip(), stage=filters.get("stage", ""), sort=sort)
     page = Paginator(requests, 25).get_page(request.GET.get("page"))
     # Production moves and alias moves (whose policy may apply the gates) show the gate as it stands now.

@@ -69,17 +69,17 @@ MODEL_COLUMNS = {
 MODEL_DEFAULT_SORT = Sort("name", descending=False)
 
 
-def parse_sort(value: str, columns: dict[str, Column], default: Sort) -> tuple[Sort, str]:
+def parse_sort(value: str, columns: dict[str, Column], default: Sort, *, metrics: bool = True) -> tuple[Sort, str]:
     """`?sort=` as a Sort (`-` in front: descending), and an error message ("" when the value was good or absent).
-    A bad value sorts by `default`."""
+    A bad value sorts by `default`; `metric.<name>` is accepted only for tables that sort by metrics."""
     value = (value or "").strip()
     if not value:
         return default, ""
     descending, key = value.startswith("-"), value.removeprefix("-")
-    if key in columns or (key.startswith(METRIC_PREFIX) and METRIC_NAME.match(key[len(METRIC_PREFIX):])):
+    if key in columns or (metrics and key.startswith(METRIC_PREFIX) and METRIC_NAME.match(key[len(METRIC_PREFIX):])):
         return Sort(key, descending), ""
-    names = ", ".join(columns)
-    return default, f"Cannot sort by {value!r}: use {names} or metric.<name>, with '-' in front for descending."
+    names = ", ".join(columns) + (" or metric.<name>" if metrics else "")
+    return default, f"Cannot sort by {value!r}: use {names}, with '-' in front for descending."
 
 
 def parse_metric_columns(values: list[str]) -> tuple[list[str] | None, str]:

@@ -72,6 +72,7 @@ def test_filters_mine_to_review_my_requests_model_and_stage(web_for, owner, revi
     assert client.get("/approvals/?stage=prod").status_code == 400
     assert client.get("/approvals/?view=everyone").status_code == 400
     assert client.get("/approvals/?sort=size").status_code == 400
+    assert client.get("/approvals/?sort=metric.accuracy").status_code == 400
 
 
 def test_the_inbox_query_count_does_not_grow_with_requests_models_or_gates(web_for, owner, reviewer, model):
