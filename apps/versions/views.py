@@ -166,10 +166,12 @@ def versions_archive_view(request: HttpRequest, name: str) -> HttpResponse:
 
 
 TENSORS_PER_PAGE = 200
+ENTRIES_PER_PAGE = 200
 
 
 def version_files(request: HttpRequest, name: str, number: int) -> HttpResponse:
-    """A version's files tab: one folder (`?dir=`), and a preview of the file `?path=` names (its tensors paged)."""
+    """A version's files tab: one folder (`?dir=`, its entries paged by `?page=`), and a preview of the file `?path=`
+    names (a safetensors file's tensors paged by `?tensors=`)."""
     model = get_model_for(request.user, name)
     version = version_or_404(model, number)
     selected = artifact_or_404(model, number, request.GET["path"]) if request.GET.get("path") else None
@@ -178,6 +180,9 @@ def version_files(request: HttpRequest, name: str, number: int) -> HttpResponse:
     if folder is None:
         raise Http404(f"v{number} of '{model.name}' has no folder '{folder_path}'.")
     preview = artifact_preview(selected) if selected is not None else None
-    tensors = Paginator(preview["tensors"], TENSORS_PER_PAGE).get_page(request.GET.get("page")) if preview and preview["tensors"] else None
-    context = {"model": model, "version": version, "folder": folder, "selected": selected, "preview": preview, "tensors": tensors}
+    tensors = Paginator(preview["tensors"], TENSORS_PER_PAGE).get_page(request.GET.get("tensors")) if preview and preview["tensors"] else None
+    entries = Paginator([*folder.folders, *folder.files], ENTRIES_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "model": model, "version": version, "folder": folder, "entries": entries, "selected": selected, "preview": preview, "tensors": tensors,
+    }
     return render(request, "versions/version_files.html", context)

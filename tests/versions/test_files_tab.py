@@ -88,3 +88,17 @@ def test_previews_read_through_s3(web_for, owner, model, s3):
     page = client.get(files_url(model, path="weights/model.safetensors")).content.decode()
     assert "encoder.weight" in page
     assert json.loads(FILES["config.json"])["hidden_size"] == 4
+
+
+def test_a_large_folder_and_a_large_header_are_paged(web_for, owner, model, monkeypatch):
+    monkeypatch.setattr("apps.versions.views.ENTRIES_PER_PAGE", 3)
+    monkeypatch.setattr("apps.versions.views.TENSORS_PER_PAGE", 2)
+    weights = safetensors({f"t{i}": ("F32", [1]) for i in range(5)})
+    register_version(model, owner, files={"sub/a.txt": b"a", **{f"f{i}.txt": b"x" for i in range(4)}, "w.safetensors": weights})
+    client = web_for(owner)
+    first, second = (client.get(files_url(model, page=n)).content.decode() for n in (1, 2))
+    assert "sub/</a>" in first and "f1.txt</a>" in first and "f2.txt</a>" not in first
+    assert "f2.txt</a>" in second and "w.safetensors</a>" in second and "Page 2 of 2" in second
+    tensors = client.get(files_url(model, path="w.safetensors", tensors=3)).content.decode()
+    table = tensors[tensors.index('id="tensor-table"'):tensors.index("</table>", tensors.index('id="tensor-table"'))]
+    assert "<code>t4</code>" in table and "<code>t0</code>" not in table and "tensors=2" in tensors

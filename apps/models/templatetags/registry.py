@@ -38,6 +38,12 @@ def query_with(context, **changes) -> str:
     return "?" + params.urlencode() if params else "?"
 
 
+@register.simple_tag(takes_context=True)
+def query_with_key(context, key: str, value) -> str:
+    """`query_with` for a parameter whose name is itself a variable (a page's second paged list)."""
+    return query_with(context, **{key: value})
+
+
 @register.filter
 def duration_short(value) -> str:
     """A timedelta as '12 min', '3 h 5 min' or '2 d 4 h'."""
