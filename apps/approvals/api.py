@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from apps.accounts.idempotency import idempotent_response
 from apps.web.openapi import documented
 from apps.web.serializers import instant_parameter, validated_body
-from apps.models.permissions import Action, can, get_model_for, require
+from apps.models.permissions import Action, get_model_for, require, require_rollback
 from apps.versions.selectors import production_at, production_history, version_or_404
 
 from .selectors import transition_request_for
@@ -108,8 +108,7 @@ override_quality = _decision(
 @api_view(["POST"])
 def rollback(request, name: str):
     model = get_model_for(request.user, name)
-    if not can(request.user, Action.MANAGE, model):  # approvers and managers may roll back; checked before the body is read
-        require(request.user, Action.APPROVE_TRANSITION, model)
+    require_rollback(request.user, model)  # before the body is read
 
     def roll_back():
         body = validated_body(RollbackBodySerializer, request)

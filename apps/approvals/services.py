@@ -9,7 +9,7 @@ from django.utils import timezone
 from apps.accounts.models import TokenScope
 from apps.audit import services as audit
 from apps.models.models import RegisteredModel
-from apps.models.permissions import Action, can, require, require_scope
+from apps.models.permissions import Action, can, require, require_rollback, require_scope
 from apps.signing.services import manifest_sign
 from apps.validation.selectors import unsafe_finding_blocks
 from apps.versions.aliases import PRODUCTION_ALIAS, canonical_alias_name, validate_alias_name
@@ -79,8 +79,7 @@ def version_transition(
     if alias == PRODUCTION_ALIAS:
         to_stage, alias = (Stage.ARCHIVED if remove else Stage.PRODUCTION), ""
     if rollback:
-        if not (can(actor, Action.APPROVE_TRANSITION, model) or can(actor, Action.MANAGE, model)):
-            require(actor, Action.APPROVE_TRANSITION, model)
+        require_rollback(actor, model)
     else:
         require(actor, Action.APPROVE_TRANSITION if transition_request is not None else Action.REQUEST_TRANSITION, model)
     rules = alias_policy(model, alias) if alias else None
@@ -360,8 +359,7 @@ def transition_request_override_quality(*, transition_request: TransitionRequest
 def production_rollback(*, model: RegisteredModel, actor, reason: str, to_version: ModelVersion | None = None) -> ProductionPointerChange:
     """Move the production pointer back: no re-upload, no new approval for a version that passed production review."""
     model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
-    if not (can(actor, Action.APPROVE_TRANSITION, model) or can(actor, Action.MANAGE, model)):
-        require(actor, Action.APPROVE_TRANSITION, model)
+    require_rollback(actor, model)
     if not reason.strip():
         raise ValidationError({"reason": ["Say why you roll back; it is kept in the pointer history."]})
     current = production_version(model)
@@ -442,8 +440,7 @@ def alias_rollback(*, model: RegisteredModel, alias: str, actor, reason: str, to
     if alias == PRODUCTION_ALIAS:
         return production_rollback(model=model, actor=actor, reason=reason, to_version=to_version)
     model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
-    if not (can(actor, Action.APPROVE_TRANSITION, model) or can(actor, Action.MANAGE, model)):
-        require(actor, Action.APPROVE_TRANSITION, model)
+    require_rollback(actor, model)
     if not reason.strip():
         raise ValidationError({"reason": ["Say why you roll back; it is kept in the alias's history."]})
     current = version_at_alias(model, alias)

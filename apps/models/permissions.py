@@ -152,6 +152,13 @@ def require(user, action: str, model: RegisteredModel) -> None:
         raise _refuse(user, action, model)
 
 
+def require_rollback(user, model: RegisteredModel) -> None:
+    """Pointing production or an alias back at a version that held it needs no new approval: approvers and managers may.
+    404 for who may not see the model, 403 (naming the approver's right) for who may see it but neither approve nor manage."""
+    if not can(user, Action.MANAGE, model):
+        require(user, Action.APPROVE_TRANSITION, model)
+
+
 def get_model_for(user, name: str, action: str = Action.VIEW, queryset=None) -> RegisteredModel:
     """Load a model by name for a user and action, or raise 404/403 as above.
 

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from apps.accounts.idempotency import idempotent_response
 from apps.catalog.selectors import alias_fingerprint, stage_fingerprint
-from apps.models.permissions import Action, can, get_model_for, require
+from apps.models.permissions import Action, get_model_for, require_rollback
 from apps.versions.aliases import PRODUCTION_ALIAS, alias_from_url
 from apps.versions.api import VERSION_SCHEMA, pointer_response
 from apps.versions.models import ModelAlias
@@ -188,8 +188,7 @@ def alias_history_view(request, name: str, alias: str):
 def alias_rollback_view(request, name: str, alias: str):
     alias = alias_from_url(alias)
     model = get_model_for(request.user, name)
-    if not can(request.user, Action.MANAGE, model):  # approvers and managers may roll back; checked before the body is read
-        require(request.user, Action.APPROVE_TRANSITION, model)
+    require_rollback(request.user, model)  # before the body is read
 
     def roll_back():
         body = RollbackBodySerializer(data=request.data)

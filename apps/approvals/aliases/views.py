@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.models.permissions import Action, actions_for, can, get_model_for, require
+from apps.models.permissions import Action, actions_for, get_model_for, require_rollback
 from apps.versions.aliases import PRODUCTION_ALIAS, alias_from_url, canonical_alias_name, validate_alias_name
 from apps.versions.models import ModelVersion
 from apps.versions.selectors import alias_at, alias_history, alias_rollback_candidates, version_at_alias, version_or_404
@@ -108,8 +108,7 @@ def alias_delete_view(request: HttpRequest, name: str, alias: str) -> HttpRespon
 @require_POST
 def alias_rollback_view(request: HttpRequest, name: str, alias: str) -> HttpResponse:
     model = get_model_for(request.user, name)
-    if not can(request.user, Action.MANAGE, model):
-        require(request.user, Action.APPROVE_TRANSITION, model)
+    require_rollback(request.user, model)  # before the body is read
     alias = alias_from_url(alias)
     current = version_at_alias(model, alias)
     candidates = rollback_candidates(model, current) if alias == PRODUCTION_ALIAS else alias_rollback_candidates(model, alias, current)
