@@ -36,10 +36,6 @@ def validate_alias_name(name: str) -> None:
         raise ValidationError({"alias": [f"'{name}' is reserved (stage names, 'latest', 'new' and v<number>); pick another alias name."]})
 
 
-def is_builtin(name: str) -> bool:
-    return name == PRODUCTION_ALIAS
-
-
 def alias_from_url(raw: str) -> str:
     """The alias a URL names, canonical; a name no alias may have is a 404 (nothing by that name can exist)."""
     alias = canonical_alias_name(raw)
