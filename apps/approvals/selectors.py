@@ -17,7 +17,8 @@ from apps.validation.models import JobStatus, QualityStatus, ValidationJob, Verd
 from apps.validation.selectors import quality_gate, validation_policy
 from apps.versions.aliases import PRODUCTION_ALIAS
 from apps.versions.lifecycle import Stage
-from apps.versions.models import ModelAlias, ModelVersion, ProductionPointerChange
+from apps.versions.models import ModelAlias, ModelVersion
+from apps.versions.selectors import alias_rollback_candidates
 
 from .models import DEFAULT_REQUIRED_APPROVALS, GATED_STAGES, AliasPolicy, Approval, ApprovalPolicy, Decision, RequestStatus, TransitionRequest
 
@@ -231,6 +232,13 @@ def requests_with_details(queryset: QuerySet[TransitionRequest] | None = None) -
     )
 
 
+def pending_pointer_requests(model, alias: str) -> QuerySet[TransitionRequest]:
+    """The pending requests to move an alias of `model` (`production`: requests into the production stage), oldest first."""
+    pending = TransitionRequest.objects.pending().filter(version__model=model)
+    pending = pending.filter(to_stage=Stage.PRODUCTION) if alias == PRODUCTION_ALIAS else pending.filter(alias=alias)
+    return requests_with_details(pending).order_by("created_at", "id")
+
+
 def transition_request_for(user, pk: int) -> TransitionRequest:
     """A transition request on a model the user may view, or 404."""
     transition_request = requests_with_details(TransitionRequest.objects.filter(pk=pk, version__model__in=visible_models(user))).first()
@@ -281,10 +289,7 @@ def requests_for_version(version) -> QuerySet[TransitionRequest]:
 
 def rollback_candidates(model, production=None) -> list[int]:
     """Numbers of the versions that were in production before and could be rolled back to, newest first."""
-    changes = ProductionPointerChange.objects.filter(model=model, version__isnull=False).order_by("-changed_at", "-id")
-    if production is not None:
-        changes = changes.exclude(version=production)
-    return list(dict.fromkeys(changes.values_list("version__number", flat=True)))
+    return alias_rollback_candidates(model, PRODUCTION_ALIAS, production)
 
 
 class ApproverRoster:

@@ -133,8 +133,9 @@ def alias_at(model: RegisteredModel, alias: str, when: datetime) -> ModelVersion
 
 
 def alias_rollback_candidates(model: RegisteredModel, alias: str, current: ModelVersion | None = None) -> list[int]:
-    """Numbers of the versions a free alias pointed at before (those it may be rolled back to), newest first."""
-    changes = AliasChange.objects.filter(model=model, alias=alias, version__isnull=False).order_by("-changed_at", "-id")
+    """Numbers of the versions an alias (`production` included) pointed at before, those it may be rolled back to,
+    newest first, without `current`."""
+    changes = alias_history(model, alias).filter(version__isnull=False).order_by("-changed_at", "-id")
     if current is not None:
         changes = changes.exclude(version=current)
     return list(dict.fromkeys(changes.values_list("version__number", flat=True)))

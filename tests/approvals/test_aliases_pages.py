@@ -34,6 +34,8 @@ def test_set_move_and_delete_from_the_model_page_and_the_version_page(web_for, o
     assert "@champion now points at v1" in response.content.decode() and version_at_alias(model, "champion").number == 1
     response = client.post(f"/models/{model.name}/aliases/", {"alias": "champion", "version": 2, "back": "version"})
     assert response.url == f"/models/{model.name}/versions/2/" and version_at_alias(model, "champion").number == 2
+    kept = client.post(f"/models/{model.name}/aliases/champion/delete/", {"back": "version", "reason": "x" * 5001}, follow=True)
+    assert "@champion not deleted" in kept.content.decode() and version_at_alias(model, "champion").number == 2
     client.post(f"/models/{model.name}/aliases/champion/delete/", {"back": "version"})
     assert version_at_alias(model, "champion") is None
     refused = client.post(f"/models/{model.name}/aliases/", {"alias": "staging", "version": 1, "back": "model"}, follow=True)

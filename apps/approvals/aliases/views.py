@@ -14,8 +14,7 @@ from apps.versions.models import ModelVersion
 from apps.versions.selectors import alias_at, alias_history, alias_rollback_candidates, version_at_alias, version_or_404
 from apps.web.forms import add_validation_errors
 
-from ..models import TransitionRequest
-from ..selectors import alias_policy, requests_with_details, rollback_candidates
+from ..selectors import alias_policy, pending_pointer_requests
 from ..services import ApprovalRequired, alias_delete, alias_policy_update, alias_rollback, alias_set, transition_request_create
 from .forms import AliasDeleteForm, AliasRollbackForm, AliasPointInTimeForm, AliasPolicyForm, AliasSetForm
 
@@ -41,17 +40,14 @@ def alias_detail(request: HttpRequest, name: str, alias: str) -> HttpResponse:
     at_result = None
     if form.is_valid() and form.cleaned_data["at"]:
         at_result = {"at": form.cleaned_data["at"], "version": alias_at(model, alias, form.cleaned_data["at"])}
-    builtin = alias == PRODUCTION_ALIAS
-    candidates = rollback_candidates(model, version) if builtin else alias_rollback_candidates(model, alias, version)
-    pending = TransitionRequest.objects.pending().filter(version__model=model)
-    pending = pending.filter(to_stage=PRODUCTION_ALIAS) if builtin else pending.filter(alias=alias)
     group = rules.approver_group
     return render(request, "approvals/alias_detail.html", {
-        "model": model, "alias": alias, "version": version, "rules": rules, "builtin": builtin, "actions": actions_for(request.user, model),
+        "model": model, "alias": alias, "version": version, "rules": rules, "builtin": alias == PRODUCTION_ALIAS, "actions": actions_for(request.user, model),
         "page": Paginator(alias_history(model, alias), 50).get_page(request.GET.get("page")), "form": form, "at_result": at_result,
-        "rollback_form": AliasRollbackForm(candidates=candidates), "set_form": AliasSetForm(initial={"alias": alias, "back": "alias"}),
+        "rollback_form": AliasRollbackForm(candidates=alias_rollback_candidates(model, alias, version)),
+        "set_form": AliasSetForm(initial={"alias": alias, "back": "alias"}),
         "policy_form": AliasPolicyForm(initial={"required_approvals": rules.required_approvals, "approver_group": group, "gates": rules.gates}),
-        "pending": requests_with_details(pending).order_by("created_at", "id")[:20],
+        "pending": pending_pointer_requests(model, alias)[:20],
     })
 
 
@@ -94,15 +90,17 @@ def alias_delete_view(request: HttpRequest, name: str, alias: str) -> HttpRespon
     model = get_model_for(request.user, name, Action.REQUEST_TRANSITION)
     alias = alias_from_url(alias)
     form = AliasDeleteForm(request.POST)
-    form.is_valid()
     number = getattr(version_at_alias(model, alias), "number", None)
+    if not form.is_valid():
+        messages.error(request, f"@{alias} not deleted: " + " ".join(e for errors in form.errors.values() for e in errors))
+        return _back(model, alias, request.POST.get("back", ""), number)
     try:
-        alias_delete(model=model, alias=alias, actor=request.user, reason=form.cleaned_data.get("reason", ""))
+        alias_delete(model=model, alias=alias, actor=request.user, reason=form.cleaned_data["reason"])
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, f"@{alias} deleted." if alias != PRODUCTION_ALIAS else "Production taken down.")
-    return _back(model, alias, form.cleaned_data.get("back", ""), number)
+    return _back(model, alias, form.cleaned_data["back"], number)
 
 
 @require_POST
@@ -111,8 +109,7 @@ def alias_rollback_view(request: HttpRequest, name: str, alias: str) -> HttpResp
     require_rollback(request.user, model)  # before the body is read
     alias = alias_from_url(alias)
     current = version_at_alias(model, alias)
-    candidates = rollback_candidates(model, current) if alias == PRODUCTION_ALIAS else alias_rollback_candidates(model, alias, current)
-    form = AliasRollbackForm(request.POST, candidates=candidates)
+    form = AliasRollbackForm(request.POST, candidates=alias_rollback_candidates(model, alias, current))
     if not form.is_valid():
         messages.error(request, "Give a reason for the rollback.")
         return redirect("aliases:detail", name=model.name, alias=alias)
