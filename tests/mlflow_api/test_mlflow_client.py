@@ -16,7 +16,9 @@ from apps.models.permissions import Action
 from apps.models.services import model_permission_grant
 from apps.validation.services import validation_run
 from apps.versions.models import ModelVersion
+from apps.versions.paths import blob_key
 from tests.helpers import safetensors
+from tests.s3 import moto_endpoint_fixture, s3_fixture  # noqa: F401  (fixtures: a moto S3 server and a fresh bucket)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -239,3 +241,13 @@ def test_an_outsider_finds_nothing_and_lists_nothing(client_for, owner, outsider
     with pytest.raises(RestException) as anonymous:
         MlflowClient(tracking_uri=live_server.url, registry_uri=live_server.url).search_registered_models()
     assert anonymous.value.error_code == "UNAUTHENTICATED"
+
+
+def test_on_s3_uploads_go_to_the_bucket_and_downloads_follow_presigned_urls(client_for, owner, exported, tmp_path, s3):
+    client = client_for(owner)
+    _upload(exported, "mlflow-artifacts:/uploads/run-1/model")
+    assert mlflow.register_model("mlflow-artifacts:/uploads/run-1/model", "churn").version == "1"
+    stored = ModelVersion.objects.get(model__name="churn").artifacts.all()
+    assert s3.keys("sha256/") == sorted(blob_key(artifact.sha256) for artifact in stored)
+    downloaded = mlflow.artifacts.download_artifacts("models:/churn/1", dst_path=str(tmp_path / "out"))  # redirects to S3
+    assert _same_files(exported, downloaded) and client.get_model_version("churn", "1").status == "READY"
