@@ -177,7 +177,8 @@ def main() -> None:
         if postgres:
             common.postgres_database("create", DATABASE)
         database_url = common.POSTGRES_URL.rsplit("/", 1)[0] + "/" + DATABASE if postgres else None
-        common.django_in(workdir, database_url, DJANGO_ALLOWED_HOSTS="testserver")
+        # No statement timeout: seeding inserts 600,000 metric rows in one statement.
+        common.django_in(workdir, database_url, DJANGO_ALLOWED_HOSTS="testserver", DATABASE_STATEMENT_TIMEOUT_SECONDS="0")
         from django.db import connection
         from django.test import Client
         from django.test.utils import override_settings
