@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery, TextField
-from django.db.models.functions import Cast
+from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery, TextField, Value
+from django.db.models.functions import Cast, Concat
 
 from apps.lineage.models import VersionDataset
 from apps.models.models import RegisteredModel
@@ -50,7 +50,7 @@ def version_rows(queryset: QuerySet[ModelVersion]) -> QuerySet:
     and it builds no model instances. JSON columns come as their text (`raw_json`). The newest validation job is
     picked here (its id, read by `version_page_details`; its status and attempts make the row's fingerprint).
     """
-    latest_job = ValidationJob.objects.filter(version=OuterRef("pk")).order_by("-created_at", "-id")
+    newest_jobs = ValidationJob.objects.filter(version=OuterRef("pk")).order_by("-created_at", "-id")
     return queryset.values(
         *VERSION_COLUMNS,
         "model_id",
@@ -61,17 +61,26 @@ def version_rows(queryset: QuerySet[ModelVersion]) -> QuerySet:
         run_pk=F("training_run__id"),
         run_run_id=F("training_run__run_id"),
         run_url=F("training_run__url"),
-        latest_job_id=Subquery(latest_job.values("pk")[:1]),
-        latest_job_status=Subquery(latest_job.values("status")[:1]),
-        latest_job_attempts=Subquery(latest_job.values("attempts")[:1]),
+        # One subquery for the three (id:attempts:status): a deep OFFSET page (`page=`) runs it for every row it skips.
+        latest_job=Subquery(newest_jobs.annotate(state=Concat(Cast("pk", TextField()), Value(":"), Cast("attempts", TextField()), Value(":"), "status",
+                                                            output_field=TextField())).values("state")[:1]),
     )
+
+
+def latest_job(row: dict) -> tuple[int, int, str] | tuple[None, None, None]:
+    """(id, attempts, status) of the newest validation job of a `version_rows` row, or Nones when it has none."""
+    if row["latest_job"] is None:
+        return None, None, None
+    job_id, attempts, status = row["latest_job"].split(":", 2)
+    return int(job_id), int(attempts), status
 
 
 def row_fingerprint(row: dict) -> dict:
     """What `stage_fingerprint` and its kin say of a version, from its `version_rows` row (no query)."""
+    job_id, attempts, status = latest_job(row)
     return {
         "pk": str(row["id"]), "model_id": row["model_id"], "number": row["number"], "updated_at": row["updated_at"],
-        "job_id": row["latest_job_id"], "job_status": row["latest_job_status"], "job_attempts": row["latest_job_attempts"],
+        "job_id": job_id, "job_status": status, "job_attempts": attempts,
     }
 
 
@@ -83,6 +92,7 @@ class VersionPageDetails:
     metrics: dict = field(default_factory=lambda: defaultdict(dict))  # version id -> {name: value}
     tags: dict = field(default_factory=lambda: defaultdict(list))  # version id -> [name]
     datasets: dict = field(default_factory=lambda: defaultdict(list))  # version id -> [(id, name, uri, digest, size_bytes, role)]
+    latest_job_ids: dict = field(default_factory=dict)  # version id -> its newest validation job's id
     jobs: dict = field(default_factory=dict)  # job id -> {JOB_COLUMNS, baseline_number, is_finished}
     checks: dict = field(default_factory=lambda: defaultdict(list))  # job id -> [(name, verdict, summary, details, checker_version)]
 
@@ -137,7 +147,8 @@ def version_page_details(rows: list[dict]) -> VersionPageDetails:
     )
     for version_id, *dataset in links:
         details.datasets[by_key[version_id]].append(tuple(dataset))
-    job_ids = [row["latest_job_id"] for row in rows if row["latest_job_id"] is not None]
+    details.latest_job_ids = {row["id"]: latest_job(row)[0] for row in rows}
+    job_ids = [job_id for job_id in details.latest_job_ids.values() if job_id is not None]
     if job_ids:
         where, params = _in_ids("j.id", job_ids)
         columns = ", ".join(f"j.{column}" for column in JOB_COLUMNS)

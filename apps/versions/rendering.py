@@ -95,7 +95,7 @@ def _quality(job: dict) -> dict:
 def version_rendered(row: dict, details, urls: VersionUrls) -> dict:
     """One version's JSON from its row and its page's details (see `versions_rendered`)."""
     version_id, model_name, number = row["id"], row["model_name"], row["number"]
-    job = details.jobs.get(row["latest_job_id"])
+    job = details.jobs.get(details.latest_job_ids.get(version_id))
     return {
         "id": str(version_id),
         "model": model_name,
