@@ -92,6 +92,7 @@ def seed() -> dict[str, object]:
         "webhook_id": webhook.pk,
         "delivery_id": Delivery.objects.filter(webhook=webhook).get().pk,
         "path": "config.json",
+        "session_id": "00000000-0000-4000-8000-000000000000",  # POST-only routes of upload sessions: filled, then left out (405)
         "alias": "champion",  # seed_demo's governed alias
     }
 
