@@ -53,6 +53,8 @@ def test_outsiders_get_404_and_viewers_may_read_but_not_set(api_for, owner, mode
 def test_a_governed_alias_answers_409_naming_the_request_then_moves_at_the_decisive_approval(api_for, owner, reviewer, model):
     register_version(model, owner)
     owner_api, reviewer_api = api_for(owner), api_for(reviewer)
+    unknown = owner_api.put(f"/api/v1/models/{model.name}/aliases/champion/policy/", {"required_approvals": 1, "approver_group": "nobody"}, format="json")
+    assert unknown.status_code == 400 and "No group is named 'nobody'" in unknown.json()["error"]["message"]
     policy = owner_api.put(f"/api/v1/models/{model.name}/aliases/champion/policy/", {"required_approvals": 1}, format="json")
     assert policy.json()["governed"] is True
     refused = owner_api.put(f"/api/v1/models/{model.name}/aliases/champion/", {"version": 1}, format="json")

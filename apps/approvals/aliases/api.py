@@ -2,8 +2,6 @@
 its history (and ?at=), rollback. Every write goes through the approvals services (`version_transition`)."""
 
 import django_filters
-from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, inline_serializer
 from rest_framework import serializers, status
@@ -25,7 +23,7 @@ from apps.web.openapi import documented, filter_parameters, page_schema
 from ..selectors import alias_policies, alias_policy
 from ..serializers import PointerChangeSerializer, RollbackBodySerializer, pointer_change_to_dict
 from ..services import ApprovalRequired, alias_delete, alias_policy_update, alias_rollback, alias_set
-from .serializers import AliasDeleteBodySerializer, AliasPolicyBodySerializer, AliasPolicySerializer, AliasSerializer, AliasSetBodySerializer, alias_to_dict
+from .serializers import AliasDeleteBodySerializer, AliasPolicyBodySerializer, AliasPolicySerializer, AliasSerializer, AliasSetBodySerializer, alias_to_dict, policy_to_dict
 
 
 class AliasFilter(django_filters.FilterSet):
@@ -124,25 +122,19 @@ def alias_detail(request, name: str, alias: str):
 def alias_policy_detail(request, name: str, alias: str):
     alias = alias_from_url(alias)
     if request.method == "GET":
-        return Response(_policy_dict(alias_policy(get_model_for(request.user, name), alias)))
+        return Response(policy_to_dict(alias_policy(get_model_for(request.user, name), alias)))
     model = get_model_for(request.user, name, Action.MANAGE)  # before the body is read
     body = AliasPolicyBodySerializer(data=request.data)
     body.is_valid(raise_exception=True)
-    group_name = body.validated_data.get("approver_group")
-    group = Group.objects.filter(name=group_name).first() if group_name else None
-    if group_name and group is None:
-        raise ValidationError({"approver_group": [f"No group is named '{group_name}'."]})
     rules = alias_policy_update(
-        model=model, alias=alias, actor=request.user, required_approvals=body.validated_data["required_approvals"],
-        approver_group=group, gates=body.validated_data["gates"],
+        model=model,
+        alias=alias,
+        actor=request.user,
+        required_approvals=body.validated_data["required_approvals"],
+        approver_group=body.validated_data.get("approver_group"),
+        gates=body.validated_data["gates"],
     )
-    return Response(_policy_dict(rules))
-
-
-def _policy_dict(rules) -> dict:
-    policy = rules.as_dict()
-    policy.pop("alias")
-    return policy
+    return Response(policy_to_dict(rules))
 
 
 @documented(

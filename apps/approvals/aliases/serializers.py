@@ -1,5 +1,6 @@
 """The aliases API's shapes: an alias as the API shows it, and the bodies of its writes."""
 
+from django.contrib.auth.models import Group
 from rest_framework import serializers
 
 from apps.versions.document import Text, TrueOrFalse, WholeNumber
@@ -27,10 +28,16 @@ class AliasSerializer(serializers.Serializer):
     policy = AliasPolicySerializer()
 
 
-def alias_to_dict(alias: str, version, updated_at, rules: AliasRules) -> dict:
+def policy_to_dict(rules: AliasRules) -> dict:
+    """An alias's policy as the API shows it (the alias's name is around it)."""
     policy = rules.as_dict()
     policy.pop("alias")
-    return {"alias": alias, "version": version.number if version else None, "updated_at": updated_at.isoformat() if updated_at else None, "policy": policy}
+    return policy
+
+
+def alias_to_dict(alias: str, version, updated_at, rules: AliasRules) -> dict:
+    updated = updated_at.isoformat() if updated_at else None
+    return {"alias": alias, "version": version.number if version else None, "updated_at": updated, "policy": policy_to_dict(rules)}
 
 
 class AliasSetBodySerializer(serializers.Serializer):
@@ -58,3 +65,11 @@ class AliasPolicyBodySerializer(serializers.Serializer):
     required_approvals = WholeNumber(min_value=0, max_value=10, help_text="Distinct approvals a move needs (0: it moves at once).")
     approver_group = Text(required=False, empty=None, allow_null=True, help_text="Name of the group approvers must be in; null: anyone who may approve.")
     gates = TrueOrFalse(required=False, default=False, help_text="Judge validation, the quality gate and unsafe serialization (always true for production).")
+
+    def validate_approver_group(self, name: str | None) -> Group | None:
+        if not name:
+            return None
+        group = Group.objects.filter(name=name).first()
+        if group is None:
+            raise serializers.ValidationError(f"No group is named '{name}'; give an existing group's name, or null for anyone who may approve.")
+        return group
