@@ -4,6 +4,7 @@ Each is served by version number, by stage and by alias, all through `get_model_
 like every read: a model the caller may not view is a 404.
 """
 
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseNotModified
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
@@ -47,7 +48,7 @@ class FormatIsTheArchives(DefaultContentNegotiation):
 def _archive_format(request) -> ArchiveFormat:
     value = request.query_params.get("format", ArchiveFormat.ZIP)
     if value not in ArchiveFormat.values:
-        raise Http404(f"Unknown archive format '{value}'; use format=zip or format=tar.")
+        raise ValidationError({"format": [f"Unknown archive format '{value}'; use format=zip or format=tar."]})
     return ArchiveFormat(value)
 
 
@@ -106,7 +107,7 @@ def _archive_view(resolve, summary: str):
             (200, "application/x-tar"): OpenApiTypes.BINARY,
             304: NOT_MODIFIED,
         },
-        errors=[404],
+        errors=[400, 404],
     )(api_view(["GET"])(view))
 
 
