@@ -213,4 +213,5 @@ def _fingerprint(user, joined: str, params: list) -> dict | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    return dict(zip(("pk", "model_id", "number", "updated_at", "job_id", "job_status", "job_attempts"), (str(row[0]), *row[1:])))
+    pk = str(ModelVersion._meta.pk.to_python(row[0]))  # SQLite hands the UUID back as bare hex: the same text as a row's id
+    return dict(zip(("pk", "model_id", "number", "updated_at", "job_id", "job_status", "job_attempts"), (pk, *row[1:])))
