@@ -161,6 +161,8 @@ def test_a_tampered_blob_a_local_problem_and_a_bad_reference_are_each_refused_in
     assert "reach the registry" not in done.stderr
     wrong = cli("pull", "sentiment", "-o", str(tmp_path / "out"))
     assert wrong.returncode == 1 and "NAME@ALIAS" in wrong.stderr
+    keys_alone = cli("pull", "sentiment/1", "--keys", str(tmp_path / "keys.json"), "-o", str(tmp_path / "out"))
+    assert keys_alone.returncode == 1 and "add --verify" in keys_alone.stderr
     missing = cli("pull", "sentiment:production", "-o", str(tmp_path / "out"))
     assert missing.returncode == 1 and "404" in missing.stderr and "no version in production" in missing.stderr
 

@@ -147,12 +147,12 @@ def _jobs(value: str) -> int:
 
 
 def command_pull(client: Client, args) -> dict:
+    if args.keys and not args.verify:
+        raise CliError("--keys names the keys --verify trusts; add --verify.")
     model, where = parse_reference(args.reference)
     output, cache = Path(args.output or model), Cache(cache_dir(args))
     manifest = _manifest(client, model, where)
     verified = None
-    if args.keys and not args.verify:
-        raise CliError("--keys names the keys --verify trusts; add --verify.")
     if args.verify:
         manifest, verified = verified_manifest(client, model, where, manifest, args.keys)
     try:
