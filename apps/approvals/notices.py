@@ -11,6 +11,7 @@ from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, users_holding
 from apps.notifications.models import Kind
 from apps.notifications.services import notify
+from apps.versions.aliases import PRODUCTION_ALIAS
 from apps.versions.models import ModelVersion
 
 from .models import Decision, RequestStatus, TransitionRequest
@@ -86,11 +87,15 @@ def approvals_went_stale(model: RegisteredModel, previous_production_id: int | N
         )
 
 
-def rolled_back(model: RegisteredModel, actor, *, pointer: str, previous: ModelVersion | None, to_version: ModelVersion, reason: str) -> None:
-    """The model's managers learn that `pointer` ("production" or "@alias") was rolled back."""
+def rolled_back(model: RegisteredModel, actor, *, alias: str, previous: ModelVersion | None, to_version: ModelVersion, reason: str) -> None:
+    """The model's managers learn that `alias` (`production` or a free alias) was rolled back, with a link to its history."""
     was = f" from v{previous.number}" if previous is not None else ""
+    if alias == PRODUCTION_ALIAS:
+        pointer, url = PRODUCTION_ALIAS, reverse("approvals:history", args=[model.name])
+    else:
+        pointer, url = f"@{alias}", reverse("aliases:detail", args=[model.name, alias])
     notify(
-        recipients=users_holding(model, Action.MANAGE), kind=Kind.PRODUCTION_ROLLED_BACK, model=model, actor=actor,
+        recipients=users_holding(model, Action.MANAGE), kind=Kind.ROLLED_BACK, model=model, actor=actor,
         title=f"{actor.get_username()} rolled {model.name} {pointer} back{was} to v{to_version.number}",
-        body=reason, url=reverse("approvals:history", args=[model.name]),
+        body=reason, url=url,
     )

@@ -379,7 +379,7 @@ def production_rollback(*, model: RegisteredModel, actor, reason: str, to_versio
         actor=actor, obj=model, action="production.rolled_back",
         before={"version": current.number if current else None}, after={"version": to_version.number, "reason": reason.strip()}, registered_model_id=model.pk,
     )
-    notices.rolled_back(model, actor, pointer="production", previous=current, to_version=to_version, reason=reason.strip())
+    notices.rolled_back(model, actor, alias=PRODUCTION_ALIAS, previous=current, to_version=to_version, reason=reason.strip())
     return change
 
 
@@ -454,7 +454,7 @@ def alias_rollback(*, model: RegisteredModel, alias: str, actor, reason: str, to
             raise ValidationError({"to_version": [f"@{alias} already points at v{to_version.number}."]})
         raise ValidationError({"to_version": [f"@{alias} never pointed at v{to_version.number}; only those versions can be rolled back to."]})
     change = version_transition(version=to_version, alias=alias, actor=actor, reason=reason.strip(), rollback=True)
-    notices.rolled_back(model, actor, pointer=f"@{alias}", previous=current, to_version=to_version, reason=reason.strip())
+    notices.rolled_back(model, actor, alias=alias, previous=current, to_version=to_version, reason=reason.strip())
     return change
 
 

@@ -18,7 +18,7 @@ class Kind(models.TextChoices):
     REQUEST_WITHDRAWN = "request_withdrawn", "A request I could review was withdrawn"
     REQUEST_STALE = "request_stale", "Approvals on my request went stale"
     VALIDATION_FAILED = "validation_failed", "Validation failed on a model I manage"
-    PRODUCTION_ROLLED_BACK = "production_rolled_back", "Production or an alias was rolled back on a model I manage"
+    ROLLED_BACK = "production_rolled_back", "Production or an alias was rolled back on a model I manage"  # the value predates aliases
     MENTIONED = "mentioned", "Someone mentioned me in a comment"
 
 

@@ -98,7 +98,7 @@ def test_managers_hear_of_failed_validation_and_of_a_rollback(model, owner, revi
     for _ in range(2):
         promote(register_version(model, scientist), requester=scientist, approver=reviewer)
     production_rollback(model=model, actor=reviewer, reason="error rate doubled")
-    (rolled_back,) = Notification.objects.filter(kind=Kind.PRODUCTION_ROLLED_BACK)
+    (rolled_back,) = Notification.objects.filter(kind=Kind.ROLLED_BACK)
     assert rolled_back.recipient == owner and rolled_back.title == "reviewer rolled sentiment production back from v3 to v2"
     assert rolled_back.body == "error rate doubled" and rolled_back.url == "/models/sentiment/history/"
 
@@ -108,8 +108,9 @@ def test_managers_hear_of_an_alias_rolled_back(model, owner, reviewer):
     alias_set(model=model, alias="champion", version=first, actor=owner)
     alias_set(model=model, alias="champion", version=second, actor=owner)
     alias_rollback(model=model, alias="champion", actor=reviewer, reason="v2 regressed")
-    (rolled_back,) = Notification.objects.filter(kind=Kind.PRODUCTION_ROLLED_BACK)
+    (rolled_back,) = Notification.objects.filter(kind=Kind.ROLLED_BACK)
     assert rolled_back.recipient == owner and rolled_back.title == "reviewer rolled sentiment @champion back from v2 to v1"
+    assert rolled_back.url == "/models/sentiment/aliases/champion/"
 
 
 def test_emails_follow_each_users_settings(model, owner, reviewer, make_user, scientist):
