@@ -43,6 +43,7 @@ BUCKET = "bench-artifacts"
 TARGET = 0.8
 RESEND_TARGET = 0.10
 SENT = re.compile(r"sent (\d+) bytes")
+PHASES = re.compile(r"\((hashing [^)]*)\)")
 
 
 def start_moto(workdir: Path) -> tuple[subprocess.Popen, str]:
@@ -108,14 +109,15 @@ def cli(base: str, token: str, cache: Path, *argv: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "registry_cli", *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def register(base, token, model, files, cache) -> tuple[float, int]:
+def register(base, token, model, files, cache) -> tuple[float, int, str]:
     start = time.perf_counter()
     process = cli(base, token, cache, "register", model, *map(str, files), "--parallel", "4")
     out, err = process.communicate()
     elapsed = time.perf_counter() - start
     if process.returncode != 0:
         raise SystemExit(f"register failed: {err[-2000:]}")
-    return elapsed, int(SENT.search(err).group(1))
+    phases = PHASES.search(err)
+    return elapsed, int(SENT.search(err).group(1)), phases.group(1) if phases else ""
 
 
 def baseline(store: str, files: list[Path], client) -> float:
@@ -213,12 +215,12 @@ def main() -> None:
                     model, token = next(next_user)
                     reference = baseline(store, files, client)
                     with shared.PeakRss(worker) as rss:
-                        elapsed, sent = register(base, token, model, files, workdir / "cache")
+                        elapsed, sent, phases = register(base, token, model, files, workdir / "cache")
                     assert sent == size, (sent, size)
                     ratios.append(reference / elapsed)
                     growths.append(rss.growth_mb)
                     seconds.append(elapsed)
-                    print(f"  {store:5} {case:14} session {size / elapsed / 1e6:7.1f} MB/s  baseline {size / reference / 1e6:7.1f} MB/s  ratio {reference / elapsed:.2f}  worker RSS +{rss.growth_mb:.1f} MB")
+                    print(f"  {store:5} {case:14} session {size / elapsed / 1e6:7.1f} MB/s  baseline {size / reference / 1e6:7.1f} MB/s  ratio {reference / elapsed:.2f}  worker RSS +{rss.growth_mb:.1f} MB  ({phases})")
                 results.append((store, case, spread(ratios), max(growths), statistics.median(seconds)))
             model, token = next(next_user)
             resumed = resume(store, base, token, model, cases[f"1 x {big // MiB} MiB"][0], store_dir, client, workdir / "cache")

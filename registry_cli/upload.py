@@ -121,10 +121,12 @@ class Upload:
             print(f"model-registry: could not keep the upload state in {self.state_path} ({exc}); a killed upload will start over.", file=sys.stderr)
 
     def run(self) -> dict:
+        started = time.monotonic()
         state = self._state()
         known = state.get("digests", {})
         digests = dict(zip(self.files, self._hashes([None if known.get(a) else self.files[a] for a in self.files])))
         digests = {artifact: known.get(artifact) or digests[artifact] for artifact in self.files}
+        hashed = time.monotonic()
         session = self._resumed(state.get("session"))
         if session is None:
             declared = [{"path": a, "size": self.stats[a].st_size, "sha256": digests[a]} for a in self.files]
@@ -136,12 +138,14 @@ class Upload:
         pending = [item for item in session["files"] if item["status"] != "stored"]
         if session["status"] == "open" and pending:
             self._send(session, pending)
+        sent = time.monotonic()
         version = self.client.request_with_retries(
             "POST", f"{self.session_path}register/", body=lambda: b"", headers={"Idempotency-Key": state["idempotency_key"], "Content-Type": "application/json"}
         )
         stored = len(session["files"]) - len(pending)
         print(
-            f"model-registry: sent {self.meter.sent if pending else 0} bytes for {len(pending)} file(s); {stored} already on the registry.",
+            f"model-registry: sent {self.meter.sent if pending else 0} bytes for {len(pending)} file(s); {stored} already on the registry"
+            f" (hashing {hashed - started:.1f} s, sending {sent - hashed:.1f} s, registering {time.monotonic() - sent:.1f} s).",
             file=sys.stderr,
         )
         try:
