@@ -11,6 +11,11 @@ def add_validation_errors(form: forms.Form, exc: ValidationError) -> None:
         form.add_error(None, exc.messages)
 
 
+def form_errors_text(form: forms.Form) -> str:
+    """A bound form's errors as one sentence, for a message shown after a redirect (the form itself is not shown again)."""
+    return " ".join(error for errors in form.errors.values() for error in errors)
+
+
 class TagsField(forms.CharField):
     """Comma-separated tags: trimmed, de-duplicated, sorted, each at most 64 characters."""
 

@@ -38,6 +38,8 @@ def test_set_move_and_delete_from_the_model_page_and_the_version_page(web_for, o
     assert "@champion not deleted" in kept.content.decode() and version_at_alias(model, "champion").number == 2
     client.post(f"/models/{model.name}/aliases/champion/delete/", {"back": "version"})
     assert version_at_alias(model, "champion") is None
+    no_version = client.post(f"/models/{model.name}/aliases/", {"alias": "champion", "version": 0, "back": "model"}, follow=True)
+    assert "Alias not set: Ensure this value is greater than or equal to 1." in no_version.content.decode()
     refused = client.post(f"/models/{model.name}/aliases/", {"alias": "staging", "version": 1, "back": "model"}, follow=True)
     assert "reserved" in refused.content.decode()
 

@@ -12,7 +12,7 @@ from apps.models.permissions import Action, actions_for, get_model_for, require_
 from apps.versions.aliases import PRODUCTION_ALIAS, alias_from_url, canonical_alias_name, validate_alias_name
 from apps.versions.models import ModelVersion
 from apps.versions.selectors import alias_at, alias_history, alias_rollback_candidates, version_at_alias, version_or_404
-from apps.web.forms import add_validation_errors
+from apps.web.forms import add_validation_errors, form_errors_text
 
 from ..selectors import alias_policy, pending_pointer_requests
 from ..services import ApprovalRequired, alias_delete, alias_policy_update, alias_rollback, alias_set, transition_request_create
@@ -57,7 +57,7 @@ def alias_set_view(request: HttpRequest, name: str) -> HttpResponse:
     model = get_model_for(request.user, name, Action.REQUEST_TRANSITION)
     form = AliasSetForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Give the alias's name and the version number to point it at.")
+        messages.error(request, f"Alias not set: {form_errors_text(form)} Give the alias's name and the version number to point it at.")
         return _back(model, "", request.POST.get("back", ""), None)
     data = form.cleaned_data
     alias, version = canonical_alias_name(data["alias"]), version_or_404(model, data["version"])
@@ -92,7 +92,7 @@ def alias_delete_view(request: HttpRequest, name: str, alias: str) -> HttpRespon
     form = AliasDeleteForm(request.POST)
     number = getattr(version_at_alias(model, alias), "number", None)
     if not form.is_valid():
-        messages.error(request, f"@{alias} not deleted: " + " ".join(e for errors in form.errors.values() for e in errors))
+        messages.error(request, f"@{alias} not deleted: {form_errors_text(form)}")
         return _back(model, alias, request.POST.get("back", ""), number)
     try:
         alias_delete(model=model, alias=alias, actor=request.user, reason=form.cleaned_data["reason"])
@@ -139,5 +139,5 @@ def alias_policy_view(request: HttpRequest, name: str, alias: str) -> HttpRespon
         else:
             messages.success(request, f"Policy of @{alias} saved.")
             return redirect("aliases:detail", name=model.name, alias=alias)
-    messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    messages.error(request, form_errors_text(form))
     return redirect("aliases:detail", name=model.name, alias=alias)
