@@ -115,6 +115,15 @@ def version_at_alias(model: RegisteredModel, alias: str) -> ModelVersion | None:
     return row.version if row else None
 
 
+def alias_pointer(model: RegisteredModel, alias: str) -> tuple[ModelVersion | None, datetime | None]:
+    """The version an alias points at and when it last moved (`production`: when that version entered production)."""
+    if alias == PRODUCTION_ALIAS:
+        version = production_version(model)
+        return version, version.stage_changed_at if version else None
+    row = ModelAlias.objects.filter(model=model, name=alias).select_related("version__model").first()
+    return (row.version, row.updated_at) if row else (None, None)
+
+
 def alias_history(model: RegisteredModel, alias: str) -> QuerySet:
     """An alias's moves, newest first: ProductionPointerChange rows for `production`, AliasChange rows for a free alias.
 

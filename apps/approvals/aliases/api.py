@@ -14,7 +14,7 @@ from apps.models.permissions import Action, get_model_for, require_rollback
 from apps.versions.aliases import PRODUCTION_ALIAS, alias_from_url
 from apps.versions.api import VERSION_SCHEMA, pointer_response
 from apps.versions.models import ModelAlias
-from apps.versions.selectors import alias_at, alias_history, version_at_alias, version_or_404
+from apps.versions.selectors import alias_at, alias_history, alias_pointer, version_or_404
 from apps.web.errors import error_body
 from apps.web.lists import paginated
 from apps.web.serializers import instant_parameter
@@ -35,15 +35,6 @@ class AliasFilter(django_filters.FilterSet):
     class Meta:
         model = ModelAlias
         fields = []
-
-
-def _alias_dict(model, alias: str) -> dict:
-    version = version_at_alias(model, alias)
-    if alias == PRODUCTION_ALIAS:
-        updated = version.stage_changed_at if version else None
-    else:
-        updated = ModelAlias.objects.filter(model=model, name=alias).values_list("updated_at", flat=True).first()
-    return alias_to_dict(alias, version, updated, alias_policy(model, alias))
 
 
 @documented(
@@ -107,7 +98,7 @@ def alias_detail(request, name: str, alias: str):
         alias_set(model=model, alias=alias, version=version, actor=request.user, reason=body.validated_data["comment"])
     except ApprovalRequired as exc:  # a governed move: name the request to open, never a bypass
         return Response(error_body("approval_required", " ".join(exc.messages)), status=status.HTTP_409_CONFLICT)
-    return Response(_alias_dict(model, alias))
+    return Response(alias_to_dict(alias, *alias_pointer(model, alias), alias_policy(model, alias)))
 
 
 @documented(methods=["GET"], summary="How an alias is governed", responses={200: AliasPolicySerializer}, errors=[404])
