@@ -107,9 +107,9 @@ def test_a_killed_upload_resumes_where_the_registry_stopped_on_local_disk(cli, m
 
 def test_on_s3_parts_go_straight_to_the_bucket_and_a_killed_upload_sends_only_missing_parts(cli, model, tmp_path, s3, settings):
     settings.UPLOAD_PART_BYTES = 5 * MiB
-    weights = os.urandom(20 * MiB + 3)
+    weights = os.urandom(15 * MiB + 3)
     (tmp_path / "model.bin").write_bytes(weights)
-    first = cli.start("register", model.name, str(tmp_path / "model.bin"), "--limit-rate", "10M", "--parallel", "1")
+    first = cli.start("register", model.name, str(tmp_path / "model.bin"), "--limit-rate", "15M", "--parallel", "1")
 
     def parts() -> list[dict]:
         uploads = s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", [])
