@@ -100,7 +100,8 @@ def alias_policies(model: RegisteredModel, aliases: list[str]) -> dict[str, Alia
 
 
 def aliases_with_policies(model: RegisteredModel) -> list:
-    """`aliases_of_model` with each alias's `required_approvals` and `gates` (None: no policy), still one query."""
+    """The model's free aliases by name with their versions, each with its policy's `required_approvals` and `gates`
+    (None: no policy), in one query: what a page shows as badges, in its aliases card and for drift."""
     policy = AliasPolicy.objects.filter(model=model, alias=OuterRef("name"))
     return list(
         ModelAlias.objects.filter(model=model).select_related("version").order_by("name")

@@ -70,7 +70,7 @@ def deployments_with_drift(
 ) -> list[dict]:
     """Each environment's reported version, and how long it has lagged behind the alias it follows (production by default).
 
-    `aliases` are the model's free aliases with their versions, read once for the page (`aliases_of_model`); the
+    `aliases` are the model's free aliases with their versions, read once for the page (`approvals.selectors.aliases_with_policies`); the
     moments the followed free aliases last moved are read in one query, only when some environment lags behind one.
     """
     pointing = {alias.name: alias.version for alias in aliases or []}
@@ -92,11 +92,6 @@ def deployments_with_drift(
 
 
 # -- aliases -----------------------------------------------------------------------------------------------------------
-
-
-def aliases_of_model(model: RegisteredModel) -> list[ModelAlias]:
-    """The model's free aliases with their versions: one query, what a page shows as badges and in its alias list."""
-    return list(ModelAlias.objects.filter(model=model).select_related("version").order_by("name"))
 
 
 def aliases_by_version(aliases: list[ModelAlias]) -> dict:
