@@ -48,6 +48,8 @@ def test_outsiders_get_404_and_viewers_may_read_but_not_set(api_for, owner, mode
     assert refused.status_code == 403  # permission judged before the body is read
     assert api_for(viewer).delete(url).status_code == 403
     assert api_for(viewer).put(url + "policy/", {"required_approvals": 1}, format="json").status_code == 403
+    assert api_for(viewer).post(url + "rollback/", "{not json", content_type="application/json").status_code == 403
+    assert api_for(outsider).post(url + "rollback/", {"reason": "bad"}, format="json").status_code == 404
 
 
 def test_a_governed_alias_answers_409_naming_the_request_then_moves_at_the_decisive_approval(api_for, owner, reviewer, model):
