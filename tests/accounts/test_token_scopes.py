@@ -219,7 +219,8 @@ def test_no_write_through_any_api_url_succeeds_with_a_read_only_token(make_user,
     refused = set()
     for route in routes:
         pk = dataset.pk if "datasets/" in route else pending.pk
-        path = _path(route, {"name": model.name, "number": number, "pk": pk, "stage": "staging", "environment": "prod", "path": "config.json"})
+        path = _path(route, {"name": model.name, "number": number, "pk": pk, "stage": "staging", "environment": "prod", "path": "config.json",
+                               "session_id": "00000000-0000-0000-0000-000000000000", "index": 0})
         catch_all = "anything" in path
         for method in ("post", "put", "patch", "delete"):
             response = getattr(api, method)(path, body if "datasets/" not in route else {"name": "x", "uri": "s3://x"}, format="json")

@@ -7,7 +7,7 @@ from django.core.signals import request_started
 
 from apps.accounts.models import TokenScope
 from apps.accounts.services import api_token_create
-from apps.versions.models import ModelVersion
+from apps.versions.models import ModelVersion, UploadSession
 from registry_cli.main import main
 
 pytestmark = pytest.mark.django_db
@@ -63,5 +63,6 @@ def test_the_cli_refuses_a_bad_metadata_file_before_uploading_any_file(live_serv
         request_started.disconnect(seen)
     assert code == 1
     assert "'url' must be an http:// or https:// URL with a host." in capsys.readouterr().err
-    assert paths == [f"POST /api/v1/models/{model.name}/versions/check/"]
+    assert paths == [f"POST /api/v1/models/{model.name}/uploads/"]  # the upload session checks the metadata first
+    assert not UploadSession.objects.exists()
     assert not ModelVersion.objects.exists()
