@@ -17,7 +17,7 @@ from apps.versions.models import ModelAlias
 from apps.versions.selectors import alias_at, alias_history, alias_pointer, version_or_404
 from apps.web.errors import error_body
 from apps.web.lists import paginated
-from apps.web.serializers import instant_parameter
+from apps.web.serializers import instant_parameter, validated_body
 from apps.web.openapi import documented, filter_parameters, page_schema
 
 from ..selectors import alias_policies, alias_policy
@@ -92,10 +92,9 @@ def alias_detail(request, name: str, alias: str):
             body.is_valid(raise_exception=True)
             alias_delete(model=model, alias=alias, actor=request.user, reason=body.validated_data["comment"])
             return Response(status=status.HTTP_204_NO_CONTENT)
-        body = AliasSetBodySerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        version = version_or_404(model, body.validated_data["version"])
-        alias_set(model=model, alias=alias, version=version, actor=request.user, reason=body.validated_data["comment"])
+        body = validated_body(AliasSetBodySerializer, request)
+        version = version_or_404(model, body["version"])
+        alias_set(model=model, alias=alias, version=version, actor=request.user, reason=body["comment"])
     except ApprovalRequired as exc:  # a governed move: name the request to open, never a bypass
         return Response(error_body("approval_required", " ".join(exc.messages)), status=status.HTTP_409_CONFLICT)
     return Response(alias_to_dict(alias, *alias_pointer(model, alias), alias_policy(model, alias)))
@@ -115,15 +114,14 @@ def alias_policy_detail(request, name: str, alias: str):
     if request.method == "GET":
         return Response(policy_to_dict(alias_policy(get_model_for(request.user, name), alias)))
     model = get_model_for(request.user, name, Action.MANAGE)  # before the body is read
-    body = AliasPolicyBodySerializer(data=request.data)
-    body.is_valid(raise_exception=True)
+    body = validated_body(AliasPolicyBodySerializer, request)
     rules = alias_policy_update(
         model=model,
         alias=alias,
         actor=request.user,
-        required_approvals=body.validated_data["required_approvals"],
-        approver_group=body.validated_data.get("approver_group"),
-        gates=body.validated_data["gates"],
+        required_approvals=body["required_approvals"],
+        approver_group=body.get("approver_group"),
+        gates=body["gates"],
     )
     return Response(policy_to_dict(rules))
 
@@ -174,10 +172,9 @@ def alias_rollback_view(request, name: str, alias: str):
     require_rollback(request.user, model)  # before the body is read
 
     def roll_back():
-        body = RollbackBodySerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        number = body.validated_data["to_version"]
+        body = validated_body(RollbackBodySerializer, request)
+        number = body["to_version"]
         target = version_or_404(model, number) if number is not None else None
-        return alias_rollback(model=model, alias=alias, actor=request.user, reason=body.validated_data["reason"], to_version=target)
+        return alias_rollback(model=model, alias=alias, actor=request.user, reason=body["reason"], to_version=target)
 
     return idempotent_response(request, roll_back, status=201, render=pointer_change_to_dict)
