@@ -10,9 +10,10 @@ SORTS = {
     "kind": ("kind", "-created_at", "-id"),
 }
 SORT_LABELS = {"newest": "Newest first", "oldest": "Oldest first", "model": "Model", "kind": "Kind", "unread": "Unread first"}
+DEFAULT_SORT = "newest"
 
 
-def notifications_for(user, *, search: str = "", sort: str = "newest", unread_only: bool = False) -> QuerySet[Notification]:
+def notifications_for(user, *, search: str = "", sort: str = DEFAULT_SORT, unread_only: bool = False) -> QuerySet[Notification]:
     """The user's own notifications, searched in title, text, model name and actor, in one query per page."""
     queryset = Notification.objects.filter(recipient=user).select_related("model")
     if search:
@@ -23,7 +24,7 @@ def notifications_for(user, *, search: str = "", sort: str = "newest", unread_on
         queryset = queryset.filter(read_at__isnull=True)
     if sort == "unread":
         return queryset.order_by(F("read_at").desc(nulls_first=True), "-created_at", "-id")
-    return queryset.order_by(*SORTS.get(sort, SORTS["newest"]))
+    return queryset.order_by(*SORTS.get(sort, SORTS[DEFAULT_SORT]))
 
 
 def email_kinds(user) -> set[str]:

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .forms import EmailPreferencesForm
-from .selectors import SORT_LABELS, email_kinds, notifications_for
+from .selectors import DEFAULT_SORT, SORT_LABELS, email_kinds, notifications_for
 from .services import email_preferences_update, notification_mark_read
 
 PAGE_SIZE = 25
@@ -15,7 +15,7 @@ PAGE_SIZE = 25
 @require_GET
 def notification_list(request: HttpRequest) -> HttpResponse:
     search = request.GET.get("q", "").strip()
-    sort = request.GET.get("sort", "newest") if request.GET.get("sort") in SORT_LABELS else "newest"
+    sort = request.GET.get("sort") if request.GET.get("sort") in SORT_LABELS else DEFAULT_SORT
     unread_only = request.GET.get("unread") == "1"
     notifications = notifications_for(request.user, search=search, sort=sort, unread_only=unread_only)
     page = Paginator(notifications, PAGE_SIZE).get_page(request.GET.get("page"))
