@@ -4,6 +4,7 @@ bucket, and a killed upload resumed by running the same command again without se
 
 import json
 import os
+import pty
 import re
 import signal
 import subprocess
@@ -30,8 +31,8 @@ def cli(live_server, owner, tmp_path):
     _, token = api_token_create(user=owner, name="trainer", scope=TokenScope.REGISTER)
     env = {**os.environ, "REGISTRY_URL": live_server.url, "REGISTRY_TOKEN": token, "REGISTRY_RETRIES": "2", "REGISTRY_CACHE_DIR": str(tmp_path / "cache")}
 
-    def start(*argv: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "registry_cli", *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def start(*argv: str, stderr=subprocess.PIPE) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "registry_cli", *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
 
     def run(*argv: str) -> tuple[int, str, str]:
         process = start(*argv)
@@ -79,6 +80,25 @@ def test_a_refused_document_costs_no_upload_and_known_files_are_not_sent_again(c
     assert {a.path: a.sha256 for a in version.artifacts.all()} == {
         "model.bin": sha256(weights), "1_Pooling/config.json": sha256(b"{}"), "README.md": sha256(b"v2"),
     }
+
+
+def test_a_terminal_gets_a_progress_bar(cli, model, tmp_path):
+    (tmp_path / "model.bin").write_bytes(os.urandom(3 * MiB))
+    reader, terminal = pty.openpty()
+    process = cli.start("register", model.name, str(tmp_path / "model.bin"), stderr=terminal)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            data = os.read(reader, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not data:
+            break
+        shown += data
+    os.close(reader)
+    assert process.wait(timeout=60) == 0
+    assert re.search(rb"uploading \[#{30}\] [0-9.]+/[0-9.]+ MB 100%", shown), shown
 
 
 def test_a_killed_upload_resumes_where_the_registry_stopped_on_local_disk(cli, model, tmp_path):
