@@ -28,7 +28,7 @@ from apps.catalog.tables import (
 from apps.versions.lifecycle import Stage
 from apps.versions.selectors import aliases_by_version, deployments_with_drift, models_with_pointers, production_history, production_version
 from apps.web.forms import add_validation_errors
-from apps.web.keyset import Position, counted, keyset_page
+from apps.web.keyset import Position, Seeking, counted, keyset_page
 
 from .filters import RegisteredModelFilter
 from .forms import PermissionGrantForm, RegisteredModelEditForm, RegisteredModelForm
@@ -112,10 +112,12 @@ def _versions_table(request: HttpRequest, model) -> dict:
 
 def _versions_page(request: HttpRequest, queryset, sort, model):
     """Sorted by number (the default), a keyset page (first / previous / next / last: the same cost at any depth,
-    apps.web.keyset) with the count estimated past COUNT_ESTIMATE_ABOVE; otherwise, or for an old `?page=` link, a
-    numbered page."""
-    if sort.key != "number" or "page" in request.GET:
+    apps.web.keyset) with the count estimated past COUNT_ESTIMATE_ABOVE; for an old `?page=` link, that numbered page
+    (found through the number alone); sorted otherwise, a numbered page."""
+    if sort.key != "number":
         return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    if "page" in request.GET:
+        return Paginator(Seeking(queryset, key="number", descending=sort.descending), PAGE_SIZE).get_page(request.GET.get("page"))
     page = keyset_page(queryset, key="number", descending=sort.descending, size=PAGE_SIZE, position=Position.from_query(request.GET))
     page.count, page.count_estimated = counted(queryset, at_most=model.last_version_number)
     return page

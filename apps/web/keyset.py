@@ -119,3 +119,30 @@ def counted(queryset: QuerySet, *, at_most: int | None = None, estimate_above: i
     if estimate <= estimate_above:
         return queryset.count(), False
     return estimate, True
+
+
+class Seeking:
+    """A queryset in the order of a unique key, sliced for numbered pages (Django's Paginator) without an OFFSET over
+    the full rows: the first key of the slice is found by an OFFSET over the key alone (an index-only scan, no select
+    list or subqueries computed for the skipped rows), then the page is read from that key on, as a keyset page is."""
+
+    def __init__(self, queryset: QuerySet, *, key: str, descending: bool):
+        self.queryset, self.key, self.descending = queryset, key, descending
+        self.ordering = f"-{key}" if descending else key
+
+    def count(self) -> int:
+        return self.queryset.count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index: slice) -> list:
+        start, stop = index.start or 0, index.stop
+        ordered = self.queryset.order_by(self.ordering)
+        if not start:
+            return list(ordered[:stop])
+        first = ordered.values_list(self.key, flat=True)[start : start + 1]
+        if not first:
+            return []
+        narrowed = ordered.filter(**{f"{self.key}__{'lte' if self.descending else 'gte'}": first[0]})
+        return list(narrowed[: stop - start] if stop is not None else narrowed)

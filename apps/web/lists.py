@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from .keyset import Position, keyset_page
+from .keyset import Position, Seeking, keyset_page
 
 CURSOR = "cursor"
 
@@ -78,6 +78,8 @@ def paginated(
         raise ValidationError(errors)
     if keyset and paginator.page_query_param not in params:
         return _keyset_response(request, items, keyset, position, paginator, render_page or (lambda page: [render(item) for item in page]))
+    if keyset:
+        items = Seeking(items, key=keyset[0], descending=keyset[1])  # numbered pages without a deep OFFSET over full rows
     page = paginator.paginate_queryset(items, request)
     return paginator.get_paginated_response(render_page(page) if render_page is not None else [render(item) for item in page])
 
