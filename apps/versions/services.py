@@ -120,8 +120,9 @@ def alias_pointer_change(
         kind = PointerChangeKind.ROLLBACK if rollback else PointerChangeKind.PROMOTION
     change = AliasChange.objects.create(model=model, alias=alias, version=version, previous_version=previous, actor=actor, reason=reason, kind=kind)
     old, new = (previous.number if previous else None), (version.number if version else None)
+    action = "alias.deleted" if version is None else "alias.rolled_back" if rollback else "alias.moved"
     audit.record(
-        actor=actor, obj=change, action=f"alias.{'deleted' if version is None else 'rolled_back' if rollback else 'moved'}",
+        actor=actor, obj=change, action=action,
         before={"alias": alias, "version": old}, after={"alias": alias, "version": new, "reason": reason}, registered_model_id=model.pk,
     )
     event_emit(
