@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from apps.models.permissions import get_model_for
 from apps.web.openapi import documented
 
+from .aliases import alias_from_url
 from .archive import ArchiveFormat
 from .downloads import archive_response, etag_matches
 from .manifest import manifest_etag, version_manifest
@@ -62,6 +63,7 @@ def _by_stage(request, name: str, stage: str):
 
 def _by_alias(request, name: str, alias: str):
     model = get_model_for(request.user, name)
+    alias = alias_from_url(alias)
     version = version_at_alias(model, alias)
     if version is None:
         raise Http404(f"Model '{name}' has no alias '{alias}' pointing at a version.")

@@ -114,6 +114,8 @@ def test_the_archive_holds_every_file_under_its_path_and_the_manifest(api_for, o
 def test_an_unknown_archive_format_is_refused_in_json(api_for, owner, minilm):
     response = api_for(owner).get(f"/api/v1/models/{minilm.model.name}/versions/1/archive?format=rar")
     assert response.status_code == 400 and "format=tar" in response.json()["error"]["message"]
+    reserved = api_for(owner).get(f"/api/v1/models/{minilm.model.name}/aliases/staging/manifest/")
+    assert reserved.status_code == 404 and "reserved" in reserved.json()["error"]["message"]  # read like the alias lookup
 
 
 def test_an_archive_stops_before_a_damaged_blob_is_sent_whole(api_for, owner, minilm, isolated_artifacts):
