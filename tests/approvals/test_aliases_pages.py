@@ -68,6 +68,10 @@ def test_the_alias_page_shows_history_at_t_and_policy(web_for, owner, reviewer, 
     alias_set(model=model, alias="champion", version=model.versions.get(number=2), actor=owner, reason="better")
     page = web_for(owner).get(f"/models/{model.name}/aliases/champion/").content.decode()
     assert "better" in page and 'id="alias-policy-form"' in page and 'id="alias-rollback-form"' in page
+    no_reason = web_for(reviewer).post(f"/models/{model.name}/aliases/champion/rollback/", {"to_version": 1}, follow=True)
+    assert "Not rolled back: This field is required." in no_reason.content.decode()
+    rolled = web_for(reviewer).post(f"/models/{model.name}/aliases/champion/rollback/", {"reason": "v2 regressed"}, follow=True)
+    assert "@champion rolled back to v1." in rolled.content.decode() and version_at_alias(model, "champion").number == 1
     saved = web_for(owner).post(f"/models/{model.name}/aliases/champion/policy/", {"required_approvals": 2, "gates": "on"}, follow=True)
     assert "Policy of @champion saved" in saved.content.decode()
     at = web_for(owner).get(f"/models/{model.name}/aliases/champion/", {"at": "2000-01-01T00:00:00"}).content.decode()

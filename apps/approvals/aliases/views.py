@@ -111,18 +111,18 @@ def alias_rollback_view(request: HttpRequest, name: str, alias: str) -> HttpResp
     current = version_at_alias(model, alias)
     form = AliasRollbackForm(request.POST, candidates=alias_rollback_candidates(model, alias, current))
     if not form.is_valid():
-        messages.error(request, "Give a reason for the rollback.")
+        messages.error(request, f"Not rolled back: {form_errors_text(form)}")
         return redirect("aliases:detail", name=model.name, alias=alias)
     number = form.cleaned_data["to_version"]
     try:
-        alias_rollback(
+        change = alias_rollback(
             model=model, alias=alias, actor=request.user, reason=form.cleaned_data["reason"],
             to_version=version_or_404(model, number) if number else None,
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, f"@{alias} rolled back to v{version_at_alias(model, alias).number}.")
+        messages.success(request, f"@{alias} rolled back to v{change.version.number}.")
     return redirect("aliases:detail", name=model.name, alias=alias)
 
 
