@@ -3,6 +3,9 @@ from django.contrib.auth.models import Group
 
 from ..forms import PointInTimeForm, RollbackForm
 
+# The page a form posted from, where its view redirects back to (views._back).
+BACK_TO = [("model", "model"), ("version", "version"), ("alias", "alias")]
+
 
 class AliasSetForm(forms.Form):
     alias = forms.CharField(max_length=128, widget=forms.TextInput(attrs={"placeholder": "champion", "list": "alias-names", "autocapitalize": "off"}))
@@ -10,12 +13,12 @@ class AliasSetForm(forms.Form):
     reason = forms.CharField(
         required=False, max_length=5000, widget=forms.TextInput(attrs={"placeholder": "Why (required when the alias needs approval)"})
     )
-    back = forms.ChoiceField(choices=[("model", "model"), ("version", "version"), ("alias", "alias")], required=False, widget=forms.HiddenInput)
+    back = forms.ChoiceField(choices=BACK_TO, required=False, widget=forms.HiddenInput)
 
 
 class AliasDeleteForm(forms.Form):
     reason = forms.CharField(required=False, max_length=5000)
-    back = forms.ChoiceField(choices=[("model", "model"), ("version", "version"), ("alias", "alias")], required=False, widget=forms.HiddenInput)
+    back = forms.ChoiceField(choices=BACK_TO, required=False, widget=forms.HiddenInput)
 
 
 class AliasPolicyForm(forms.Form):
