@@ -12,19 +12,11 @@ from apps.models.permissions import Action
 from apps.models.services import model_create, model_permission_grant
 from apps.notifications.models import Notification
 from apps.validation.services import validation_run
+from tests.browser.helpers import log_in
 from tests.factories import register_version
 
 pytestmark = pytest.mark.browser
 PASSWORD = "browser-notify-pass-8812"
-
-
-def log_in(page, base_url: str, username: str) -> None:
-    page.context.clear_cookies()
-    page.goto(base_url + "/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(base_url + "/")
 
 
 def badge(page) -> str | None:
@@ -44,7 +36,7 @@ def test_the_unread_badge_the_notifications_page_and_a_comment_with_a_mention(li
     base = live_server.url
 
     # The lead sees one unread notification in the bar and opens the request from the notifications page.
-    log_in(page, base, "lead")
+    log_in(page, base, "lead", PASSWORD)
     assert badge(page) == "1"
     page.locator("#nav-notifications").click()
     page.wait_for_url(base + "/notifications/")
@@ -65,7 +57,7 @@ def test_the_unread_badge_the_notifications_page_and_a_comment_with_a_mention(li
     assert badge(page) is None and page.locator("#notifications tbody tr.unread").count() == 0
 
     # The scientist is told of the mention; the outsider hears nothing.
-    log_in(page, base, "scientist")
+    log_in(page, base, "scientist", PASSWORD)
     assert badge(page) == "1"
     page.goto(base + "/notifications/?q=mentioned")
     mention = page.locator("#notifications tbody tr.unread")
@@ -74,5 +66,5 @@ def test_the_unread_badge_the_notifications_page_and_a_comment_with_a_mention(li
     page.wait_for_url(base + "/notifications/?q=mentioned")
     assert badge(page) is None
     assert not Notification.objects.filter(recipient=users["stranger"]).exists()
-    log_in(page, base, "stranger")
+    log_in(page, base, "stranger", PASSWORD)
     assert badge(page) is None
