@@ -76,7 +76,7 @@ def test_the_transition_request_json_is_pinned_pending_and_applied(api_for, owne
     promote(register_version(model, owner), requester=owner, approver=reviewer)
     pending = pending_production_request(model, owner)
     assert _stamped(api.get(f"/api/v1/transition-requests/{pending.pk}/").json()) == {
-        "id": pending.pk, "model": "sentiment", "version": 2, "from_stage": "staging", "to_stage": "production", "status": "pending",
+        "id": pending.pk, "model": "sentiment", "version": 2, "from_stage": "staging", "to_stage": "production", "alias": None, "status": "pending",
         "requested_by": "owner", "justification": "Ship: +2 points", "created_at": "<timestamp>", "decided_at": None,
         "required_approvals": 1, "approver_group": None, "stale": False, "override_reason": None, "override_baseline": None,
         "quality_gate": {
@@ -89,7 +89,7 @@ def test_the_transition_request_json_is_pinned_pending_and_applied(api_for, owne
     approved = api_for(reviewer).post(f"/api/v1/transition-requests/{pending.pk}/approve/", {"comment": "ok"}, format="json")
     assert approved.status_code == 200
     assert _stamped(approved.json()) == {
-        "id": pending.pk, "model": "sentiment", "version": 2, "from_stage": "staging", "to_stage": "production", "status": "applied",
+        "id": pending.pk, "model": "sentiment", "version": 2, "from_stage": "staging", "to_stage": "production", "alias": None, "status": "applied",
         "requested_by": "owner", "justification": "Ship: +2 points", "created_at": "<timestamp>", "decided_at": "<timestamp>",
         "required_approvals": 1, "approver_group": None, "stale": False, "override_reason": None, "override_baseline": None,
         "quality_gate": {"decided": {"status": "passed", "baseline": 1, "overridden": False}},

@@ -87,7 +87,8 @@ def mlflow_error_handler(exc, context) -> Response | None:
     if isinstance(exc, exceptions.Throttled):
         return error_response(ErrorCode.REQUEST_LIMIT_EXCEEDED, str(exc.detail), headers={"Retry-After": str(exc.wait or 60)})
     if isinstance(exc, exceptions.MethodNotAllowed):
-        return error_response(ErrorCode.ENDPOINT_NOT_FOUND, str(exc.detail))
+        # The path exists, so a 405 (as MLflow's Flask server answers), in MLflow's error shape.
+        return Response({"error_code": ErrorCode.ENDPOINT_NOT_FOUND.value, "message": str(exc.detail)}, status=exc.status_code)
     if isinstance(exc, exceptions.APIException) and exc.status_code == 400 or isinstance(exc, (exceptions.ParseError, exceptions.UnsupportedMediaType)):
         return error_response(ErrorCode.BAD_REQUEST, str(exc.detail))
     if isinstance(exc, STORAGE_ERRORS):

@@ -204,6 +204,9 @@ def _counts() -> list[int]:
     return [table.objects.count() for table in (AuditEntry, RegisteredModel, ModelVersion, Dataset, TransitionRequest, Deployment, ApiToken)]
 
 
+READS_SENT_AS_POST = {"/api/2.0/mlflow/registered-models/get-latest-versions"}  # MLflow's client reads this one with a POST
+
+
 def test_no_write_through_any_api_url_succeeds_with_a_read_only_token(make_user, owner, model, pending):
     admin = make_user("admin", is_superuser=True)
     dataset, _ = dataset_register(actor=owner, name="imdb", uri="s3://data/imdb")
@@ -219,9 +222,10 @@ def test_no_write_through_any_api_url_succeeds_with_a_read_only_token(make_user,
     refused = set()
     for route in routes:
         pk = dataset.pk if "datasets/" in route else pending.pk
-        path = _path(route, {"name": model.name, "number": number, "pk": pk, "stage": "staging", "environment": "prod", "path": "config.json",
-                               "session_id": "00000000-0000-0000-0000-000000000000", "index": 0})
+        path = _path(route, {"name": model.name, "number": number, "pk": pk, "stage": "staging", "environment": "prod", "path": "config.json", "rest": "anything", "session_id": "0b7e0d3c-5d7e-4a5e-9b55-1f0e7f2d6a11", "index": 0})
         catch_all = "anything" in path
+        if path in READS_SENT_AS_POST:
+            continue
         for method in ("post", "put", "patch", "delete"):
             response = getattr(api, method)(path, body if "datasets/" not in route else {"name": "x", "uri": "s3://x"}, format="json")
             if catch_all:
@@ -229,7 +233,9 @@ def test_no_write_through_any_api_url_succeeds_with_a_read_only_token(make_user,
                 continue
             assert response.status_code in (403, 405), (method, path, response.status_code, response.content[:300])
             if response.status_code == 403:
-                assert "'read' scope" in response.json()["error"]["message"], (method, path)
+                payload = response.json()
+                message = payload["message"] if route.startswith("api/2.0/") else payload["error"]["message"]  # MLflow's paths answer in MLflow's shape
+                assert "'read' scope" in message, (method, path)
                 refused.add(f"{method.upper()} {route.removeprefix('api/v1/')}")
     assert _counts() == before
     assert refused >= {  # every write the API had when this was written reached its check and was refused there
