@@ -1,6 +1,7 @@
 import json
 from typing import Any
 
+from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -16,6 +17,19 @@ CHAIN_LOCK_KEY = int.from_bytes(b"auditlog", "big")
 def _as_stored(value: Any) -> Any:
     """The value as the JSON column will hand it back (tuples as lists, keys as strings), so the hash matches."""
     return None if value is None else json.loads(json.dumps(value, default=str))
+
+
+def _lock_model_row(registered_model_id: int | None) -> None:
+    """Share-lock the model's row before the chain, so every transaction takes the two in one order.
+
+    Pointer moves and registration lock the model row first and append to the chain later; a transaction that
+    appended first and then wrote a row referring to the model (an event, a notification) took the row's key-share
+    lock only at commit, for the deferred foreign-key check, and deadlocked with them.
+    """
+    if registered_model_id is not None and connection.vendor == "postgresql":
+        table = connection.ops.quote_name(apps.get_model("models", "RegisteredModel")._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR KEY SHARE", [registered_model_id])
 
 
 def _lock_chain() -> None:
@@ -57,6 +71,7 @@ def record(
         request_id=current_request_id(),
     )
     with transaction.atomic(savepoint=False):
+        _lock_model_row(registered_model_id)
         _lock_chain()
         last = AuditEntry.objects.order_by("-sequence").values_list("sequence", "entry_hash").first()
         entry.sequence, entry.previous_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
