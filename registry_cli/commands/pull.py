@@ -198,7 +198,7 @@ def add_commands(commands) -> None:
     )
     pull.add_argument("reference", help="NAME@ALIAS, NAME:STAGE or NAME/NUMBER")
     pull.add_argument("-o", "--output", help="the folder to fill (created if missing; default ./NAME); files keep their paths")
-    pull.add_argument("--cache-dir", help=f"the content cache (default: ${CACHE_VARIABLE}, else ~/.cache/model-registry)")
+    pull.add_argument("--cache-dir", help=f"the content cache (default: ${CACHE_VARIABLE}, else $XDG_CACHE_HOME/model-registry, else ~/.cache/model-registry)")
     pull.add_argument("--copy", action="store_true", help="copy files out of the cache instead of hard-linking them")
     pull.add_argument("-j", "--jobs", type=_jobs, default=4, help="files downloaded at once (default 4)")
     pull.add_argument("--verify", action="store_true", help="use only the manifest the registry signed (production or a governed alias); refuse otherwise")
