@@ -12,7 +12,7 @@ from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, can, require, require_rollback, require_scope
 from apps.signing.services import manifest_sign
 from apps.validation.selectors import unsafe_finding_blocks
-from apps.versions.aliases import PRODUCTION_ALIAS, canonical_alias_name, validate_alias_name
+from apps.versions.aliases import PRODUCTION_ALIAS, checked_alias_name
 from apps.versions.lifecycle import Stage, checked_transition
 from apps.versions.models import AliasChange, ModelVersion, ProductionPointerChange, StageTransition
 from apps.versions.selectors import alias_rollback_candidates, production_version, version_at_alias
@@ -197,9 +197,7 @@ def transition_request_create(*, version: ModelVersion, to_stage: str = "", acto
     justification = justification.strip()
     if not justification:
         raise ValidationError({"justification": ["Say why this version should move; reviewers read it first."]})
-    alias = canonical_alias_name(alias) if alias else ""
-    if alias:
-        validate_alias_name(alias)
+    alias = checked_alias_name(alias) if alias else ""
     if alias == PRODUCTION_ALIAS:
         to_stage, alias = Stage.PRODUCTION, ""
     if alias:
@@ -402,18 +400,12 @@ def approval_policy_update(*, model: RegisteredModel, actor, policies: dict[str,
 # -- aliases -----------------------------------------------------------------------------------------------------------
 
 
-def _alias_name(raw: str) -> str:
-    alias = canonical_alias_name(raw)
-    validate_alias_name(alias)
-    return alias
-
-
 @transaction.atomic
 def alias_set(*, model: RegisteredModel, alias: str, version: ModelVersion, actor, reason: str = "") -> StageTransition | AliasChange:
     """Point an alias at a version now, through `version_transition`: an ungoverned free alias moves at once (audited,
     evented); a governed one (and `production`) raises `ApprovalRequired`, naming the request to open
     (`transition_request_create(..., alias=...)`), which applies the move at its decisive approval."""
-    alias = _alias_name(alias)
+    alias = checked_alias_name(alias)
     if version.model_id != model.pk:
         raise ValidationError({"version": [f"v{version.number} is not a version of '{model.name}'."]})
     if alias == PRODUCTION_ALIAS:
@@ -425,7 +417,7 @@ def alias_set(*, model: RegisteredModel, alias: str, version: ModelVersion, acto
 def alias_delete(*, model: RegisteredModel, alias: str, actor, reason: str = "") -> StageTransition | AliasChange:
     """Remove an alias through `version_transition`: a free alias anyone who may request moves deletes when it is
     ungoverned, a manager when it is governed; `production` is taken down (archived) under production's rules."""
-    alias = _alias_name(alias)
+    alias = checked_alias_name(alias)
     current = version_at_alias(model, alias)
     if current is None:
         raise ValidationError({"alias": [f"Model '{model.name}' has no alias '{alias}'."]})
@@ -436,7 +428,7 @@ def alias_delete(*, model: RegisteredModel, alias: str, actor, reason: str = "")
 def alias_rollback(*, model: RegisteredModel, alias: str, actor, reason: str, to_version: ModelVersion | None = None) -> ProductionPointerChange | AliasChange:
     """Point an alias back at a version it pointed at before (the previous one by default), with no new approval:
     approvers and managers may. `production` rolls back through `production_rollback`."""
-    alias = _alias_name(alias)
+    alias = checked_alias_name(alias)
     if alias == PRODUCTION_ALIAS:
         return production_rollback(model=model, actor=actor, reason=reason, to_version=to_version)
     model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
@@ -465,7 +457,7 @@ def alias_policy_update(
     """Set how an alias is governed (managers). For `production` this is production's approval policy; its gates
     always apply. A free alias's policy may be set before the alias first points anywhere."""
     require(actor, Action.MANAGE, model)
-    alias = _alias_name(alias)
+    alias = checked_alias_name(alias)
     if not 0 <= required_approvals <= 10:
         raise ValidationError({"required_approvals": ["Ask for 0 to 10 approvals."]})
     if alias == PRODUCTION_ALIAS:

@@ -36,11 +36,16 @@ def validate_alias_name(name: str) -> None:
         raise ValidationError({"alias": [f"'{name}' is reserved (stage names, 'latest', 'new' and v<number>); pick another alias name."]})
 
 
+def checked_alias_name(raw: str) -> str:
+    """The canonical name of the alias `raw` names, or a ValidationError saying which names an alias may have."""
+    alias = canonical_alias_name(raw)
+    validate_alias_name(alias)
+    return alias
+
+
 def alias_from_url(raw: str) -> str:
     """The alias a URL names, canonical; a name no alias may have is a 404 (nothing by that name can exist)."""
-    alias = canonical_alias_name(raw)
     try:
-        validate_alias_name(alias)
+        return checked_alias_name(raw)
     except ValidationError as exc:
         raise Http404(exc.messages[0]) from exc
-    return alias

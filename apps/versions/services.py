@@ -14,7 +14,7 @@ from apps.events.services import event_emit
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require
 
-from .aliases import PRODUCTION_ALIAS, canonical_alias_name, validate_alias_name
+from .aliases import PRODUCTION_ALIAS, checked_alias_name
 from .lifecycle import Stage, checked_transition
 from .models import AliasChange, Deployment, ModelAlias, ModelVersion, PointerChangeKind, ProductionPointerChange, StageTransition
 
@@ -75,8 +75,7 @@ def deployment_report(
     if slugify(environment) != environment or not environment or len(environment) > 64:
         raise ValidationError({"environment": ["Name environments with lowercase letters, digits and '-', e.g. prod-eu."]})
     if follows is not None:
-        follows = canonical_alias_name(follows)
-        validate_alias_name(follows)
+        follows = checked_alias_name(follows)
     deployment = Deployment.objects.select_for_update().filter(model=model, environment=environment).first()
     before = {"version": deployment.version.number, "follows": deployment.follows} if deployment else None
     if deployment is None:
