@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.catalog.tables import parse_sort
-from apps.models.permissions import Action, actions_for, get_model_for
+from apps.models.permissions import Action, actions_for, get_model_for, require_rollback
 from apps.validation.selectors import latest_job, quality_gates
 from apps.versions.lifecycle import Stage
 from apps.versions.models import ModelVersion
@@ -126,6 +126,7 @@ def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def rollback(request: HttpRequest, name: str) -> HttpResponse:
     model = get_model_for(request.user, name)
+    require_rollback(request.user, model)  # before the form reads the body
     form = RollbackForm(request.POST, candidates=rollback_candidates(model))
     if not form.is_valid():
         messages.error(request, "Give a reason for the rollback.")

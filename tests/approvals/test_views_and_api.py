@@ -187,6 +187,13 @@ def test_a_viewer_is_refused_a_decision_before_its_body_is_read(api_for, owner, 
     assert answer.status_code == 403, answer.content
 
 
+def test_a_viewer_is_refused_the_rollback_page_before_its_form_is_read(web_for, owner, make_user, model):
+    viewer = make_user("viewer")
+    model_permission_grant(model=model, actor=owner, action=Action.VIEW, user=viewer)
+    refused = web_for(viewer).post(f"/models/{model.name}/rollback/", {"reason": "x" * 6000, "to_version": "not a number"})
+    assert refused.status_code == 403
+
+
 def test_a_viewer_is_refused_a_transition_request_and_a_rollback_before_the_body_is_read(api_for, owner, make_user, model, version):
     viewer = make_user("viewer")
     model_permission_grant(model=model, actor=owner, action=Action.VIEW, user=viewer)
