@@ -158,3 +158,35 @@ def test_an_onnx_graph_is_read_without_its_weights_and_shown_and_a_broken_one_fa
     present = register_version(model, owner, files={"model.onnx": onnx_model(external="model.onnx.data"), "model.onnx.data": b"\x00" * 16}, flavor="onnx")
     assert _checks(_validated(present, worker))["format_inspection"].verdict == "pass"
     assert all(job.status == "failed" for job in (garbage, missing))
+
+    many = _validated(register_version(model, owner, files={"model.onnx": _onnx_with_external_files(1500)}, flavor="onnx"), worker)
+    many_inspection = _checks(many)["format_inspection"]
+    assert many_inspection.summary == "model.onnx keeps tensors in 1500 files that were not uploaded, e.g. 'w0.bin'"
+    assert len(many_inspection.details["onnx"]["model.onnx"]["external_data"]) == 1000
+    assert many_inspection.details["onnx"]["model.onnx"]["external_data_files"] == 1500
+    inputs = b"\x5a\x00" * 100_001  # empty graph inputs: two bytes each in the file, far more held in memory
+    crowded = _validated(register_version(model, owner, files={"model.onnx": b"\x08\x07\x3a" + _varint(len(inputs)) + inputs}, flavor="onnx"), worker)
+    crowded_inspection = _checks(crowded)["format_inspection"]
+    assert crowded_inspection.verdict == "warn" and "more than 100,000 opsets, inputs, outputs and initializers" in crowded_inspection.summary
+
+
+def _varint(value: int) -> bytes:
+    out = b""
+    while value > 0x7F:
+        out, value = out + bytes([value & 0x7F | 0x80]), value >> 7
+    return out + bytes([value])
+
+
+def _onnx_with_external_files(count: int) -> bytes:
+    """An ONNX model whose `count` initializers each name their own external data file."""
+    from onnx import TensorProto, helper
+
+    weights = []
+    for number in range(count):
+        weight = helper.make_tensor(f"w{number}", TensorProto.FLOAT, [1], [0.0])
+        weight.ClearField("float_data")
+        weight.data_location = TensorProto.EXTERNAL
+        weight.external_data.add(key="location", value=f"w{number}.bin")
+        weights.append(weight)
+    graph = helper.make_graph([], "many", [], [helper.make_tensor_value_info("w0", TensorProto.FLOAT, [1])], initializer=weights)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()

@@ -10,7 +10,7 @@ from django.conf import settings
 from ..models import Verdict
 from . import sentence_transformers as st
 from .base import CheckContext, Outcome, TooDeeplyNested, loads_bounded
-from .onnx_graph import CorruptOnnx, GraphTooLarge, read_onnx
+from .onnx_graph import MAX_LISTED, CorruptOnnx, GraphTooLarge, read_onnx
 from .shards import BadIndex, named_shards, read_index, shard_path
 
 name = "format_inspection"
@@ -250,10 +250,14 @@ def _read_onnx(context: CheckContext, found: dict, problems: list, warnings: lis
         except CorruptOnnx as exc:
             problems.append(f"{artifact.path} is not a readable ONNX model: {exc}")
             continue
-        for location in graph["external_data"]:
-            expected = posixpath.normpath(posixpath.join(posixpath.dirname(artifact.path), location))
-            if expected not in present:
-                problems.append(f"{artifact.path} keeps tensors in '{location[:100]}', which was not uploaded")
+        folder = posixpath.dirname(artifact.path)
+        missing = [location for location in graph["external_data"] if posixpath.normpath(posixpath.join(folder, location)) not in present]
+        if len(missing) == 1:
+            problems.append(f"{artifact.path} keeps tensors in '{missing[0][:100]}', which was not uploaded")
+        elif missing:
+            problems.append(f"{artifact.path} keeps tensors in {len(missing)} files that were not uploaded, e.g. '{missing[0][:100]}'")
+        graph["external_data_files"] = len(graph["external_data"])
+        graph["external_data"] = graph["external_data"][:MAX_LISTED]
         found.setdefault("onnx", {})[artifact.path] = graph
 
 

@@ -11,7 +11,10 @@ from django.conf import settings
 
 MAX_MESSAGE_BYTES = 1024 * 1024  # one opset import, input or output description
 MAX_TYPE_DEPTH = 8  # sequence(map(int64, sequence(tensor(float)))) and the like
-MAX_LISTED = 1000  # inputs or outputs reported
+MAX_LISTED = 1000  # inputs, outputs or external data files reported
+# Opset imports, graph inputs, outputs and initializers held while walking: a few bytes each in the file, hundreds in
+# memory, so 64 MiB of empty inputs would otherwise take gigabytes of the worker's memory.
+MAX_ENTRIES = 100_000
 WINDOW = 16 * 1024  # read ahead per refill: initializer headers are small, their data is skipped
 
 # Field numbers from onnx.proto3.
@@ -200,13 +203,21 @@ def read_onnx(handle, size: int, check_budget=lambda: None) -> dict:
     wire = _Wire(handle, size, check_budget, settings.VALIDATION_ONNX_MAX_READ_BYTES)
     found: dict = {"ir_version": None, "producer": "", "opsets": {}, "inputs": [], "outputs": [], "nodes": 0, "initializers": 0, "operators": {}, "external_data": []}
     inputs, initializer_names, external = [], set(), set()
-    producer, producer_version, graphs = "", "", 0
+    producer, producer_version, graphs, entries = "", "", 0, 0
+
+    def counted() -> None:
+        nonlocal entries
+        entries += 1
+        if entries > MAX_ENTRIES:
+            raise GraphTooLarge(f"it lists more than {MAX_ENTRIES:,} opsets, inputs, outputs and initializers, more than inspection holds")
+
     for number, kind, value in wire.fields(size):
         if number == MODEL_IR_VERSION and kind == VARINT:
             found["ir_version"] = value
         elif kind != LENGTH:
             continue
         elif number == MODEL_OPSET_IMPORT:
+            counted()
             opset = _message(wire, value, size, onnx.OperatorSetIdProto, "opset import")
             found["opsets"][opset.domain[:100] or "ai.onnx"] = opset.version
         elif number in (MODEL_PRODUCER_NAME, MODEL_PRODUCER_VERSION) and value <= 4096:
@@ -224,6 +235,7 @@ def read_onnx(handle, size: int, check_budget=lambda: None) -> dict:
                     op_type = _op_type(wire, field_end)[:64] or "?"
                     found["operators"][op_type] = found["operators"].get(op_type, 0) + 1
                 elif g_number == GRAPH_INITIALIZER:
+                    counted()
                     found["initializers"] += 1
                     name, location = _tensor_facts(wire, field_end)
                     initializer_names.add(name)
@@ -233,6 +245,7 @@ def read_onnx(handle, size: int, check_budget=lambda: None) -> dict:
                     found["initializers"] += 1
                     wire.skip_to(field_end, graph_end)
                 elif g_number in (GRAPH_INPUT, GRAPH_OUTPUT):
+                    counted()
                     info = _value_info(_message(wire, g_value, graph_end, onnx.ValueInfoProto, "graph input or output"))
                     (inputs if g_number == GRAPH_INPUT else found["outputs"]).append(info)
                 else:
