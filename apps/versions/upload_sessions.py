@@ -97,17 +97,25 @@ def session_files_prepare(files: list[UploadSessionFile]) -> None:
 
 # --- local disk: tus-style offsets ----------------------------------------------------------------------------------
 
-# The SHA-256 state of each file being received, by (file id, offset), so the next PATCH continues it without reading
-# the spool again. Python cannot persist a hash state, so a PATCH that lands in another process (or after a restart)
-# rebuilds it by reading the spooled prefix once: a local read, far cheaper than sending the bytes again.
-_hashers: "OrderedDict[tuple[int, int], object]" = OrderedDict()
+# The SHA-256 state of each file being received, so the next PATCH continues it without reading the spool again.
+# Python cannot persist a hash state, so a PATCH that lands in another process (or after a restart) rebuilds it by
+# reading the spooled prefix once: a local read, far cheaper than sending the bytes again. A state is keyed by the
+# spool file as this process left it (inode, size, modification time), not by the offset alone: after a mismatch
+# restarted the file in another process, a state of the first attempt's bytes would otherwise hash bytes the spool
+# no longer holds, and store the spool's bytes under a digest they do not have.
+_hashers: "OrderedDict[tuple, object]" = OrderedDict()
 _hashers_lock = threading.Lock()
 _HASHERS_KEPT = 64
 
 
+def _spool_state(file_id: int, handle) -> tuple:
+    stat = os.fstat(handle.fileno())
+    return file_id, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def _hasher_take(file_id: int, offset: int, handle) -> "hashlib._Hash":
     with _hashers_lock:
-        hasher = _hashers.pop((file_id, offset), None)
+        hasher = _hashers.pop(_spool_state(file_id, handle), None)
     if hasher is not None:
         return hasher
     hasher = hashlib.sha256()
@@ -122,9 +130,9 @@ def _hasher_take(file_id: int, offset: int, handle) -> "hashlib._Hash":
     return hasher
 
 
-def _hasher_keep(file_id: int, offset: int, hasher) -> None:
+def _hasher_keep(file_id: int, handle, hasher) -> None:
     with _hashers_lock:
-        _hashers[(file_id, offset)] = hasher
+        _hashers[_spool_state(file_id, handle)] = hasher
         while len(_hashers) > _HASHERS_KEPT:
             _hashers.popitem(last=False)
 
@@ -176,7 +184,7 @@ def file_receive(*, file: UploadSessionFile, offset: int, length: int, read) -> 
                 received += len(chunk)
         finally:
             handle.flush()
-            _hasher_keep(file.pk, held + received, hasher)
+            _hasher_keep(file.pk, handle, hasher)
         offset = held + received
         if offset == file.size:
             _file_finish(file, hasher.hexdigest(), content=handle, local_path=path)

@@ -124,6 +124,23 @@ def test_bytes_that_differ_from_the_declared_digest_are_discarded_and_the_file_s
     assert register(api, session).status_code == 201
 
 
+def test_bytes_another_process_spooled_after_a_restart_are_hashed_as_they_are(api_for, owner, model):
+    """This process keeps the hash state of the first attempt's prefix; the file then fails in another web process and
+    is sent again there up to the same offset with other bytes. The suffix sent here must be hashed after the bytes
+    the spool holds, not the first attempt's: else bytes that are not the declared file land under its digest."""
+    api = api_for(owner)
+    declared, other = os.urandom(4096), os.urandom(2048)
+    session = open_session(api, model.name, {"model.bin": declared}).json()
+    url = session["files"][0]["upload_url"]
+    assert patch(api, url, declared[:2048], 0).status_code == 204
+    spooled = spool_dir() / f"session-{session['id']}-0.part"
+    spooled.unlink()  # what the other process does on the mismatch, then its restart spools other bytes
+    spooled.write_bytes(other)
+    response = patch(api, url, declared[2048:], 2048)
+    assert response.status_code == 409 and response.json()["error"]["code"] == "checksum_mismatch"
+    assert not artifact_storage().exists(blob_key(sha256(declared))), "bytes that are not the declared file are never stored under its digest"
+
+
 def test_refusals_come_before_any_byte(api_for, owner, outsider, model):
     api = api_for(owner)
     bad_flavor = open_session(api, model.name, {"a.bin": b"x"}, metadata={"flavor": "keras3"})
