@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from .client import CliError, Client, answer_error, connection_for
 
+CACHE_VARIABLE = "REGISTRY_CACHE_DIR"
 CHUNK = 1024 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
 
@@ -33,6 +34,15 @@ def local_error(doing: str, path: Path, exc: OSError) -> LocalFileError:
 
 class ChecksumMismatch(CliError):
     pass
+
+
+def cache_root(environ) -> Path:
+    """The CLI's cache folder (pull's content cache, upload sessions' state): $REGISTRY_CACHE_DIR, else
+    $XDG_CACHE_HOME/model-registry, else ~/.cache/model-registry."""
+    if environ.get(CACHE_VARIABLE):
+        return Path(environ[CACHE_VARIABLE])
+    base = Path(environ["XDG_CACHE_HOME"]) if environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "model-registry"
 
 
 def sha256_of(path: Path) -> str:

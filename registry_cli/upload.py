@@ -26,18 +26,11 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from .client import CliError, Client, RetryableError, answer_error, connection_for
-from .transfer import Progress, local_error
+from .transfer import Progress, cache_root, local_error, sha256_of
 
 CHUNK = 1024 * 1024
 SLICE = 4 * CHUNK
 TUS = "application/offset+octet-stream"
-
-
-def cache_root(environ) -> Path:
-    if environ.get("REGISTRY_CACHE_DIR"):
-        return Path(environ["REGISTRY_CACHE_DIR"])
-    base = Path(environ["XDG_CACHE_HOME"]) if environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
-    return base / "model-registry"
 
 
 def parse_rate(text: str | None) -> float | None:
@@ -73,17 +66,6 @@ class Meter:
             wait = self._next - now
         if wait > 0:
             time.sleep(wait)
-
-
-def _hash(path: Path) -> str:
-    hasher = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(CHUNK):
-                hasher.update(chunk)
-    except OSError as exc:
-        raise local_error("read", path, exc) from exc
-    return hasher.hexdigest()
 
 
 class Upload:
@@ -158,11 +140,11 @@ class Upload:
         """SHA-256 of each path (None stays None), `--parallel` files at a time: hashlib lets go of the GIL."""
         wanted = [path for path in paths if path is not None]
         if len(wanted) < 2:
-            return [_hash(path) if path is not None else None for path in paths]
+            return [sha256_of(path) if path is not None else None for path in paths]
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            found = dict(zip(wanted, pool.map(_hash, wanted)))
+            found = dict(zip(wanted, pool.map(sha256_of, wanted)))
         return [found[path] if path is not None else None for path in paths]
 
     def _resumed(self, session_id: str | None) -> dict | None:

@@ -17,10 +17,9 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 from ..client import CliError, Client
-from ..transfer import Progress, download, local_error, place, sha256_of
+from ..transfer import CACHE_VARIABLE, Progress, cache_root, download, local_error, place, sha256_of
 from ..verify import verified_manifest
 
-CACHE_VARIABLE = "REGISTRY_CACHE_DIR"
 
 
 def parse_reference(reference: str) -> tuple[str, str]:
@@ -35,13 +34,7 @@ def parse_reference(reference: str) -> tuple[str, str]:
 
 
 def cache_dir(args) -> Path:
-    if args.cache_dir:
-        return Path(args.cache_dir)
-    environ = args.environ
-    if environ.get(CACHE_VARIABLE):
-        return Path(environ[CACHE_VARIABLE])
-    base = Path(environ["XDG_CACHE_HOME"]) if environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
-    return base / "model-registry"
+    return Path(args.cache_dir) if args.cache_dir else cache_root(args.environ)
 
 
 def _safe_relative(path: str) -> PurePosixPath:
