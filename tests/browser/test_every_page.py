@@ -4,7 +4,7 @@ axe-core (vendored in static/vendor/axe-core) finds no serious or critical acces
 The page list is built from the URLconf: each named route outside the API and the admin is filled with the seeded
 objects and fetched; what answers a whole HTML document is checked, POST-only actions (405), file downloads and htmx
 fragments are named in the summary and left out. A route whose parameters the test cannot fill fails the test, so a
-new page is checked from the day it is added. The admin index, the API docs and the 403/404 pages are added by hand.
+new page is checked from the day it is added. The admin index, the API docs (Swagger UI and ReDoc) and the 403/404 pages are added by hand.
 Set EVERY_PAGE_REPORT=<file> to keep the page list and axe's findings as JSON.
 """
 
@@ -155,6 +155,7 @@ def test_every_page_fits_a_phone_and_passes_axe(live_server, transactional_db, b
     paths["versions:archive-selected"] += f"?v={MODEL}:1&v={MODEL}:{objects['number']}"
     paths["admin:index"] = reverse("admin:index")
     paths["api docs"] = "/api/v1/docs/"
+    paths["api docs (redoc)"] = "/api/v1/docs/redoc/"
 
     context = browser.new_context(viewport=PHONE)
     context.set_default_timeout(15_000)
@@ -224,12 +225,12 @@ def test_every_page_fits_a_phone_and_passes_axe(live_server, transactional_db, b
                 "versions:upload", "versions:archive-selected", "versions:files", "cards:model", "cards:version", "compare:page", "lineage:version", "lineage:datasets", "lineage:dataset", "approvals:inbox",
                 "approvals:review", "approvals:history", "approvals:policy", "validation:policy", "events:webhooks", "events:webhook",
                 "audit:list", "audit:model", "accounts:tokens",
-                "notifications:list", "notifications:settings", "comments:edit", "accounts:login (logged out)", "admin:index", "api docs", "404 page", "403 page"}
+                "notifications:list", "notifications:settings", "comments:edit", "accounts:login (logged out)", "admin:index", "api docs", "api docs (redoc)", "404 page", "403 page"}
     assert expected <= set(findings), f"pages not checked: {sorted(expected - set(findings))}"
     overflowing = {label: result["overflow"] for label, result in findings.items() if result["overflow"]["page"] > result["overflow"]["viewport"]}
     assert not overflowing, f"pages wider than the 390 px viewport: {overflowing}"
     # Django's admin and Swagger UI lay out their own pages (they are held to the page width and axe above).
-    cut = {label: result["cut"] for label, result in findings.items() if result["cut"] and label not in ("admin:index", "api docs")}
+    cut = {label: result["cut"] for label, result in findings.items() if result["cut"] and label not in ("admin:index", "api docs", "api docs (redoc)")}
     assert not cut, f"boxes whose content is cut or scrolls without the cue: {cut}"
     assert findings["models:detail"]["scrolling"] > 0, "the versions table scrolls inside its card at 390 px"
     blocking = {label: [v for v in result["violations"] if v["impact"] in BLOCKING_IMPACTS] for label, result in findings.items()}
