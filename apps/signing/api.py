@@ -14,7 +14,7 @@ from apps.web.errors import error_body
 from apps.web.lists import paginated
 from apps.web.openapi import documented, filter_parameters, page_schema
 
-from .keys import published_keys
+from .keys import KeyStatus, published_keys
 from .models import ManifestSignature
 from .selectors import signature_summary
 from .services import envelope
@@ -24,7 +24,7 @@ SIGNATURE_SCHEMA = inline_serializer(
     fields={
         "pointer": serializers.CharField(help_text='"production" or "@alias"'),
         "key_id": serializers.CharField(),
-        "key_status": serializers.ChoiceField(choices=["active", "retired", "unknown"]),
+        "key_status": serializers.ChoiceField(choices=KeyStatus.values),
         "signed_at": serializers.DateTimeField(),
         "approved_by": serializers.ListField(child=serializers.CharField()),
         "statement": serializers.DictField(help_text="The signed payload, decoded: the manifest, pointer, approvals, time and key id."),

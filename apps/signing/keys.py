@@ -12,8 +12,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
+from django.db.models import TextChoices
 
 ALGORITHM = "ed25519"
+
+
+class KeyStatus(TextChoices):
+    ACTIVE = "active"  # signs new manifests
+    RETIRED = "retired"  # published so that what it signed still verifies
+    UNKNOWN = "unknown"  # a signature's key that is no longer published
 
 
 class KeyFileError(ValueError):
@@ -24,10 +31,10 @@ class KeyFileError(ValueError):
 class PublishedKey:
     key_id: str
     raw: bytes  # the 32-byte public key
-    status: str  # "active" or "retired"
+    status: KeyStatus
 
     def as_dict(self) -> dict:
-        return {"key_id": self.key_id, "algorithm": ALGORITHM, "public_key": base64.b64encode(self.raw).decode(), "status": self.status}
+        return {"key_id": self.key_id, "algorithm": ALGORITHM, "public_key": base64.b64encode(self.raw).decode(), "status": self.status.value}
 
 
 def key_id_of(raw_public: bytes) -> str:
@@ -70,11 +77,11 @@ def _load(active_path: str, retired_paths: tuple[str, ...]):
     active = read_key_file(active_path, private=True) if active_path else None
     published: list[PublishedKey] = []
     if active is not None:
-        published.append(PublishedKey(key_id_of(_raw_public(active)), _raw_public(active), "active"))
+        published.append(PublishedKey(key_id_of(_raw_public(active)), _raw_public(active), KeyStatus.ACTIVE))
     for path in retired_paths:
         raw = _raw_public(read_key_file(path, private=False))
         if all(key.raw != raw for key in published):
-            published.append(PublishedKey(key_id_of(raw), raw, "retired"))
+            published.append(PublishedKey(key_id_of(raw), raw, KeyStatus.RETIRED))
     return active, tuple(published)
 
 

@@ -2,7 +2,7 @@ import json
 
 from apps.versions.models import ModelVersion
 
-from .keys import published_keys
+from .keys import KeyStatus, published_keys
 from .models import ManifestSignature
 
 
@@ -14,7 +14,7 @@ def signatures_of(version: ModelVersion) -> list[ManifestSignature]:
 def signature_summary(signature: ManifestSignature) -> dict:
     """What the page and the API show beside the envelope: the statement, read back, and the key's status now."""
     statement = json.loads(signature.payload)
-    status = {key.key_id: key.status for key in published_keys()}.get(signature.key_id, "unknown")
+    status = {key.key_id: key.status for key in published_keys()}.get(signature.key_id, KeyStatus.UNKNOWN)
     return {
         "pointer": signature.pointer,
         "key_id": signature.key_id,
