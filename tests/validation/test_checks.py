@@ -106,6 +106,13 @@ def test_a_shard_index_naming_a_missing_shard_fails(model, owner):
     assert problems == ["model.safetensors.index.json names shard 'model-00002-of-00002.safetensors', which was not uploaded"]
 
 
+def test_an_index_naming_many_missing_shards_is_one_finding(model, owner):
+    index = {"weight_map": {f"t{n}": f"model-{n:05d}-of-50000.safetensors" for n in range(1, 50_001)}}
+    job = _validate(model, owner, {**HF_FILES, "model.safetensors.index.json": json.dumps(index).encode()}, flavor="huggingface")
+    problems = _check(job, "completeness").details["shard_problems"]
+    assert problems == ["model.safetensors.index.json names 50000 shards that were not uploaded, e.g. 'model-00001-of-50000.safetensors'"]
+
+
 @pytest.mark.parametrize("flavor, files, ok", [("onnx", {"m.onnx": b"x"}, True), ("onnx", {"m.bin": b"x"}, False), ("sklearn", {"m.joblib": b"x"}, True), ("sklearn", {"m.txt": b"x"}, False)])
 def test_completeness_per_flavor(model, owner, flavor, files, ok):
     job = _validate(model, owner, files, flavor=flavor)

@@ -75,9 +75,11 @@ def run(context: CheckContext) -> Outcome:
             shard_problems.append(str(exc))
             continue
         named = named_shards(index.path, weight_map)
-        for shard in named:
-            if shard not in present:
-                shard_problems.append(f"{index.path} names shard '{shard.rsplit('/', 1)[-1]}', which was not uploaded")
+        absent = [shard.rsplit("/", 1)[-1][:100] for shard in named if shard not in present]
+        if len(absent) == 1:
+            shard_problems.append(f"{index.path} names shard '{absent[0]}', which was not uploaded")
+        elif absent:  # one finding, however many: an index of 50 MiB may name a million shards
+            shard_problems.append(f"{index.path} names {len(absent)} shards that were not uploaded, e.g. '{absent[0]}'")
         for extra in extra_shards(index.path, named, paths):
             shard_problems.append(f"{extra} looks like a shard of {index.path}, which does not name it")
     problems = missing + shard_problems

@@ -75,7 +75,7 @@ def read_modules(context: CheckContext) -> list[Module] | None:
         normal = posixpath.normpath(folder) if folder else ""
         if normal != folder or folder.startswith("..") or "\\" in folder:
             raise BadModules(f"{MODULES_FILE}: module {position} has the path {folder[:80]!r}, which is not a plain relative folder")
-        modules.append(Module(index=position, kind=entry["type"].rsplit(".", 1)[-1], type=entry["type"][:200], folder=folder))
+        modules.append(Module(index=position, kind=entry["type"].rsplit(".", 1)[-1][:100], type=entry["type"][:200], folder=folder))
     return modules
 
 
