@@ -16,6 +16,7 @@ from apps.catalog.upload_sessions import upload_session_abort, upload_session_cr
 from apps.models.permissions import Action, get_model_for
 from apps.web.errors import error_body
 from apps.web.openapi import documented
+from apps.web.serializers import validated_body
 
 from .api import VERSION_SCHEMA, _registered_to_dict
 from .blobs import blob_is_local
@@ -172,8 +173,18 @@ def upload_file(request, name: str, session_id, index: int):
     return HttpResponse(status=204, headers={"Upload-Offset": str(new_offset), "Upload-Status": str(file.status)})
 
 
+class PartBody(serializers.Serializer):
+    number = serializers.IntegerField(min_value=1, help_text="The part's number, from 1.")
+    sha256 = serializers.RegexField(
+        r"^[0-9a-f]{64}$",
+        required=False,
+        error_messages={"invalid": "Give the part's SHA-256 as 64 lowercase hexadecimal characters, or leave it out."},
+        help_text="The part's SHA-256 (64 lowercase hex): S3 then refuses other bytes.",
+    )
+
+
 class PartsBody(serializers.Serializer):
-    parts = serializers.ListField(child=serializers.DictField(), help_text='[{"number": 1, "sha256": "<hex>"?}], at most 100 at a time.')
+    parts = serializers.ListField(child=PartBody(), min_length=1, max_length=100, help_text='[{"number": 1, "sha256": "<hex>"?}], at most 100 at a time.')
 
 
 @documented(
@@ -188,15 +199,7 @@ class PartsBody(serializers.Serializer):
 def upload_parts(request, name: str, session_id, index: int):
     session = session_for(request, name, session_id)
     file = _file_of(session, index)
-    raw = request.data.get("parts") if isinstance(request.data, dict) else None
-    if not isinstance(raw, list) or not 1 <= len(raw) <= 100 or not all(isinstance(p, dict) for p in raw):
-        return Response(error_body("invalid", 'Send {"parts": [{"number": 1, "sha256": "<hex>"}, ...]}, 1 to 100 parts.'), status=400)
-    parts = []
-    for item in raw:
-        number, digest = item.get("number"), item.get("sha256")
-        if not isinstance(number, int) or isinstance(number, bool) or (digest is not None and not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest))):
-            return Response(error_body("invalid", "Each part needs a whole 'number' and optionally 'sha256' (64 lowercase hex)."), status=400)
-        parts.append((number, digest))
+    parts = [(part["number"], part.get("sha256")) for part in validated_body(PartsBody, request)["parts"]]
     try:
         return Response({"parts": file_part_urls(file=file, parts=parts)})
     except UploadConflict as exc:

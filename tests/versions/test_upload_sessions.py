@@ -161,6 +161,11 @@ def test_refusals_come_before_any_byte(api_for, owner, outsider, model):
     session = open_session(api_for(owner), model.name, {"a.bin": b"x"}).json()
     assert patch(api_for(outsider), session["files"][0]["upload_url"], b"x", 0).status_code == 404
     assert register(api_for(outsider), session).status_code == 404
+    parts_path = f"/api/v1/models/{model.name}/uploads/{session['id']}/files/0/parts/"
+    for body, field in (({"parts": []}, "parts"), ({"parts": [{"number": 0}]}, "parts"), ({"parts": [{"number": 1, "sha256": "ABC"}]}, "parts")):
+        refused = api_for(owner).post(parts_path, body, format="json")
+        assert refused.status_code == 400 and field in refused.json()["error"]["fields"], refused.content
+    assert api_for(owner).post(parts_path, {"parts": [{"number": 1}]}, format="json").json()["error"]["code"] == "wrong_protocol"
 
 
 def test_an_abandoned_session_is_swept_with_its_partial_upload(api_for, owner, model):
