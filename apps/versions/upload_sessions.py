@@ -34,7 +34,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .blobs import artifact_storage, blob_is_local, blob_put, blob_reserve
-from .models import BlobReservation, UploadFileStatus, UploadSession, UploadSessionFile
+from .models import UploadFileStatus, UploadSession, UploadSessionFile
 from .paths import blob_key
 from .spool import spool_dir
 
@@ -397,8 +397,3 @@ def upload_sessions_sweep(*, now: datetime | None = None) -> int:
         logger.info("Deleted %d expired upload sessions", deleted)
     return deleted
 
-
-def reservations_for_session(session: UploadSession):
-    """The blob reservations a session's stored files hold (for tests and the admin: they end with the session)."""
-    digests = session.files.filter(status=UploadFileStatus.STORED).values_list("sha256", flat=True)
-    return BlobReservation.objects.filter(sha256__in=list(digests), expires_at=session.expires_at)
