@@ -164,6 +164,8 @@ def test_an_onnx_graph_is_read_without_its_weights_and_shown_and_a_broken_one_fa
     assert many_inspection.summary == "model.onnx keeps tensors in 1500 files that were not uploaded, e.g. 'w0.bin'"
     assert len(many_inspection.details["onnx"]["model.onnx"]["external_data"]) == 1000
     assert many_inspection.details["onnx"]["model.onnx"]["external_data_files"] == 1500
+    many_page = web_for(owner).get(f"/models/{model.name}/versions/{many.version.number}/").content.decode()
+    assert "<code>w1005.bin</code> and others (1500 files)" in many_page and "<code>w101.bin</code>" not in many_page
     inputs = b"\x5a\x00" * 100_001  # empty graph inputs: two bytes each in the file, far more held in memory
     crowded = _validated(register_version(model, owner, files={"model.onnx": b"\x08\x07\x3a" + _varint(len(inputs)) + inputs}, flavor="onnx"), worker)
     crowded_inspection = _checks(crowded)["format_inspection"]
