@@ -160,10 +160,11 @@ def file_receive(*, file: UploadSessionFile, offset: int, length: int, read) -> 
     path = _spool_path(file)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "ab+") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UploadConflict("upload_in_progress", f"Another request is sending {file.path}; wait for it, or ask HEAD for the offset.") from None
+        _spool_lock(file, handle)
+        if file.status == UploadFileStatus.STORED:  # a completion finished it meanwhile; `open` made an empty spool
+            path.unlink(missing_ok=True)
+            raise UploadConflict("already_stored", f"{file.path} is already stored; nothing more to send.", offset=file.size)
+        _spool_check(file, path, handle)
         held = os.fstat(handle.fileno()).st_size
         if offset != held:
             raise UploadConflict("offset_mismatch", f"The registry holds {held} bytes of {file.path}, not {offset}; send from {held}.", offset=held)
@@ -189,6 +190,32 @@ def file_receive(*, file: UploadSessionFile, offset: int, length: int, read) -> 
         if offset == file.size:
             _file_finish(file, hasher.hexdigest(), content=handle, local_path=path)
     return offset
+
+
+def _spool_lock(file: UploadSessionFile, handle) -> None:
+    """Take the file's spool lock (one writer or finisher at a time), then read its status as the last holder left it."""
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UploadConflict(
+            "upload_in_progress", f"Another request is sending or finishing {file.path}; wait for it, then ask HEAD for the offset or complete again."
+        ) from None
+    _status_reload(file)
+
+
+def _status_reload(file: UploadSessionFile) -> None:
+    file.status, file.sha256 = UploadSessionFile.objects.filter(pk=file.pk).values_list("status", "sha256").get()
+
+
+def _spool_check(file: UploadSessionFile, path: Path, handle) -> None:
+    """The locked handle is still the file's spool (not one a finished or discarded request moved or deleted meanwhile)."""
+    try:
+        named = path.stat()
+    except FileNotFoundError:
+        named = None
+    held = os.fstat(handle.fileno())
+    if named is None or (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
+        raise UploadConflict("upload_in_progress", f"Another request changed {file.path} meanwhile; ask HEAD for the offset and go on from there.")
 
 
 # --- S3: presigned multipart parts ----------------------------------------------------------------------------------
@@ -240,13 +267,33 @@ def file_complete(*, file: UploadSessionFile) -> None:
     if file.status == UploadFileStatus.STORED:
         return
     if blob_is_local():
-        held = file_offset(file)
-        if held != file.size:
-            raise UploadConflict("incomplete", f"The registry holds {held} of {file.size} bytes of {file.path}; send the rest from {held}.", offset=held)
-        with open(_spool_path(file), "rb") as handle:  # whole but not finished (the finishing request died): hash it again
-            _file_finish(file, _sha256_of(handle), content=handle, local_path=_spool_path(file))
+        _local_complete(file)
         return
     _s3_complete(file)
+
+
+def _local_complete(file: UploadSessionFile) -> None:
+    """Finish a whole spool whose finishing request died (hash it again), under the lock its writer holds: a completion
+    racing the last PATCH answers 409 upload_in_progress at once, or finds the file stored and does nothing."""
+    path = _spool_path(file)
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        handle = None
+    if handle is None:
+        _status_reload(file)
+        if file.status == UploadFileStatus.STORED:
+            return
+        raise UploadConflict("incomplete", f"The registry holds 0 of {file.size} bytes of {file.path}; send it from 0.", offset=0)
+    with handle:
+        _spool_lock(file, handle)
+        if file.status == UploadFileStatus.STORED:
+            return
+        _spool_check(file, path, handle)
+        held = os.fstat(handle.fileno()).st_size
+        if held != file.size:
+            raise UploadConflict("incomplete", f"The registry holds {held} of {file.size} bytes of {file.path}; send the rest from {held}.", offset=held)
+        _file_finish(file, _sha256_of(handle), content=handle, local_path=path)
 
 
 def _s3_complete(file: UploadSessionFile) -> None:

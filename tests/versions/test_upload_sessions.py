@@ -4,6 +4,7 @@ The rules under test: dedup only for bytes the caller could already read, bytes 
 never attach, refusals before any byte, abandoned sessions swept, registration atomic and once.
 """
 
+import fcntl
 import hashlib
 import http.client
 import os
@@ -139,6 +140,32 @@ def test_bytes_another_process_spooled_after_a_restart_are_hashed_as_they_are(ap
     response = patch(api, url, declared[2048:], 2048)
     assert response.status_code == 409 and response.json()["error"]["code"] == "checksum_mismatch"
     assert not artifact_storage().exists(blob_key(sha256(declared))), "bytes that are not the declared file are never stored under its digest"
+
+
+def test_a_completion_racing_the_writer_waits_for_its_lock_and_a_second_one_answers_as_the_first(api_for, owner, model):
+    """The last PATCH wrote the whole file and died before storing it; the test holds the spool lock as that writer did."""
+    api = api_for(owner)
+    data = os.urandom(4096)
+    session = open_session(api, model.name, {"model.bin": data}).json()
+    item = session["files"][0]
+    assert patch(api, item["upload_url"], data[:-1], 0).status_code == 204
+    spooled = spool_dir() / f"session-{session['id']}-0.part"
+    complete = urlsplit(item["complete_url"]).path
+    with open(spooled, "ab") as writer:
+        fcntl.flock(writer.fileno(), fcntl.LOCK_EX)
+        writer.write(data[-1:])
+        writer.flush()
+        busy = api.post(complete)
+        assert busy.status_code == 409 and busy.json()["error"]["code"] == "upload_in_progress", busy.content
+        assert "complete again" in busy.json()["error"]["message"] and spooled.stat().st_size == len(data)
+    first = api.post(complete)
+    assert first.status_code == 200 and first.json()["status"] == "stored", first.content
+    assert not spooled.exists() and artifact_storage().exists(blob_key(sha256(data)))
+    second = api.post(complete)
+    assert (second.status_code, second.json()) == (200, first.json()), "a second completion answers what the first did"
+    late = patch(api, item["upload_url"], data[-1:], len(data) - 1)
+    assert late.status_code == 409 and late.json()["error"]["code"] == "already_stored"
+    assert not spooled.exists() and register(api, session).status_code == 201
 
 
 def test_refusals_come_before_any_byte(api_for, owner, outsider, model):
