@@ -21,6 +21,7 @@ from apps.web.serializers import validated_body
 from .api import VERSION_SCHEMA, _registered_to_dict
 from .blobs import blob_is_local
 from .models import UploadFileStatus, UploadSession, UploadSessionFile
+from .spool import SpoolWriteFailed, spool_failure_response
 from .upload_sessions import UploadConflict, file_complete, file_offset, file_part_urls, file_receive, file_uploaded_parts
 
 TUS_CONTENT_TYPE = "application/offset+octet-stream"
@@ -170,6 +171,8 @@ def upload_file(request, name: str, session_id, index: int):
         new_offset = file_receive(file=file, offset=int(offset), length=int(length), read=request._request.read)
     except UploadConflict as exc:
         return _conflict(exc)
+    except SpoolWriteFailed as exc:  # 507 when the disk is full, as for a multipart upload
+        return spool_failure_response(request, exc)
     return HttpResponse(status=204, headers={"Upload-Offset": str(new_offset), "Upload-Status": str(file.status)})
 
 

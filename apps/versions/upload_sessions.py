@@ -36,7 +36,7 @@ from django.utils import timezone
 from .blobs import artifact_storage, blob_is_local, blob_put, blob_reserve
 from .models import UploadFileStatus, UploadSession, UploadSessionFile
 from .paths import blob_key
-from .spool import spool_dir
+from .spool import SpoolWriteFailed, spool_dir
 
 logger = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -159,7 +159,8 @@ def file_receive(*, file: UploadSessionFile, offset: int, length: int, read) -> 
         raise ValidationError({"Upload-Offset": [f"{offset} + {length} bytes would pass the declared size of {file.path} ({file.size} bytes)."]})
     path = _spool_path(file)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab+") as handle:
+    # Unbuffered: after a failed write nothing waits in a buffer to be written when the file closes.
+    with open(path, "ab+", buffering=0) as handle:
         _spool_lock(file, handle)
         if file.status == UploadFileStatus.STORED:  # a completion finished it meanwhile; `open` made an empty spool
             path.unlink(missing_ok=True)
@@ -175,21 +176,28 @@ def file_receive(*, file: UploadSessionFile, offset: int, length: int, read) -> 
             while received < length:
                 try:
                     chunk = read(min(CHUNK, length - received))
-                except OSError:  # the client went away mid-body (a write error, below, is the server's and propagates)
+                except OSError:  # the client went away mid-body (a write error, below, is the server's)
                     chunk = b""
                 if not chunk:
                     logger.info("Upload of %s cut at %d bytes; the client resumes from there", file.path, held + received)
                     break
-                handle.write(chunk)
+                _write_all(handle, chunk)
                 hasher.update(chunk)
                 received += len(chunk)
-        finally:
-            handle.flush()
-            _hasher_keep(file.pk, handle, hasher)
+        except OSError as exc:  # the disk is full (or failed): drop this request's bytes, keep what earlier ones sent
+            os.ftruncate(handle.fileno(), held)
+            raise SpoolWriteFailed(exc) from exc
+        _hasher_keep(file.pk, handle, hasher)
         offset = held + received
         if offset == file.size:
             _file_finish(file, hasher.hexdigest(), content=handle, local_path=path)
     return offset
+
+
+def _write_all(handle, chunk: bytes) -> None:
+    view = memoryview(chunk)
+    while view:
+        view = view[handle.write(view) :]
 
 
 def _spool_lock(file: UploadSessionFile, handle) -> None:

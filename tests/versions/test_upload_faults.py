@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from urllib.parse import urlsplit
 from pathlib import Path
 
 import pytest
@@ -297,6 +298,35 @@ def test_the_upload_page_explains_a_full_disk_and_the_next_upload_through_it_wor
     assert response.status_code == 302, response.content.decode()[:2000]
     download = browser.get(f"/models/{model.name}/versions/1/artifacts/small.bin")
     assert sha256(streamed(download)) == sha256(weights)
+
+
+def test_a_full_disk_during_a_session_patch_answers_507_keeps_the_earlier_bytes_and_the_upload_resumes(api_for, owner, model, small_disk):
+    api = api_for(owner)
+    data = os.urandom(4 * MiB)
+    files = [{"path": "big.bin", "size": len(data), "sha256": sha256(data)}]
+    session = api.post(f"/api/v1/models/{model.name}/uploads/", {"metadata": {}, "files": files}, format="json").json()
+    url = urlsplit(session["files"][0]["upload_url"]).path
+    spooled = small_disk / f"session-{session['id']}-0.part"
+
+    def patch(chunk: bytes, offset: int):
+        return api.generic("PATCH", url, chunk, content_type="application/offset+octet-stream", HTTP_UPLOAD_OFFSET=str(offset))
+
+    assert patch(data[:MiB], 0).status_code == 204
+    other = small_disk / "another-upload"
+    other.write_bytes(os.urandom(3 * MiB))  # another upload takes most of what is left
+    full = patch(data[MiB:], MiB)
+    assert full.status_code == 507, full.content
+    error = full.json()["error"]
+    assert error["code"] == "insufficient_storage" and "ran out of disk space" in error["message"] and "Try again later" in error["message"]
+    assert full["Retry-After"]
+    assert spooled.stat().st_size == MiB, "this request's partial bytes are gone, the earlier request's stay"
+    assert api.head(url)["Upload-Offset"] == str(MiB)
+
+    other.unlink()  # the other upload is done: the client resumes from the offset HEAD gave
+    done = patch(data[MiB:], MiB)
+    assert (done.status_code, done["Upload-Status"]) == (204, "stored"), done.content
+    assert api.post(urlsplit(session["register_url"]).path).status_code == 201
+    assert Artifact.objects.get().sha256 == sha256(data)
 
 
 def test_a_client_that_disconnects_mid_upload_leaves_no_spool_file(owner, model, spool, tmp_path):
