@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -327,6 +328,45 @@ def test_a_full_disk_during_a_session_patch_answers_507_keeps_the_earlier_bytes_
     assert (done.status_code, done["Upload-Status"]) == (204, "stored"), done.content
     assert api.post(urlsplit(session["register_url"]).path).status_code == 201
     assert Artifact.objects.get().sha256 == sha256(data)
+
+
+def test_completions_racing_the_last_patch_in_threads_never_answer_500(api_for, owner, model, spool):
+    """Real threads: the last PATCH and two completions of each file at once. Whoever loses the spool lock answers a 409
+    at once (upload_in_progress, or already_stored, incomplete), or what the winner answered; a lost PATCH is resent."""
+    api = api_for(owner)
+    files = {f"f{i}.bin": os.urandom(64 * 1024) for i in range(4)}
+    declared = [{"path": path, "size": len(data), "sha256": sha256(data)} for path, data in files.items()]
+    session = api.post(f"/api/v1/models/{model.name}/uploads/", {"metadata": {}, "files": declared}, format="json").json()
+    answers = []
+
+    def call(method, url, data=b"", offset=None):
+        try:
+            extra = {"content_type": "application/offset+octet-stream", "HTTP_UPLOAD_OFFSET": str(offset)} if offset is not None else {}
+            response = api.generic(method, urlsplit(url).path, data, **extra)
+            answers.append((method, response.status_code, response.content))
+        finally:
+            connection.close()
+
+    for item in session["files"]:
+        data = files[item["path"]]
+        assert api.generic("PATCH", urlsplit(item["upload_url"]).path, data[:-1], content_type="application/offset+octet-stream", HTTP_UPLOAD_OFFSET="0").status_code == 204
+        threads = [
+            threading.Thread(target=call, args=("PATCH", item["upload_url"], data[-1:], len(data) - 1)),
+            threading.Thread(target=call, args=("POST", item["complete_url"])),
+            threading.Thread(target=call, args=("POST", item["complete_url"])),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        if api.head(urlsplit(item["upload_url"]).path)["Upload-Offset"] != str(len(data)):  # the PATCH lost to a completion: resend
+            assert api.generic("PATCH", urlsplit(item["upload_url"]).path, data[-1:], content_type="application/offset+octet-stream", HTTP_UPLOAD_OFFSET=str(len(data) - 1)).status_code == 204
+        done = api.post(urlsplit(item["complete_url"]).path)
+        assert done.status_code == 200 and done.json()["sha256"] == sha256(data), done.content
+    assert all(status in (200, 204, 409) for _, status, _ in answers), answers
+    assert all(json.loads(body)["error"]["code"] in ("upload_in_progress", "already_stored", "incomplete") for _, status, body in answers if status == 409)
+    assert not list(spool.glob("session-*")), "no spool is left behind"
+    assert api.post(urlsplit(session["register_url"]).path).status_code == 201
 
 
 def test_a_client_that_disconnects_mid_upload_leaves_no_spool_file(owner, model, spool, tmp_path):
