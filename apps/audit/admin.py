@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from apps.web.admin_mixins import ViewOnlyAdmin
+
 from .models import AuditEntry
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ViewOnlyAdmin):
     """Read-only: entries are append-only and written only by `apps.audit.services.record`."""
 
     list_display = ["sequence", "created_at", "actor_name", "action", "object_repr", "request_id"]
@@ -15,12 +17,3 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,11 +1,12 @@
 from django.contrib import admin
 
 from apps.models.permissions import Action, models_where
+from apps.web.admin_mixins import ViewOnlyAdmin
 
 from .models import Delivery, Event, Webhook
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ViewOnlyAdmin):
     """Events and deliveries are written by services only; managers change webhooks in the dashboard.
 
     Staff see only the rows of models they manage, as on the dashboard's webhook pages.
@@ -16,15 +17,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         managed = models_where(request.user, Action.MANAGE)
         return super().get_queryset(request).filter(**{f"{self.model_path}__in": managed})
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Event)

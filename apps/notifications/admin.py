@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from apps.web.admin_mixins import ViewOnlyAdmin
+
 from .models import Notification
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ViewOnlyAdmin):
     """Read-only, for superusers: where an email stands (sent, retried, given up) and why."""
 
     list_display = ("created_at", "recipient", "kind", "title", "read_at", "email_status", "email_attempts")
@@ -18,12 +20,3 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_superuser
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -8,6 +8,7 @@ from .lifecycle import Stage
 from apps.approvals.models import RequestStatus
 from apps.approvals.services import transition_request_create
 from apps.models.permissions import Action, can, visible_models
+from apps.web.admin_mixins import ViewOnlyAdmin
 
 from .models import Artifact, ModelVersion, StageTransition
 
@@ -50,7 +51,7 @@ def request_stage_change(modeladmin, request, queryset):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ViewOnlyAdmin):
     """Read-only: versions are immutable and stages move only through the lifecycle service (the action below)."""
 
     actions = [request_stage_change]
@@ -66,31 +67,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def has_view_permission(self, request, obj=None):
         return obj is None or can(request.user, Action.VIEW, obj.model)
 
 
 @admin.register(StageTransition)
-class StageTransitionAdmin(admin.ModelAdmin):
+class StageTransitionAdmin(ViewOnlyAdmin):
     list_display = ["version", "from_stage", "to_stage", "actor", "created_at"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(version__model__in=visible_models(request.user)).select_related("version__model", "actor")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
