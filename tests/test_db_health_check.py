@@ -12,8 +12,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 @pytest.fixture
 def checks(monkeypatch):
     connection = connections["default"]
-    if connection.vendor != "postgresql":
-        pytest.skip("the check is the PostgreSQL backend's")
     connection.ensure_connection()
     ran = []
     real = connection.is_usable
