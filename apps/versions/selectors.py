@@ -104,10 +104,7 @@ def aliases_by_version(aliases: list[ModelAlias]) -> dict:
 
 def version_at_alias(model: RegisteredModel, alias: str) -> ModelVersion | None:
     """The version an alias points at now (`production`: the production version), or None if it points nowhere."""
-    if alias == PRODUCTION_ALIAS:
-        return production_version(model)
-    row = ModelAlias.objects.filter(model=model, name=alias).select_related("version__model").first()
-    return row.version if row else None
+    return alias_pointer(model, alias)[0]
 
 
 def alias_pointer(model: RegisteredModel, alias: str) -> tuple[ModelVersion | None, datetime | None]:
