@@ -22,7 +22,7 @@ from apps.web.serializers import StrictSerializer, validated_body
 from apps.models.permissions import Action, get_model_for
 
 from .document import DocumentSerializer, Tags, Text, VersionMetadata, metadata_from_dict, metadata_from_json
-from .downloads import artifact_response
+from .downloads import artifact_response, etag_matches
 from .lifecycle import Stage
 from . import openapi  # noqa: F401 (registers the schema of the document's custom fields)
 from .filters import VersionFilter
@@ -211,7 +211,7 @@ def version_response(request, fingerprint: dict, *, revalidate: bool = True) -> 
     changes whenever the JSON does, and is the same for every way of naming the version (lists share it too)."""
     etag = version_etag(fingerprint)
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if revalidate and etag in request.headers.get("If-None-Match", ""):
+    if revalidate and etag_matches(request.headers.get("If-None-Match", ""), etag):
         return HttpResponseNotModified(headers=headers)
     cache_key = _cache_key(request, fingerprint, etag)
     body = cache.get(cache_key)
