@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from apps.accounts.models import TokenScope
 from apps.approvals.models import RequestStatus
-from apps.approvals.selectors import alias_policy, review_policy
+from apps.approvals.selectors import transition_request_policy
 from apps.approvals.services import alias_delete
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require_scope
@@ -277,10 +277,7 @@ def model_version_transition_stage(request):
 
 def _awaiting_review(request, version, move: str, transition_request) -> Response:
     """PERMISSION_DENIED naming the transition request a move waits for: nothing moved, reviewers decide."""
-    if transition_request.alias:
-        required = alias_policy(version.model, transition_request.alias).required_approvals
-    else:
-        required, _ = review_policy(version.model, from_stage=transition_request.from_stage or version.stage, to_stage=transition_request.to_stage)
+    required, _ = transition_request_policy(transition_request)
     review = request.build_absolute_uri(reverse("approvals:review", args=[transition_request.pk]))
     return error_response(
         ErrorCode.PERMISSION_DENIED,
