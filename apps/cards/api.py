@@ -2,7 +2,7 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from apps.models.permissions import Action, get_model_for
-from apps.versions.selectors import version_or_404
+from apps.versions.selectors import production_version, version_or_404
 from apps.web.openapi import documented
 from apps.web.serializers import validated_body
 
@@ -34,7 +34,7 @@ def model_card(request, name: str):
     model = get_model_for(request.user, name, Action.MANAGE if request.method == "PUT" else Action.VIEW)  # before the body is read
     if request.method == "PUT":
         card_update(model=model, actor=request.user, **validated_body(ModelCardWriteSerializer, request))
-    return Response(card_to_dict(card_for(model), model.versions.production().first()))
+    return Response(card_to_dict(card_for(model), production_version(model)))
 
 
 @documented(methods=["GET"], summary="Read a version's card", responses={200: ModelCardSerializer}, errors=[404])

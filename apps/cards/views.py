@@ -5,7 +5,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.models.permissions import Action, get_model_for
-from apps.versions.selectors import version_or_404
+from apps.versions.selectors import production_version, version_or_404
 from apps.web.forms import add_validation_errors
 
 from .forms import CardPreviewForm, ModelCardForm
@@ -23,7 +23,7 @@ def _edit(request: HttpRequest, model, version, *, initial: dict, offer: dict | 
         else:
             messages.success(request, "Card saved.")
             return done
-    evaluated = version if version is not None else model.versions.production().first()
+    evaluated = version if version is not None else production_version(model)
     context = {"model": model, "version": version, "form": form, "offer": offer, "evaluation": evaluation_results(evaluated), "evaluated": evaluated}
     return render(request, "cards/card_edit.html", context, status=400 if form.errors else 200)
 

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.approvals.selectors import transition_request_for
 from apps.models.permissions import get_model_for
 from apps.versions.selectors import version_or_404
-from apps.web.forms import add_validation_errors
+from apps.web.forms import add_validation_errors, form_errors_text
 
 from .forms import CommentForm
 from .selectors import comment_for, comment_url
@@ -18,7 +18,7 @@ from .services import comment_create, comment_delete, comment_edit, require_auth
 def _post(request: HttpRequest, back: str, **target) -> HttpResponse:
     form = CommentForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Comment not posted: " + " ".join(form.errors["body"]))
+        messages.error(request, "Comment not posted: " + form_errors_text(form))
         return redirect(back + "#comment-form")
     try:
         comment = comment_create(actor=request.user, body=form.cleaned_data["body"], **target)

@@ -1,5 +1,7 @@
 from django import template
 
+from apps.versions.selectors import production_version
+
 from ..selectors import card_for, evaluation_results, readme_artifact
 
 register = template.Library()
@@ -8,7 +10,7 @@ register = template.Library()
 @register.simple_tag
 def model_card(model) -> dict:
     """`{% model_card model as card %}`: the model's card, and the evaluation results of its production version."""
-    production = model.versions.production().first()
+    production = production_version(model)
     return {"card": card_for(model), "evaluation": evaluation_results(production), "evaluated": production}
 
 
