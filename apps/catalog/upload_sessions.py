@@ -1,7 +1,6 @@
 """Upload sessions, made and registered: the metadata is checked before any byte is sent, and the declared files are
 committed as a version through the one registration service. Moving the bytes is `apps.versions.upload_sessions`."""
 
-import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,7 +11,7 @@ from django.utils import timezone
 from apps.lineage.services import parents_resolve
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require, visible_models
-from apps.versions.document import metadata_from_dict
+from apps.versions.document import SHA256_HEX, metadata_from_dict
 from apps.versions.models import (
     Artifact,
     ModelVersion,
@@ -27,7 +26,6 @@ from apps.versions.upload_sessions import session_discard, session_files_prepare
 
 from .services import version_register
 
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_FILES = 1000
 
 
@@ -54,7 +52,7 @@ def _declared_files(files) -> list[dict]:
             errors.append(f"{path}: 'size' must be the file's size in bytes (a whole number).")
         elif size > settings.ARTIFACT_MAX_FILE_BYTES:
             errors.append(f"{path} is larger than the limit of {settings.ARTIFACT_MAX_FILE_BYTES} bytes.")
-        if not isinstance(digest, str) or (digest and not SHA256.match(digest)):
+        if not isinstance(digest, str) or (digest and not SHA256_HEX.match(digest)):
             errors.append(f"{path}: 'sha256' must be 64 lowercase hexadecimal characters.")
         checked.append({"path": path, "size": size, "sha256": digest})
     if errors:

@@ -20,6 +20,7 @@ from apps.web.serializers import validated_body
 
 from .api import VERSION_SCHEMA, _registered_to_dict
 from .blobs import blob_is_local
+from .document import SHA256_HEX
 from .models import UploadFileStatus, UploadSession, UploadSessionFile
 from .spool import SpoolWriteFailed, spool_failure_response
 from .upload_sessions import UploadConflict, file_complete, file_offset, file_part_urls, file_receive, file_uploaded_parts
@@ -179,7 +180,7 @@ def upload_file(request, name: str, session_id, index: int):
 class PartBody(serializers.Serializer):
     number = serializers.IntegerField(min_value=1, help_text="The part's number, from 1.")
     sha256 = serializers.RegexField(
-        r"^[0-9a-f]{64}$",
+        SHA256_HEX,
         required=False,
         error_messages={"invalid": "Give the part's SHA-256 as 64 lowercase hexadecimal characters, or leave it out."},
         help_text="The part's SHA-256 (64 lowercase hex): S3 then refuses other bytes.",
