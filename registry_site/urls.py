@@ -5,6 +5,9 @@ from apps.accounts.views import health
 from apps.versions.urls import compare_urlpatterns
 
 urlpatterns = [
+    # The API first: Django tries patterns in order, and what pipelines poll should not walk every page's pattern first.
+    path("api/v1/", include("registry_site.api_urls")),
+    path("", include("apps.mlflow_api.urls")),  # MLflow's REST paths: /api/2.0/mlflow/..., /api/2.0/mlflow-artifacts/...
     path("", include("apps.models.urls")),
     path("", include("apps.approvals.urls")),
     path("models/<str:name>/versions/", include("apps.versions.urls")),
@@ -18,8 +21,6 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("notifications/", include("apps.notifications.urls")),
     path("", include("apps.comments.urls")),
-    path("api/v1/", include("registry_site.api_urls")),
-    path("", include("apps.mlflow_api.urls")),  # MLflow's REST paths: /api/2.0/mlflow/..., /api/2.0/mlflow-artifacts/...
     path("admin/", admin.site.urls),
     path("healthz", health, name="health"),
     path("", include("apps.signing.urls")),  # /.well-known/model-registry-keys.json (public)

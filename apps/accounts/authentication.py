@@ -1,13 +1,17 @@
+import copy
 import ipaddress
 import logging
 import math
+import threading
 import time
 from datetime import timedelta
 from datetime import timezone as dt_timezone
 
+from cachetools import TTLCache
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db.models.signals import post_delete, post_save
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework import authentication, exceptions
@@ -34,6 +38,57 @@ def _user_for_token(digest: str):
         " WHERE t.digest = %s AND t.revoked_at IS NULL"
     )
     return next(iter(User.objects.raw(sql, [digest])), None)
+
+
+class _AcceptedTokens:
+    """The tokens this process accepted in the last API_TOKEN_CACHE_SECONDS, by digest: their user as `_user_for_token`
+    loaded it, with the grant attached. What a permission check reads (guardian's tables) is never remembered here, only
+    what the token row and the user row say, so a permission granted or taken away applies to the next request.
+
+    A change to any token or user saved in this process empties it (the receivers below); other processes see that
+    change when their entry ages out. cachetools' TTLCache bounds it (oldest out first) and the lock makes it safe for
+    threaded servers.
+    """
+
+    def __init__(self, maxsize: int = 4096):
+        self._maxsize = maxsize
+        self._lock = threading.Lock()
+        self._entries = None
+
+    def get(self, digest: str):
+        with self._lock:
+            user = self._table().get(digest)
+        return copy.copy(user) if user is not None else None  # each request may set attributes on its own user
+
+    def put(self, digest: str, user) -> None:
+        with self._lock:
+            self._table()[digest] = copy.copy(user)
+
+    def clear(self, **_signal) -> None:
+        with self._lock:
+            self._entries = None
+
+    def _table(self) -> TTLCache:
+        seconds = settings.API_TOKEN_CACHE_SECONDS
+        if self._entries is None or self._entries.ttl != seconds:  # built on first use, and again if the setting changes
+            self._entries = TTLCache(maxsize=self._maxsize, ttl=seconds) if seconds else _NeverKept()
+        return self._entries
+
+
+class _NeverKept(dict):
+    """The table when API_TOKEN_CACHE_SECONDS is 0: every token is looked up on every request."""
+
+    ttl = 0
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+
+accepted_tokens = _AcceptedTokens()
+post_save.connect(accepted_tokens.clear, sender=ApiToken, dispatch_uid="accepted-tokens-token-saved")
+post_delete.connect(accepted_tokens.clear, sender=ApiToken, dispatch_uid="accepted-tokens-token-deleted")
+post_save.connect(accepted_tokens.clear, sender=settings.AUTH_USER_MODEL, dispatch_uid="accepted-tokens-user-saved")
+post_delete.connect(accepted_tokens.clear, sender=settings.AUTH_USER_MODEL, dispatch_uid="accepted-tokens-user-deleted")
 
 
 def _grant_for(user) -> TokenGrant:
@@ -127,7 +182,13 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         if len(header) != 2:
             token_failure_record(address)
             raise exceptions.AuthenticationFailed("Send the header as 'Authorization: Bearer <token>'.")
-        user = _user_for_token(token_digest(header[1].decode(errors="replace")))
+        digest = token_digest(header[1].decode(errors="replace"))
+        user = accepted_tokens.get(digest)
+        if user is None:
+            user = _user_for_token(digest)
+            if user is not None and user.is_active:
+                user.active_token = _grant_for(user)
+                accepted_tokens.put(digest, user)
         if user is None or not user.is_active:
             token_failure_record(address)
             raise exceptions.AuthenticationFailed("Unknown or revoked token; create a new one under 'API tokens'.")
@@ -141,8 +202,9 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             )
         last_used = aware(user.token_last_used_at)
         if last_used is None or now - last_used > timedelta(minutes=5):
-            ApiToken.objects.filter(pk=user.token_id).update(last_used_at=now)
-        user.active_token = _grant_for(user)
+            ApiToken.objects.filter(pk=user.token_id).update(last_used_at=now)  # an update(): no post_save, the entry stays
+            user.token_last_used_at = now
+            accepted_tokens.put(digest, user)
         return user, user.active_token
 
     def authenticate_header(self, request):

@@ -481,6 +481,11 @@ if TRUSTED_PROXY_COUNT < 0:
 # (CACHES): per process with the default local-memory cache; set CACHE_URL to Redis to share the count between workers.
 API_TOKEN_FAILURE_LIMIT = _env_positive_int("API_TOKEN_FAILURE_LIMIT", 20)
 API_TOKEN_COOLOFF_SECONDS = _env_positive_int("API_TOKEN_COOLOFF_SECONDS", 900)
+# Each web process remembers a token it accepted (its user, scope, expiry and model limit; never a permission) for this
+# many seconds, so an API call costs one database round trip instead of two. A token revoked, or a user deactivated, in
+# one process is refused there at once and by the other processes within this window; 0 looks every token up on every
+# request. Expiry is checked on every request from the remembered value. README, "API tokens".
+API_TOKEN_CACHE_SECONDS = env_seconds("API_TOKEN_CACHE_SECONDS", 10)
 
 LOGGING = {
     "version": 1,
