@@ -11,7 +11,7 @@ from cachetools import TTLCache
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework import authentication, exceptions
@@ -54,19 +54,22 @@ class _AcceptedTokens:
         self._maxsize = maxsize
         self._lock = threading.Lock()
         self._entries = None
+        self.generation = 0  # moves on every clear: a lookup that began before one must not be remembered after it
 
     def get(self, digest: str):
         with self._lock:
             user = self._table().get(digest)
         return copy.copy(user) if user is not None else None  # each request may set attributes on its own user
 
-    def put(self, digest: str, user) -> None:
+    def put(self, digest: str, user, *, generation: int) -> None:
         with self._lock:
-            self._table()[digest] = copy.copy(user)
+            if generation == self.generation:
+                self._table()[digest] = copy.copy(user)
 
     def clear(self, **_signal) -> None:
         with self._lock:
             self._entries = None
+            self.generation += 1
 
     def _table(self) -> TTLCache:
         seconds = settings.API_TOKEN_CACHE_SECONDS
@@ -89,6 +92,7 @@ post_save.connect(accepted_tokens.clear, sender=ApiToken, dispatch_uid="accepted
 post_delete.connect(accepted_tokens.clear, sender=ApiToken, dispatch_uid="accepted-tokens-token-deleted")
 post_save.connect(accepted_tokens.clear, sender=settings.AUTH_USER_MODEL, dispatch_uid="accepted-tokens-user-saved")
 post_delete.connect(accepted_tokens.clear, sender=settings.AUTH_USER_MODEL, dispatch_uid="accepted-tokens-user-deleted")
+m2m_changed.connect(accepted_tokens.clear, sender=ApiToken.allowed_models.through, dispatch_uid="accepted-tokens-limit-changed")
 
 
 def _grant_for(user) -> TokenGrant:
@@ -183,12 +187,13 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             token_failure_record(address)
             raise exceptions.AuthenticationFailed("Send the header as 'Authorization: Bearer <token>'.")
         digest = token_digest(header[1].decode(errors="replace"))
+        generation = accepted_tokens.generation
         user = accepted_tokens.get(digest)
         if user is None:
             user = _user_for_token(digest)
             if user is not None and user.is_active:
                 user.active_token = _grant_for(user)
-                accepted_tokens.put(digest, user)
+                accepted_tokens.put(digest, user, generation=generation)
         if user is None or not user.is_active:
             token_failure_record(address)
             raise exceptions.AuthenticationFailed("Unknown or revoked token; create a new one under 'API tokens'.")
@@ -204,7 +209,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         if last_used is None or now - last_used > timedelta(minutes=5):
             ApiToken.objects.filter(pk=user.token_id).update(last_used_at=now)  # an update(): no post_save, the entry stays
             user.token_last_used_at = now
-            accepted_tokens.put(digest, user)
+            accepted_tokens.put(digest, user, generation=generation)
         return user, user.active_token
 
     def authenticate_header(self, request):
