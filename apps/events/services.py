@@ -12,9 +12,7 @@ import hmac
 import json
 import secrets
 import time
-from datetime import timedelta
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -24,6 +22,7 @@ from django.utils import timezone
 from apps.audit import services as audit
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require
+from apps.web.outbox import Outbox
 from registry_site import broker
 
 from . import safe_http
@@ -31,7 +30,6 @@ from .models import RETRYABLE, Delivery, DeliveryStatus, Event, EventType, Webho
 
 MAX_WEBHOOKS_PER_MODEL = 20
 MIN_SECRET_LENGTH = 16
-SWEEP_BATCH = 500
 
 
 def _actor_name(actor) -> str:
@@ -80,32 +78,18 @@ def delivery_send(*, delivery_id: int, due_at=None) -> bool:
     return True
 
 
-def retry_delay(attempts: int) -> timedelta:
-    """Exponential backoff after the n-th failed attempt: base, 2 x base, 4 x base, ... capped."""
-    seconds = settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** min(max(attempts - 1, 0), 32)
-    return timedelta(seconds=min(seconds, settings.WEBHOOK_RETRY_MAX_SECONDS))
+OUTBOX = Outbox(
+    settings_prefix="WEBHOOK",
+    in_flight=DeliveryStatus.DELIVERING,
+    failed=DeliveryStatus.FAILED,
+    gave_up=DeliveryStatus.GAVE_UP,
+    retryable=RETRYABLE,
+)
 
 
 def delivery_sweep() -> dict:
     """Take back deliveries whose worker died mid-attempt, and resend due ones the broker never got (or lost)."""
-    now = timezone.now()
-    stale = Delivery.objects.filter(status=DeliveryStatus.DELIVERING, claimed_at__lt=now - timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS))
-    lost = "The worker stopped during the attempt."
-    gave_up = stale.filter(attempts__gte=settings.WEBHOOK_MAX_ATTEMPTS).update(status=DeliveryStatus.GAVE_UP, claimed_at=None, last_error=lost)
-    reclaimed = stale.update(status=DeliveryStatus.FAILED, claimed_at=None, next_attempt_at=now, message_due_at=None, last_error=lost)
-    resend_before = now - timedelta(seconds=settings.WEBHOOK_RESEND_AFTER_SECONDS)
-    due = (
-        Delivery.objects.filter(status__in=RETRYABLE, next_attempt_at__lte=now, webhook__active=True)
-        .filter(Q(message_due_at__isnull=True) | Q(message_due_at__lt=resend_before))
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:SWEEP_BATCH]
-    )
-    sent = 0
-    for delivery_id in list(due):
-        if not delivery_send(delivery_id=delivery_id):
-            break
-        sent += 1
-    return {"reclaimed": reclaimed + gave_up, "sent": sent}
+    return OUTBOX.sweep(Delivery.objects.all(), send=lambda pk: delivery_send(delivery_id=pk), sendable=Q(webhook__active=True))
 
 
 def _claim(delivery_id: int, now) -> bool:
@@ -114,7 +98,7 @@ def _claim(delivery_id: int, now) -> bool:
     The webhook's state is a subquery, not a join, so the status test stays in the UPDATE's own WHERE clause
     and PostgreSQL re-checks it on the locked row when two workers race.
     """
-    stale = now - timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+    stale = now - OUTBOX.lease()
     claimable = Q(status__in=RETRYABLE, next_attempt_at__lte=now) | Q(status=DeliveryStatus.DELIVERING, claimed_at__lt=stale)
     active = Webhook.objects.filter(active=True).values("pk")
     return bool(
@@ -186,10 +170,10 @@ def _record(delivery_id: int, claimed_at, *, status_code, excerpt: str, error: s
     delivery.last_duration_ms, delivery.claimed_at = duration_ms, None
     if not error:
         delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, now
-    elif final or delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+    elif final or OUTBOX.gives_up(delivery.attempts):
         delivery.status = DeliveryStatus.GAVE_UP
     else:
-        delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, now + retry_delay(delivery.attempts)
+        delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, now + OUTBOX.delay(delivery.attempts)
     delivery.save()
     return delivery
 

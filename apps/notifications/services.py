@@ -4,12 +4,12 @@
 transaction: the notification rows commit with the event or not at all, and each row whose recipient wants an email is
 that email's outbox. Once the transaction commits a Celery message is sent per email; if the broker is down then, the
 beat sweep (`email_sweep`) sends it later. A worker claims an email with one conditional UPDATE (so a duplicate message
-does nothing), sends it through Django's email framework and records the outcome; a failure is retried with backoff.
+does nothing), sends it through Django's email framework and records the outcome; a failure is retried with backoff
+(apps.web.outbox, NOTIFICATION_EMAIL_* settings) until the last attempt, then given up.
 No email is ever sent inside a request.
 """
 
 from collections.abc import Iterable
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -18,16 +18,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.models.models import RegisteredModel
+from apps.web.outbox import Outbox
 from registry_site import broker
 
 from .models import EMAIL_RETRYABLE, EmailPreference, EmailStatus, Kind, Notification
 
-EMAIL_MAX_ATTEMPTS = 6
-EMAIL_RETRY_BASE_SECONDS = 30
-EMAIL_RETRY_MAX_SECONDS = 3600
-EMAIL_LEASE_SECONDS = 120
-EMAIL_RESEND_AFTER_SECONDS = 60
-SWEEP_BATCH = 500
 
 
 @transaction.atomic
@@ -77,30 +72,21 @@ def email_send(*, notification_id: int, due_at=None) -> bool:
     return True
 
 
-def email_retry_delay(attempts: int) -> timedelta:
-    """30 s after the first failed attempt, doubling, at most an hour."""
-    return timedelta(seconds=min(EMAIL_RETRY_BASE_SECONDS * 2 ** min(max(attempts - 1, 0), 16), EMAIL_RETRY_MAX_SECONDS))
+OUTBOX = Outbox(
+    settings_prefix="NOTIFICATION_EMAIL",
+    in_flight=EmailStatus.SENDING,
+    failed=EmailStatus.FAILED,
+    gave_up=EmailStatus.GAVE_UP,
+    retryable=EMAIL_RETRYABLE,
+    column_prefix="email_",
+    error_column="email_error",
+)
 
 
 def email_sweep() -> dict:
-    """Take back emails whose worker died mid-attempt, and resend due ones the broker never got (or lost)."""
-    now = timezone.now()
-    stale = Notification.objects.filter(email_status=EmailStatus.SENDING, email_claimed_at__lt=now - timedelta(seconds=EMAIL_LEASE_SECONDS))
-    reclaimed = stale.update(email_status=EmailStatus.FAILED, email_claimed_at=None, email_next_attempt_at=now, email_message_due_at=None,
-                             email_error="The worker stopped during the attempt.")
-    resend_before = now - timedelta(seconds=EMAIL_RESEND_AFTER_SECONDS)
-    due = (
-        Notification.objects.filter(email_status__in=EMAIL_RETRYABLE, email_next_attempt_at__lte=now)
-        .filter(Q(email_message_due_at__isnull=True) | Q(email_message_due_at__lt=resend_before))
-        .order_by("email_next_attempt_at")
-        .values_list("pk", flat=True)[:SWEEP_BATCH]
-    )
-    sent = 0
-    for notification_id in list(due):
-        if not email_send(notification_id=notification_id):
-            break
-        sent += 1
-    return {"reclaimed": reclaimed, "sent": sent}
+    """Take back emails whose worker died mid-attempt (giving up on those out of attempts), and resend due ones the
+    broker never got (or lost)."""
+    return OUTBOX.sweep(Notification.objects.all(), send=lambda pk: email_send(notification_id=pk))
 
 
 def email_message(notification: Notification) -> tuple[str, str]:
@@ -117,7 +103,7 @@ def email_message(notification: Notification) -> tuple[str, str]:
 def email_attempt(*, notification_id: int) -> Notification | None:
     """Send one notification's email on a worker and record the outcome. None if it was not ours to send."""
     now = timezone.now()
-    stale = now - timedelta(seconds=EMAIL_LEASE_SECONDS)
+    stale = now - OUTBOX.lease()
     claimable = Q(email_status__in=EMAIL_RETRYABLE, email_next_attempt_at__lte=now) | Q(email_status=EmailStatus.SENDING, email_claimed_at__lt=stale)
     claimed = Notification.objects.filter(claimable, pk=notification_id).update(
         email_status=EmailStatus.SENDING, email_claimed_at=now, email_attempts=F("email_attempts") + 1
@@ -143,11 +129,11 @@ def _email_record(notification_id: int, claimed_at, error: str) -> Notification 
     notification.email_claimed_at, notification.email_error = None, error
     if not error:
         notification.email_status, notification.email_sent_at = EmailStatus.SENT, now
-    elif notification.email_attempts >= EMAIL_MAX_ATTEMPTS:
+    elif OUTBOX.gives_up(notification.email_attempts):
         notification.email_status = EmailStatus.GAVE_UP
     else:
         notification.email_status = EmailStatus.FAILED
-        notification.email_next_attempt_at = now + email_retry_delay(notification.email_attempts)
+        notification.email_next_attempt_at = now + OUTBOX.delay(notification.email_attempts)
     notification.save(update_fields=["email_status", "email_claimed_at", "email_error", "email_sent_at", "email_next_attempt_at"])
     return notification
 

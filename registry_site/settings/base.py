@@ -35,6 +35,23 @@ def _env_positive_int(name: str, default: int) -> int:
     return int(raw)
 
 
+def _outbox_settings(prefix: str, *, max_attempts: int, retry_base_seconds: int, timeout: tuple[str, int]) -> dict:
+    """An outbox's retry settings (apps.web.outbox.Outbox): `<prefix>_MAX_ATTEMPTS`, `_RETRY_BASE_SECONDS`,
+    `_RETRY_MAX_SECONDS`, `_LEASE_SECONDS` and `_RESEND_AFTER_SECONDS`. The attempt's timeout must be shorter than the
+    lease, or the sweep would hand a slow attempt to a second worker while the first still waits."""
+    values = {
+        f"{prefix}_MAX_ATTEMPTS": _env_positive_int(f"{prefix}_MAX_ATTEMPTS", max_attempts),
+        f"{prefix}_RETRY_BASE_SECONDS": _env_positive_int(f"{prefix}_RETRY_BASE_SECONDS", retry_base_seconds),
+        f"{prefix}_RETRY_MAX_SECONDS": _env_positive_int(f"{prefix}_RETRY_MAX_SECONDS", 3600),
+        f"{prefix}_LEASE_SECONDS": _env_positive_int(f"{prefix}_LEASE_SECONDS", 120),
+        f"{prefix}_RESEND_AFTER_SECONDS": _env_positive_int(f"{prefix}_RESEND_AFTER_SECONDS", 60),
+    }
+    timeout_name, timeout_seconds = timeout
+    if timeout_seconds >= values[f"{prefix}_LEASE_SECONDS"]:
+        raise ImproperlyConfigured(f"{timeout_name} ({timeout_seconds}) must be shorter than {prefix}_LEASE_SECONDS ({values[f'{prefix}_LEASE_SECONDS']})")
+    return values
+
+
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-local-development-key-change-me")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
@@ -426,18 +443,10 @@ if CELERY_BROKER_URL == "filesystem://":
 # here (host names, addresses or networks, comma-separated). Failed deliveries are retried after 10 s, 20 s, 40 s, ...
 # (capped) until WEBHOOK_MAX_ATTEMPTS; an attempt in flight longer than the lease is taken over by the sweep.
 WEBHOOK_ALLOWED_INTERNAL_HOSTS = env.list("WEBHOOK_ALLOWED_INTERNAL_HOSTS", default=[])
-WEBHOOK_MAX_ATTEMPTS = _env_positive_int("WEBHOOK_MAX_ATTEMPTS", 8)
-WEBHOOK_RETRY_BASE_SECONDS = _env_positive_int("WEBHOOK_RETRY_BASE_SECONDS", 10)
-WEBHOOK_RETRY_MAX_SECONDS = _env_positive_int("WEBHOOK_RETRY_MAX_SECONDS", 3600)
-WEBHOOK_LEASE_SECONDS = _env_positive_int("WEBHOOK_LEASE_SECONDS", 120)
-WEBHOOK_RESEND_AFTER_SECONDS = _env_positive_int("WEBHOOK_RESEND_AFTER_SECONDS", 60)
 # How long a receiver has to answer one delivery, connecting included; past it the attempt fails and is retried. Shorter
 # than the lease, or the sweep would hand a slow attempt to a second worker while the first still waits.
 WEBHOOK_TIMEOUT_SECONDS = _env_positive_int("WEBHOOK_TIMEOUT_SECONDS", 30)
-if WEBHOOK_TIMEOUT_SECONDS >= WEBHOOK_LEASE_SECONDS:
-    raise ImproperlyConfigured(
-        f"WEBHOOK_TIMEOUT_SECONDS ({WEBHOOK_TIMEOUT_SECONDS}) must be shorter than WEBHOOK_LEASE_SECONDS ({WEBHOOK_LEASE_SECONDS})"
-    )
+globals().update(_outbox_settings("WEBHOOK", max_attempts=8, retry_base_seconds=10, timeout=("WEBHOOK_TIMEOUT_SECONDS", WEBHOOK_TIMEOUT_SECONDS)))
 
 # Artifact cleanup (`manage.py gc_artifact_blobs` and the periodic task above, ARTIFACT_GC_SECONDS apart). Blobs that no
 # version uses and no registration reserves go once older than ARTIFACT_GC_GRACE_MINUTES. A registration reserves its
@@ -514,6 +523,9 @@ def _email_settings() -> dict:
 globals().update(_email_settings())
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Model Registry <registry@localhost>")
 EMAIL_TIMEOUT = _env_positive_int("EMAIL_TIMEOUT_SECONDS", 30)
+# A notification email that fails is retried after 30 s, 60 s, ... (at most an hour apart) until the last attempt, then
+# given up (shown in the admin and on the page); an attempt in flight longer than the lease is taken back by the sweep.
+globals().update(_outbox_settings("NOTIFICATION_EMAIL", max_attempts=6, retry_base_seconds=30, timeout=("EMAIL_TIMEOUT_SECONDS", EMAIL_TIMEOUT)))
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 if not SITE_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(f"SITE_URL must start with http:// or https://, got {SITE_URL!r}")

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEntry
 from apps.events.models import Delivery, DeliveryStatus, Event, EventType
-from apps.events.services import delivery_attempt, delivery_redeliver, delivery_sweep, event_emit, retry_delay, webhook_create, webhook_set_active
+from apps.events.services import delivery_attempt, delivery_redeliver, delivery_sweep, OUTBOX, event_emit, webhook_create, webhook_set_active
 from tests.validation.workers import free_port, producing_to
 
 from .conftest import SECRET
@@ -113,8 +113,8 @@ def test_a_delivery_gives_up_after_the_last_attempt(model, webhook, receiver, se
 
 def test_the_backoff_doubles_from_the_base_and_is_capped(settings):
     settings.WEBHOOK_RETRY_BASE_SECONDS, settings.WEBHOOK_RETRY_MAX_SECONDS = 10, 300
-    assert [retry_delay(n).total_seconds() for n in range(1, 8)] == [10, 20, 40, 80, 160, 300, 300]
-    assert retry_delay(10_000).total_seconds() == 300
+    assert [OUTBOX.delay(n).total_seconds() for n in range(1, 8)] == [10, 20, 40, 80, 160, 300, 300]
+    assert OUTBOX.delay(10_000).total_seconds() == 300
 
 
 def test_a_redirect_is_not_followed_and_counts_as_a_failure(model, webhook, receiver):

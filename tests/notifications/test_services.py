@@ -1,5 +1,8 @@
 """Who is notified of what, written with the event; emails sent by `email_attempt` through Django's email framework."""
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -20,9 +23,11 @@ from apps.models.permissions import Action
 from apps.models.services import model_permission_grant
 from apps.notifications.models import EmailStatus, Kind, Notification
 from apps.notifications.services import email_attempt, email_preferences_update, email_sweep, notification_mark_read
+from apps.notifications.tasks import sweep_notification_emails
 from apps.validation.services import validation_run
 from tests.factories import promote, register_version
 from tests.helpers import pending_production_request
+from tests.nodes import ROOT
 from tests.validation.workers import free_port
 
 pytestmark = pytest.mark.django_db
@@ -175,3 +180,49 @@ def test_marking_read_touches_only_the_users_own(model, owner, reviewer, scienti
     assert notification_mark_read(user=reviewer, notification_ids=[mine.pk, theirs.pk]) == 1
     theirs.refresh_from_db()
     assert theirs.read_at is None
+
+
+def test_a_failing_mail_server_is_given_up_after_the_attempts_the_settings_allow(model, owner, reviewer, scientist, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", free_port(), 2  # nothing listens there
+    settings.NOTIFICATION_EMAIL_MAX_ATTEMPTS, settings.NOTIFICATION_EMAIL_RETRY_BASE_SECONDS = 2, 7
+    owner.email = "owner@example.com"
+    owner.save()
+    pending_production_request(model, scientist)
+    notification = Notification.objects.get(recipient=owner, kind=Kind.REVIEW_REQUESTED)
+    first = email_attempt(notification_id=notification.pk)
+    assert first.email_status == EmailStatus.FAILED
+    assert (first.email_next_attempt_at - timezone.now()).total_seconds() == pytest.approx(7, abs=2)
+    Notification.objects.filter(pk=notification.pk).update(email_next_attempt_at=timezone.now())
+    second = email_attempt(notification_id=notification.pk)
+    assert second.email_status == EmailStatus.GAVE_UP and second.email_attempts == 2
+
+
+@pytest.mark.redis
+def test_the_sweep_gives_up_on_an_email_whose_workers_keep_dying(model, owner, reviewer, scientist, settings):
+    settings.NOTIFICATION_EMAIL_MAX_ATTEMPTS = 3
+    owner.email = "owner@example.com"
+    owner.save()
+    pending_production_request(model, scientist)
+    notification = Notification.objects.get(recipient=owner, kind=Kind.REVIEW_REQUESTED)
+    stuck = timezone.now() - timedelta(minutes=10)
+    Notification.objects.filter(pk=notification.pk).update(email_status=EmailStatus.SENDING, email_claimed_at=stuck, email_attempts=3)
+    assert sweep_notification_emails() == {"reclaimed": 1, "sent": 0}  # the beat task: given up, not sent a fourth time
+    notification.refresh_from_db()
+    assert notification.email_status == EmailStatus.GAVE_UP and "worker stopped" in notification.email_error
+    assert email_attempt(notification_id=notification.pk) is None
+
+
+@pytest.mark.parametrize(
+    "variables, message",
+    [
+        ({"NOTIFICATION_EMAIL_MAX_ATTEMPTS": "0"}, "NOTIFICATION_EMAIL_MAX_ATTEMPTS must be a positive whole number"),
+        ({"NOTIFICATION_EMAIL_RETRY_BASE_SECONDS": "ten"}, "NOTIFICATION_EMAIL_RETRY_BASE_SECONDS must be a positive whole number"),
+        ({"EMAIL_TIMEOUT_SECONDS": "120"}, "EMAIL_TIMEOUT_SECONDS (120) must be shorter than NOTIFICATION_EMAIL_LEASE_SECONDS (120)"),
+    ],
+)
+def test_a_bad_email_retry_setting_stops_start_up_naming_the_variable(variables, message):
+    finished = subprocess.run(
+        [sys.executable, "-c", "import registry_site.settings.base"], cwd=ROOT, env={**os.environ, **variables}, capture_output=True, text=True, timeout=60
+    )
+    assert finished.returncode != 0 and f"ImproperlyConfigured: {message}" in finished.stderr

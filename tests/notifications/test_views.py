@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from apps.notifications.models import EmailPreference, Kind, Notification
+from apps.notifications.models import EmailPreference, EmailStatus, Kind, Notification
 from apps.notifications.services import notify
 from tests.helpers import queries_for
 
@@ -96,3 +96,18 @@ def test_administrators_see_where_each_email_stands_in_the_admin(model, reviewer
     assert page.status_code == 200 and "visible to the administrator" in page.text
     client.force_login(make_user("staffer", is_staff=True))
     assert client.get("/admin/notifications/notification/").status_code == 403
+
+
+def test_administrators_see_an_email_that_was_given_up_and_why(model, reviewer, make_user, client):
+    _notify(model, reviewer, 1, title="never reached them")
+    Notification.objects.update(email_status=EmailStatus.GAVE_UP, email_attempts=6, email_error="SMTPRecipientsRefused: no such user")
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    page = client.get("/admin/notifications/notification/?email_status__exact=gave_up")
+    assert "never reached them" in page.text and "Gave up" in page.text
+
+
+def test_the_recipient_sees_on_the_page_that_the_email_was_given_up(model, reviewer, web_for):
+    _notify(model, reviewer, 1, title="never reached them")
+    Notification.objects.update(email_status=EmailStatus.GAVE_UP)
+    page = web_for(reviewer).get("/notifications/")
+    assert 'data-email-status="gave_up"' in page.text and "email could not be sent" in page.text.lower()
