@@ -8,11 +8,12 @@ import re
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.approvals.models import TransitionRequest
 from apps.audit import services as audit
-from apps.models.permissions import Action, can, require
+from apps.models.permissions import Action, require, users_holding
 from apps.notifications.models import Kind
 from apps.notifications.services import notify
 from apps.versions.models import ModelVersion
@@ -43,8 +44,11 @@ def _checked_body(body: str) -> str:
 
 
 def _notify_mentions(comment: Comment, actor, usernames: list[str]) -> None:
-    candidates = get_user_model().objects.filter(username__in=usernames, is_active=True).exclude(pk=actor.pk)
-    viewers = [user for user in candidates if can(user, Action.VIEW, comment.model)]
+    if not usernames:
+        return
+    # One query for any number of mentions: the viewers by grant (users_holding), and superusers, who may view any model.
+    may_view = Q(pk__in=users_holding(comment.model, Action.VIEW).values("pk")) | Q(is_superuser=True)
+    viewers = get_user_model().objects.filter(may_view, username__in=usernames, is_active=True).exclude(pk=actor.pk)
     notify(
         recipients=viewers, kind=Kind.MENTIONED, model=comment.model, actor=actor,
         title=f"{actor.get_username()} mentioned you on {comment.subject()}", body=comment.body[:1000], url=comment_url(comment),

@@ -2,10 +2,14 @@
 the model, edits and deletions by the author only, every change in the audit log."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditEntry
 from apps.comments.models import Comment
 from apps.comments.services import comment_create, mentioned_usernames
+from apps.models.permissions import Action
+from apps.models.services import model_permission_grant
 from apps.notifications.models import Kind, Notification
 from tests.helpers import pending_production_request, queries_for
 
@@ -95,3 +99,22 @@ def test_the_version_page_costs_the_same_queries_with_more_comments(model, versi
     for index in range(5):
         comment_create(actor=reviewer if index % 2 else owner, body=f"more {index}", version=version)
     assert queries_for(client, f"/models/{model.name}/versions/{version.number}/") == few
+
+
+def test_a_comment_costs_the_same_queries_however_many_viewers_it_mentions(model, version, owner, reviewer, make_user, web_for):
+    viewers = [make_user(f"viewer{index}") for index in range(8)]
+    for user in viewers:
+        model_permission_grant(model=model, actor=owner, action=Action.VIEW, user=user)
+    make_user("root", is_superuser=True)  # may view every model without a grant
+    client, url = web_for(reviewer), f"/models/{model.name}/versions/{version.number}/comments/"
+
+    def posting(body: str) -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.post(url, {"body": body}).status_code == 302
+        return len(ctx.captured_queries)
+
+    one = posting("@viewer0 have a look")
+    many = posting(" ".join(f"@{user.username}" for user in viewers) + " @root @outsider")
+    assert many == one
+    mentioned = Notification.objects.filter(kind=Kind.MENTIONED).values_list("recipient__username", flat=True)
+    assert sorted(mentioned) == sorted(["viewer0", *(user.username for user in viewers), "root"])
