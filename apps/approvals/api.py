@@ -9,6 +9,7 @@ from apps.accounts.idempotency import idempotent_response
 from apps.web.openapi import documented
 from apps.web.serializers import instant_parameter, validated_body
 from apps.models.permissions import Action, get_model_for, require, require_rollback
+from apps.versions.aliases import PRODUCTION_ALIAS
 from apps.versions.selectors import production_at, production_history, version_or_404
 
 from .selectors import transition_request_for
@@ -23,7 +24,7 @@ from .serializers import (
     transition_request_to_dict,
 )
 from .services import (
-    production_rollback,
+    alias_rollback,
     transition_request_approve,
     transition_request_create,
     transition_request_override_quality,
@@ -107,13 +108,17 @@ override_quality = _decision(
 )
 @api_view(["POST"])
 def rollback(request, name: str):
-    model = get_model_for(request.user, name)
+    return rollback_response(request, get_model_for(request.user, name), PRODUCTION_ALIAS)
+
+
+def rollback_response(request, model, alias: str):
+    """POST .../rollback/ for any pointer (production's and each alias's endpoint): `alias_rollback`, idempotent."""
     require_rollback(request.user, model)  # before the body is read
 
     def roll_back():
         body = validated_body(RollbackBodySerializer, request)
         target = version_or_404(model, body["to_version"]) if body["to_version"] is not None else None
-        return production_rollback(model=model, actor=request.user, reason=body["reason"], to_version=target)
+        return alias_rollback(model=model, alias=alias, actor=request.user, reason=body["reason"], to_version=target)
 
     return idempotent_response(request, roll_back, status=201, render=pointer_change_to_dict)
 

@@ -15,7 +15,7 @@ from apps.validation.selectors import unsafe_finding_blocks
 from apps.versions.aliases import PRODUCTION_ALIAS, checked_alias_name
 from apps.versions.lifecycle import Stage, checked_transition
 from apps.versions.models import AliasChange, ModelVersion, ProductionPointerChange, StageTransition
-from apps.versions.selectors import alias_rollback_candidates, production_version, version_at_alias
+from apps.versions.selectors import alias_history, alias_rollback_candidates, production_version, version_at_alias
 from apps.versions.services import alias_pointer_change, version_stage_change
 
 from . import notices
@@ -354,34 +354,6 @@ def transition_request_override_quality(*, transition_request: TransitionRequest
 
 
 @transaction.atomic
-def production_rollback(*, model: RegisteredModel, actor, reason: str, to_version: ModelVersion | None = None) -> ProductionPointerChange:
-    """Move the production pointer back: no re-upload, no new approval for a version that passed production review."""
-    model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
-    require_rollback(actor, model)
-    if not reason.strip():
-        raise ValidationError({"reason": ["Say why you roll back; it is kept in the pointer history."]})
-    current = production_version(model)
-    was_production = ProductionPointerChange.objects.filter(model=model, version__isnull=False)
-    if to_version is None:
-        earlier = was_production.exclude(version=current).order_by("-changed_at", "-id").first()
-        if earlier is None:
-            raise ValidationError("No earlier version was ever in production; there is nothing to roll back to.")
-        to_version = earlier.version
-    elif to_version.model_id != model.pk or not was_production.filter(version=to_version).exists():
-        raise ValidationError({"to_version": [f"v{to_version.number} was never in production; only those can be rolled back to."]})
-    elif current is not None and to_version.pk == current.pk:
-        raise ValidationError({"to_version": [f"v{to_version.number} is already in production."]})
-    version_transition(version=to_version, to_stage=Stage.PRODUCTION, actor=actor, reason=reason.strip(), rollback=True)
-    change = ProductionPointerChange.objects.filter(model=model).order_by("-changed_at", "-id").first()
-    audit.record(
-        actor=actor, obj=model, action="production.rolled_back",
-        before={"version": current.number if current else None}, after={"version": to_version.number, "reason": reason.strip()}, registered_model_id=model.pk,
-    )
-    notices.rolled_back(model, actor, alias=PRODUCTION_ALIAS, previous=current, to_version=to_version, reason=reason.strip())
-    return change
-
-
-@transaction.atomic
 def approval_policy_update(*, model: RegisteredModel, actor, policies: dict[str, tuple[int, object]]) -> None:
     """Set, per gated stage, the number of distinct approvals required and the group approvers must belong to."""
     require(actor, Action.MANAGE, model)
@@ -426,27 +398,35 @@ def alias_delete(*, model: RegisteredModel, alias: str, actor, reason: str = "")
 
 @transaction.atomic
 def alias_rollback(*, model: RegisteredModel, alias: str, actor, reason: str, to_version: ModelVersion | None = None) -> ProductionPointerChange | AliasChange:
-    """Point an alias back at a version it pointed at before (the previous one by default), with no new approval:
-    approvers and managers may. `production` rolls back through `production_rollback`."""
+    """Point an alias (`production`, the built-in one, included) back at a version it pointed at before (the previous
+    one by default): no re-upload, no new approval; approvers and managers may. Returns the pointer change it wrote."""
     alias = checked_alias_name(alias)
-    if alias == PRODUCTION_ALIAS:
-        return production_rollback(model=model, actor=actor, reason=reason, to_version=to_version)
     model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
     require_rollback(actor, model)
-    if not reason.strip():
-        raise ValidationError({"reason": ["Say why you roll back; it is kept in the alias's history."]})
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": ["Say why you roll back; it is kept in the pointer history."]})
+    at = "in production" if alias == PRODUCTION_ALIAS else f"at @{alias}"
     current = version_at_alias(model, alias)
     candidates = alias_rollback_candidates(model, alias, current)
     if to_version is None:
         if not candidates:
-            raise ValidationError(f"@{alias} never pointed at another version; there is nothing to roll back to.")
+            raise ValidationError(f"No earlier version was ever {at}; there is nothing to roll back to.")
         to_version = ModelVersion.objects.get(model=model, number=candidates[0])
+    elif current is not None and to_version.pk == current.pk:
+        raise ValidationError({"to_version": [f"v{to_version.number} is already {at}."]})
     elif to_version.model_id != model.pk or to_version.number not in candidates:
-        if current is not None and to_version.pk == current.pk:
-            raise ValidationError({"to_version": [f"@{alias} already points at v{to_version.number}."]})
-        raise ValidationError({"to_version": [f"@{alias} never pointed at v{to_version.number}; only those versions can be rolled back to."]})
-    change = version_transition(version=to_version, alias=alias, actor=actor, reason=reason.strip(), rollback=True)
-    notices.rolled_back(model, actor, alias=alias, previous=current, to_version=to_version, reason=reason.strip())
+        raise ValidationError({"to_version": [f"v{to_version.number} was never {at}; only those versions can be rolled back to."]})
+    if alias == PRODUCTION_ALIAS:
+        version_transition(version=to_version, to_stage=Stage.PRODUCTION, actor=actor, reason=reason, rollback=True)
+        change = alias_history(model, alias).order_by("-changed_at", "-id").first()
+        audit.record(
+            actor=actor, obj=model, action="production.rolled_back", registered_model_id=model.pk,
+            before={"version": current.number if current else None}, after={"version": to_version.number, "reason": reason},
+        )
+    else:
+        change = version_transition(version=to_version, alias=alias, actor=actor, reason=reason, rollback=True)
+    notices.rolled_back(model, actor, alias=alias, previous=current, to_version=to_version, reason=reason)
     return change
 
 

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.catalog.tables import parse_sort
 from apps.models.permissions import Action, actions_for, get_model_for, require_rollback
 from apps.validation.selectors import latest_job, quality_gates
+from apps.versions.aliases import PRODUCTION_ALIAS
 from apps.versions.lifecycle import Stage
 from apps.versions.models import ModelVersion
 from apps.versions.selectors import production_at, production_history
@@ -34,8 +35,8 @@ from .selectors import (
     rollback_candidates,
 )
 from .services import (
+    alias_rollback,
     approval_policy_update,
-    production_rollback,
     transition_request_approve,
     transition_request_override_quality,
     transition_request_reject,
@@ -133,8 +134,8 @@ def rollback(request: HttpRequest, name: str) -> HttpResponse:
         return redirect("models:detail", name=model.name)
     number = form.cleaned_data["to_version"]
     try:
-        change = production_rollback(
-            model=model, actor=request.user, reason=form.cleaned_data["reason"],
+        change = alias_rollback(
+            model=model, alias=PRODUCTION_ALIAS, actor=request.user, reason=form.cleaned_data["reason"],
             to_version=ModelVersion.objects.get(model=model, number=number) if number else None,
         )
     except ValidationError as exc:

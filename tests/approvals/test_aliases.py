@@ -120,7 +120,7 @@ def test_history_at_an_instant_and_rollback_per_alias(model, owner, reviewer):
     change = alias_rollback(model=model, alias="champion", actor=reviewer, reason="v2 regressed")
     assert change.kind == "rollback" and version_at_alias(model, "champion") == v1
     assert AuditEntry.objects.filter(action="alias.rolled_back").exists()
-    with pytest.raises(ValidationError, match="already points"):
+    with pytest.raises(ValidationError, match="v1 is already at @champion"):
         alias_rollback(model=model, alias="champion", actor=reviewer, reason="again", to_version=v1)
 
 

@@ -2,8 +2,9 @@
 
 import pytest
 
+from apps.versions.aliases import PRODUCTION_ALIAS
 from apps.versions.lifecycle import Stage
-from apps.approvals.services import production_rollback, transition_request_approve, transition_request_create
+from apps.approvals.services import alias_rollback, transition_request_approve, transition_request_create
 from apps.validation.services import validation_run
 from apps.versions.models import ModelVersion, ProductionPointerChange
 from tests.factories import promote, register_version
@@ -40,7 +41,7 @@ def test_racing_rollbacks_keep_one_production_version(model, owner, reviewer):
         promote(version, requester=owner, approver=reviewer)
     targets = versions[:3]
 
-    errors = in_threads(3, lambda i: production_rollback(model=model, actor=reviewer, reason="incident", to_version=targets[i]))
+    errors = in_threads(3, lambda i: alias_rollback(model=model, alias=PRODUCTION_ALIAS, actor=reviewer, reason="incident", to_version=targets[i]))
     # A rollback to the version another thread just put in production is refused; all others apply in turn.
     assert all("already in production" in str(e) for e in errors)
     _assert_one_production_and_a_chain(model)

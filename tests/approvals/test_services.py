@@ -5,11 +5,12 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
+from apps.versions.aliases import PRODUCTION_ALIAS
 from apps.approvals.models import Approval
 from apps.approvals.selectors import transition_request_is_stale
 from apps.approvals.services import (
     approval_policy_update,
-    production_rollback,
+    alias_rollback,
     transition_request_approve,
     transition_request_create,
     transition_request_override_quality,
@@ -176,12 +177,12 @@ def test_rollback_moves_the_pointer_back_without_a_new_approval(model, owner, re
     first, second = validated_version(model, owner), validated_version(model, owner)
     promote(first, requester=owner, approver=reviewer)
     promote(second, requester=owner, approver=reviewer)
-    change = production_rollback(model=model, actor=reviewer, reason="latency spike")
+    change = alias_rollback(model=model, alias=PRODUCTION_ALIAS, actor=reviewer, reason="latency spike")
     first.refresh_from_db(), second.refresh_from_db()
     assert (first.stage, second.stage) == ("production", "archived")
     assert change.kind == "rollback" and change.version == first and change.previous_version == second
     assert AuditEntry.objects.filter(action="production.rolled_back").exists()
-    production_rollback(model=model, actor=owner, reason="fixed", to_version=second)
+    alias_rollback(model=model, alias=PRODUCTION_ALIAS, actor=owner, reason="fixed", to_version=second)
     second.refresh_from_db()
     assert second.stage == "production"
 
@@ -190,16 +191,16 @@ def test_rollback_refuses_versions_that_were_never_in_production(model, owner, r
     first = validated_version(model, owner)
     never = validated_version(model, owner)
     with pytest.raises(ValidationError, match="nothing to roll back to"):
-        production_rollback(model=model, actor=owner, reason="x")
+        alias_rollback(model=model, alias=PRODUCTION_ALIAS, actor=owner, reason="x")
     promote(first, requester=owner, approver=reviewer)
     with pytest.raises(ValidationError, match="never in production"):
-        production_rollback(model=model, actor=owner, reason="x", to_version=never)
+        alias_rollback(model=model, alias=PRODUCTION_ALIAS, actor=owner, reason="x", to_version=never)
     with pytest.raises(ValidationError, match="already in production"):
-        production_rollback(model=model, actor=owner, reason="x", to_version=first)
+        alias_rollback(model=model, alias=PRODUCTION_ALIAS, actor=owner, reason="x", to_version=first)
     viewer = make_user("viewer")
     model_permission_grant(model=model, actor=owner, action=Action.VIEW, user=viewer)
     with pytest.raises(PermissionDenied):
-        production_rollback(model=model, actor=viewer, reason="x")
+        alias_rollback(model=model, alias=PRODUCTION_ALIAS, actor=viewer, reason="x")
     assert ProductionPointerChange.objects.count() == 1
     assert ModelVersion.objects.get(stage="production") == first
 
@@ -210,14 +211,14 @@ def test_every_stage_change_writes_its_events_in_the_same_transaction(model, own
     first, second = validated_version(model, owner), validated_version(model, owner)
     promote(first, requester=owner, approver=reviewer)
     promote(second, requester=owner, approver=reviewer)
-    production_rollback(model=model, actor=reviewer, reason="incident")
+    alias_rollback(model=model, alias=PRODUCTION_ALIAS, actor=reviewer, reason="incident")
     events = [(e.type, e.payload) for e in Event.objects.filter(model=model).order_by("created_at")]
     production_moves = [(t, p["old_version"], p["new_version"]) for t, p in events if t.startswith("production.")]
     assert production_moves == [("production.changed", None, 1), ("production.changed", 1, 2), ("production.rolled_back", 2, 1)]
     stage_changes = [(p["version"], p["from_stage"], p["to_stage"]) for t, p in events if t == "version.stage_changed"]
     assert (2, "production", "archived") in stage_changes and (1, "archived", "production") in stage_changes
     with pytest.raises(ValidationError):
-        production_rollback(model=model, actor=reviewer, reason="x", to_version=first)  # refused: nothing written
+        alias_rollback(model=model, alias=PRODUCTION_ALIAS, actor=reviewer, reason="x", to_version=first)  # refused: nothing written
     assert Event.objects.filter(model=model).count() == len(events)
 
 
@@ -231,5 +232,5 @@ def test_a_rollback_never_returns_an_unsafe_version_to_production(model, owner, 
     ValidationJob.objects.filter(version=unsafe).update(version=old)
 
     with pytest.raises(ValidationError, match="return to production"):
-        production_rollback(model=model, actor=owner, reason="incident", to_version=old)
+        alias_rollback(model=model, alias=PRODUCTION_ALIAS, actor=owner, reason="incident", to_version=old)
     assert ModelVersion.objects.get(stage="production") == new

@@ -9,11 +9,11 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from apps.versions.aliases import PRODUCTION_ALIAS
 from apps.approvals.services import (
     alias_rollback,
     alias_set,
     approval_policy_update,
-    production_rollback,
     transition_request_approve,
     transition_request_create,
     transition_request_reject,
@@ -102,7 +102,7 @@ def test_managers_hear_of_failed_validation_and_of_a_rollback(model, owner, revi
 
     for _ in range(2):
         promote(register_version(model, scientist), requester=scientist, approver=reviewer)
-    production_rollback(model=model, actor=reviewer, reason="error rate doubled")
+    alias_rollback(model=model, alias=PRODUCTION_ALIAS, actor=reviewer, reason="error rate doubled")
     (rolled_back,) = Notification.objects.filter(kind=Kind.ROLLED_BACK)
     assert rolled_back.recipient == owner and rolled_back.title == "reviewer rolled sentiment production back from v3 to v2"
     assert rolled_back.body == "error rate doubled" and rolled_back.url == "/models/sentiment/history/"

@@ -10,10 +10,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
+from apps.versions.aliases import PRODUCTION_ALIAS
 from apps.approvals.services import (
     alias_policy_update,
     approval_policy_update,
-    production_rollback,
+    alias_rollback,
     transition_request_approve,
     transition_request_create,
 )
@@ -122,7 +123,7 @@ def test_a_governed_alias_and_a_rollback_are_signed_but_an_ungoverned_alias_is_n
     first = register_version(model, owner, files=FILES)
     promote(first, requester=owner, approver=reviewer)
     promote(register_version(model, owner, files={"model.bin": b"v2"}), requester=owner, approver=reviewer)
-    production_rollback(model=model, actor=reviewer, reason="error rate up", to_version=first)
+    alias_rollback(model=model, alias=PRODUCTION_ALIAS, actor=reviewer, reason="error rate up", to_version=first)
     rollback = _signatures(api_for(owner), 1, pointer="production")[0]["statement"]
     assert rollback["rollback"] is True and [a["approver"] for a in rollback["approvals"]] == ["reviewer"]  # of the request that first let it in
 

@@ -8,9 +8,8 @@ from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from apps.accounts.idempotency import idempotent_response
 from apps.catalog.selectors import alias_fingerprint, stage_fingerprint
-from apps.models.permissions import Action, get_model_for, require_rollback
+from apps.models.permissions import Action, get_model_for
 from apps.versions.aliases import PRODUCTION_ALIAS, alias_from_url
 from apps.versions.api import VERSION_SCHEMA, pointer_response
 from apps.versions.models import ModelAlias
@@ -20,9 +19,10 @@ from apps.web.lists import paginated
 from apps.web.serializers import instant_parameter, validated_body
 from apps.web.openapi import documented, filter_parameters, page_schema
 
+from ..api import rollback_response
 from ..selectors import alias_policies, alias_policy
-from ..serializers import PointerChangeSerializer, RollbackBodySerializer, pointer_change_to_dict
-from ..services import ApprovalRequired, alias_delete, alias_policy_update, alias_rollback, alias_set
+from ..serializers import PointerChangeSerializer, RollbackBodySerializer
+from ..services import ApprovalRequired, alias_delete, alias_policy_update, alias_set
 from .serializers import AliasDeleteBodySerializer, AliasPolicyBodySerializer, AliasPolicySerializer, AliasSerializer, AliasSetBodySerializer, alias_to_dict, policy_to_dict
 
 
@@ -168,13 +168,4 @@ def alias_history_view(request, name: str, alias: str):
 @api_view(["POST"])
 def alias_rollback_view(request, name: str, alias: str):
     alias = alias_from_url(alias)
-    model = get_model_for(request.user, name)
-    require_rollback(request.user, model)  # before the body is read
-
-    def roll_back():
-        body = validated_body(RollbackBodySerializer, request)
-        number = body["to_version"]
-        target = version_or_404(model, number) if number is not None else None
-        return alias_rollback(model=model, alias=alias, actor=request.user, reason=body["reason"], to_version=target)
-
-    return idempotent_response(request, roll_back, status=201, render=pointer_change_to_dict)
+    return rollback_response(request, get_model_for(request.user, name), alias)
