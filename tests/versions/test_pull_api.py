@@ -205,4 +205,4 @@ def test_the_manifest_and_archive_cost_the_same_queries_whatever_the_number_of_f
                 response = api.get(f"/api/v1/models/sentiment/versions/{number}/{suffix}")
                 streamed(response) if response.streaming else response.content
             counts.append(len(queries))
-    assert counts == [4, 4, 4, 4]  # token, model with the permission check, version, its files
+    assert counts == [3, 3, 3, 3]  # model with the permission check, version, its files (the token is remembered)
