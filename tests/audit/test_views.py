@@ -47,6 +47,7 @@ def test_a_group_can_grant_the_auditor_permission(web_for, make_user, model):
     member = make_user("compliance-member")
     member.groups.add(group)
     assert web_for(member).get("/audit/").status_code == 200
+    assert 'href="/audit/"' in web_for(member).get("/").content.decode()  # the link, read with the session user
 
 
 def test_an_outsider_gets_403_on_the_global_log(web_for, outsider, model):
