@@ -69,7 +69,7 @@ def model_create_view(request: HttpRequest) -> HttpResponse:
 
 
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
-    model = get_model_for(request.user, name)
+    model = get_model_for(request.user, name, with_actions=True)
     table = _versions_table(request, model)
     history = production_history(model)[:10]
     production = production_version(model)
