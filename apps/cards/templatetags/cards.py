@@ -1,16 +1,14 @@
 from django import template
 
-from apps.versions.selectors import production_version
-
 from ..selectors import card_for, evaluation_results, readme_artifact
 
 register = template.Library()
 
 
 @register.simple_tag
-def model_card(model) -> dict:
-    """`{% model_card model as card %}`: the model's card, and the evaluation results of its production version."""
-    production = production_version(model)
+def model_card(model, production) -> dict:
+    """`{% model_card model production as card %}`: the model's card, and the evaluation results of its production
+    version (the page has read it already)."""
     return {"card": card_for(model), "evaluation": evaluation_results(production), "evaluated": production}
 
 
