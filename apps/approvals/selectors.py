@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.db import models
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, prefetch_related_objects
 from django.db.models.functions import Coalesce, NullIf
 from django.http import Http404
 
@@ -102,11 +102,40 @@ def alias_policies(model: RegisteredModel, aliases: list[str]) -> dict[str, Alia
 def aliases_with_policies(model: RegisteredModel) -> list:
     """The model's free aliases by name with their versions, each with its policy's `required_approvals` and `gates`
     (None: no policy), in one query: what a page shows as badges, in its aliases card and for drift."""
-    policy = AliasPolicy.objects.filter(model=model, alias=OuterRef("name"))
-    return list(
-        ModelAlias.objects.filter(model=model).select_related("version").order_by("name")
-        .annotate(required_approvals=Subquery(policy.values("required_approvals")[:1]), gates=Subquery(policy.values("gates")[:1]))
+    return pointers_with_policies(model)[1]
+
+
+def pointers_with_policies(model: RegisteredModel) -> tuple[ModelVersion | None, list[ModelAlias]]:
+    """The version in production and the free aliases as `aliases_with_policies` gives them, in one query: the
+    production version (its partial unique index) beside the versions the aliases point at (one row per alias)."""
+    policy = AliasPolicy.objects.filter(model=model, alias=OuterRef("aliases__name"))
+    none = {name: Value(None, output_field=field) for name, field in _ALIAS_COLUMNS.items()}
+    in_production = ModelVersion.objects.production().filter(model=model).annotate(**none)
+    aliased = ModelVersion.objects.filter(aliases__model=model).annotate(
+        alias_id=F("aliases__id"),
+        alias_name=F("aliases__name"),
+        alias_updated_at=F("aliases__updated_at"),
+        required_approvals=Subquery(policy.values("required_approvals")[:1]),
+        gates=Subquery(policy.values("gates")[:1]),
     )
+    production, aliases = None, []
+    for row in in_production.order_by().union(aliased.order_by(), all=True):
+        if row.alias_id is None:
+            production = row
+            continue
+        alias = ModelAlias(id=row.alias_id, model=model, name=row.alias_name, version=row, updated_at=row.alias_updated_at)
+        alias.required_approvals, alias.gates = row.required_approvals, row.gates
+        aliases.append(alias)
+    return production, sorted(aliases, key=lambda alias: alias.name)
+
+
+_ALIAS_COLUMNS = {
+    "alias_id": models.BigIntegerField(),
+    "alias_name": models.CharField(),
+    "alias_updated_at": models.DateTimeField(),
+    "required_approvals": models.PositiveSmallIntegerField(),
+    "gates": models.BooleanField(),
+}
 
 
 def transition_request_is_gated(transition_request: TransitionRequest) -> bool:
@@ -228,9 +257,11 @@ def transition_request_is_stale(transition_request: TransitionRequest) -> bool:
 def requests_with_details(queryset: QuerySet[TransitionRequest] | None = None) -> QuerySet[TransitionRequest]:
     queryset = queryset if queryset is not None else TransitionRequest.objects.all()
     related = ("version__model__team", "version__created_by", "requested_by", "override_by", "override_baseline")
-    return queryset.select_related(*related).prefetch_related(
-        Prefetch("approvals", queryset=Approval.objects.select_related("approver"))
-    )
+    return queryset.select_related(*related).prefetch_related(_approvals())
+
+
+def _approvals() -> Prefetch:
+    return Prefetch("approvals", queryset=Approval.objects.select_related("approver"))
 
 
 def pending_pointer_requests(model, alias: str) -> QuerySet[TransitionRequest]:
@@ -309,6 +340,16 @@ class ApproverRoster:
             self._policies[key] = transition_request_policy(transition_request)
         return self._policies[key]
 
+    def enough_approvers(self, transition_request: TransitionRequest) -> bool:
+        """Whether as many people as the request needs may approve it besides its requester: then it cannot fall
+        short, whatever approvals it has (each one given counts out of both the missing and the available)."""
+        required, group = self.policy(transition_request)
+        if not required:
+            return True
+        allowed = self.members(group) if group is not None else None
+        eligible = [pk for pk in self.approvers if pk != transition_request.requested_by_id and (allowed is None or pk in allowed)]
+        return len(eligible) >= required
+
     def members(self, group) -> set[int]:
         if group.pk not in self._members:
             self._members[group.pk] = set(group.user_set.values_list("pk", flat=True))
@@ -335,9 +376,9 @@ def approver_shortfall(transition_request: TransitionRequest, roster: ApproverRo
     if transition_request.status != RequestStatus.PENDING:
         return None
     roster = roster or ApproverRoster(transition_request.version.model)
-    required, group = roster.policy(transition_request)
-    if not required:
+    if roster.enough_approvers(transition_request):
         return None
+    required, group = roster.policy(transition_request)
     allowed = roster.members(group) if group is not None else None
     given = {
         a.approver_id for a in transition_request.approvals.all()
@@ -367,11 +408,14 @@ def approver_shortfall(transition_request: TransitionRequest, roster: ApproverRo
 
 def approver_shortfalls(model) -> list[tuple[TransitionRequest, dict]]:
     """The pending requests of a model that nobody but their requester can approve, for the model page."""
-    pending = list(requests_with_details(TransitionRequest.objects.pending().filter(version__model=model)).order_by("created_at", "id")[:20])
+    pending = TransitionRequest.objects.pending().filter(version__model=model).order_by("created_at", "id")
+    pending = list(requests_with_details(pending).prefetch_related(None)[:20])
     if not pending:
         return []
     roster = ApproverRoster(model)
-    return [(transition_request, shortfall) for transition_request in pending if (shortfall := approver_shortfall(transition_request, roster))]
+    short = [transition_request for transition_request in pending if not roster.enough_approvers(transition_request)]
+    prefetch_related_objects(short, _approvals())  # only those that may fall short need the approvals given
+    return [(transition_request, shortfall) for transition_request in short if (shortfall := approver_shortfall(transition_request, roster))]
 
 
 def archive_plan(model: RegisteredModel, versions: list[ModelVersion], actor) -> list[dict]:

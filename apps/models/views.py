@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from guardian.shortcuts import get_groups_with_perms, get_users_with_perms
 
 from apps.approvals.forms import RollbackForm
-from apps.approvals.selectors import aliases_with_policies, approver_shortfalls, rollback_candidates
+from apps.approvals.selectors import approver_shortfalls, pointers_with_policies, rollback_candidates
 from apps.catalog.tables import (
     MODEL_COLUMNS,
     MODEL_DEFAULT_SORT,
@@ -26,7 +26,7 @@ from apps.catalog.tables import (
     versions_table,
 )
 from apps.versions.lifecycle import Stage
-from apps.versions.selectors import aliases_by_version, deployments_with_drift, models_with_pointers, production_history, production_version
+from apps.versions.selectors import aliases_by_version, deployments_with_drift, models_with_pointers, production_history
 from apps.web.forms import add_validation_errors
 from apps.web.keyset import Position, Seeking, counted, keyset_page
 
@@ -72,8 +72,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     model = get_model_for(request.user, name, with_actions=True)
     table = _versions_table(request, model)
     history = production_history(model)[:10]
-    production = production_version(model)
-    aliases = aliases_with_policies(model)  # once for the page: the aliases card, the badges and the drift
+    production, aliases = pointers_with_policies(model)  # once for the page: the cards, the badges and the drift
     names = aliases_by_version(aliases)
     for version in table["versions"]:
         version.alias_names = names.get(version.pk, ())
