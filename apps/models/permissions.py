@@ -8,7 +8,8 @@ view and register versions; full: everything the user may do) and a token limite
 model (404, and absent from lists). A token never grants more than its user holds.
 """
 
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser, Group
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Exists, OuterRef
@@ -159,15 +160,15 @@ def require_rollback(user, model: RegisteredModel) -> None:
         require(user, Action.APPROVE_TRANSITION, model)
 
 
-def get_model_for(user, name: str, action: str = Action.VIEW, queryset=None, *, with_actions: bool = False) -> RegisteredModel:
+def get_model_for(user, name: str, action: str = Action.VIEW, queryset=None, *, for_page: bool = False) -> RegisteredModel:
     """Load a model by name for a user and action, or raise 404/403 as above.
 
-    Viewing is checked in the same query that loads the model; other actions cost one more check. `with_actions`: a
-    page that shows buttons reads what the user holds on the model in that same query too (`actions_for` then asks
-    nothing more).
+    Viewing is checked in the same query that loads the model; other actions cost one more check. `for_page`: a page
+    reads in that same query what the user holds on the model (`actions_for` then asks nothing more) and the names of
+    its team and creator.
     """
     if queryset is None:
-        model = _visible_model_named(user, name, with_actions=with_actions)
+        model = _visible_model_named(user, name, for_page=for_page)
     else:
         model = restrict(queryset.filter(name=name), user, Action.VIEW).first()
     if model is None:
@@ -182,21 +183,23 @@ def users_holding(model: RegisteredModel, action: str) -> models.QuerySet:
     return get_users_with_perms(model, only_with_perms_in=[Action(action).value], with_group_users=True).filter(is_active=True)
 
 
-def _visible_model_named(user, name: str, *, with_actions: bool = False) -> RegisteredModel | None:
+def _visible_model_named(user, name: str, *, for_page: bool = False) -> RegisteredModel | None:
     """The model named `name` if the user may view it, in one hand-written query (`visible_model_sql`): every page and
     API request of a model starts here, and building `restrict`'s two EXISTS subqueries through the ORM cost more
-    than running them (about 2 ms a request). `with_actions`: one row per permission the user holds on it, directly
-    or through a group (what guardian's checker reads in two queries), kept on the model for `actions_for`."""
+    than running them (about 2 ms a request).
+
+    `for_page`: the same query also reads what a page's header shows: one row per permission the user holds on the
+    model, directly or through a group (what guardian's checker reads in two queries), kept for `actions_for`, and
+    the names of its team and creator (loaded as those objects with only their names)."""
     condition, params = visible_model_sql("m", user)
     if condition == "1 = 0":
         return None
     table = RegisteredModel._meta.db_table
-    if not with_actions or user.is_superuser:
+    if not for_page:
         sql = f"SELECT m.* FROM {table} m WHERE m.name = %s AND {condition}"
-        model = next(iter(RegisteredModel.objects.raw(sql, [name, *params])), None)
-        if model is not None and with_actions:
-            model.held_actions = (user.pk, frozenset(Action.values))
-        return model
+        return next(iter(RegisteredModel.objects.raw(sql, [name, *params])), None)
+    user_model = get_user_model()
+    username = user_model._meta.get_field(user_model.USERNAME_FIELD)
     direct = RegisteredModelUserObjectPermission._meta.db_table
     via_group = RegisteredModelGroupObjectPermission._meta.db_table
     held = (
@@ -205,23 +208,34 @@ def _visible_model_named(user, name: str, *, with_actions: bool = False) -> Regi
         f" UNION ALL SELECT gp.content_object_id, p.codename FROM {via_group} gp JOIN auth_permission p ON p.id = gp.permission_id"
         f" JOIN auth_user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = %s"
     )
-    sql = f"SELECT m.*, held.codename AS held_codename FROM {table} m LEFT JOIN ({held}) held ON held.model_id = m.id WHERE m.name = %s AND {condition}"
+    sql = (
+        f"SELECT m.*, held.codename AS held_codename, u.{username.column} AS creator_name, g.name AS team_name FROM {table} m"
+        f" LEFT JOIN ({held}) held ON held.model_id = m.id"
+        f" LEFT JOIN {user_model._meta.db_table} u ON u.{user_model._meta.pk.column} = m.created_by_id"
+        f" LEFT JOIN {Group._meta.db_table} g ON g.id = m.team_id"
+        f" WHERE m.name = %s AND {condition}"
+    )
     rows = list(RegisteredModel.objects.raw(sql, [user.pk, user.pk, name, *params]))
     if not rows:
         return None
     model = rows[0]
-    model.held_actions = (user.pk, frozenset(row.held_codename for row in rows if row.held_codename))
+    held_actions = Action.values if user.is_superuser else (row.held_codename for row in rows if row.held_codename)
+    model.held_actions = (user.pk, frozenset(held_actions))
+    if model.created_by_id is not None:
+        model.created_by = user_model.from_db(model._state.db, ["id", username.attname], [model.created_by_id, model.creator_name])
+    if model.team_id is not None:
+        model.team = Group.from_db(model._state.db, ["id", "name"], [model.team_id, model.team_name])
     return model
 
 
 def actions_for(user, model: RegisteredModel) -> set[str]:
     """All actions the user may take on the model (one checker, two queries; none when the model was loaded
-    `with_actions`), for showing only buttons that work."""
+    `for_page`), for showing only buttons that work."""
     if user is None or not user.is_authenticated or not user.is_active:
         return set()
     token = active_token(user)
     if not _token_allows(token, Action.VIEW, model.pk):
         return set()
     allowed = SCOPE_ACTIONS[token.scope] if token is not None else set(Action.values)
-    held = getattr(model, "held_actions", None)  # read with the model (get_model_for's with_actions) for this user
+    held = getattr(model, "held_actions", None)  # read with the model for this user (get_model_for's for_page)
     return set(held[1] if held is not None and held[0] == user.pk else ObjectPermissionChecker(user).get_perms(model)) & allowed

@@ -69,7 +69,7 @@ def model_create_view(request: HttpRequest) -> HttpResponse:
 
 
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
-    model = get_model_for(request.user, name, with_actions=True)
+    model = get_model_for(request.user, name, for_page=True)
     table = _versions_table(request, model)
     history = production_history(model)[:10]
     production, aliases = pointers_with_policies(model)  # once for the page: the cards, the badges and the drift

@@ -79,7 +79,7 @@ def version_upload_register(request: HttpRequest, name: str, session_id) -> Http
 
 
 def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse:
-    model = get_model_for(request.user, name, with_actions=True)
+    model = get_model_for(request.user, name, for_page=True)
     version = version_details_or_404(model, number)
     transitions = version.transitions.select_related("actor")
     return render(
