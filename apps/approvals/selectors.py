@@ -316,7 +316,8 @@ def approval_inbox(user, *, view: str = InboxView.REVIEW, model: str = "", stage
 
 
 def requests_for_version(version) -> QuerySet[TransitionRequest]:
-    return requests_with_details(TransitionRequest.objects.filter(version=version))
+    """The version page's list of its requests: what each moves, its status, who asked and when (no approvals)."""
+    return TransitionRequest.objects.filter(version=version).select_related("requested_by")
 
 
 def rollback_candidates(model, production=None) -> list[int]:
