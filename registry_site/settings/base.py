@@ -98,7 +98,7 @@ MIDDLEWARE = [
     "apps.versions.spool.SpoolWriteFailedMiddleware",  # outside CSRF, which reads (and spools) the body
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "registry_site.middleware.LoginRequiredMiddleware",  # Django's, asking the view before loading the session's user
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
