@@ -25,7 +25,7 @@ from apps.approvals.services import alias_delete
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require_scope
 from apps.models.services import model_update
-from apps.versions.aliases import canonical_alias_name
+from apps.versions.aliases import canonical_alias_name, checked_alias_name
 from apps.versions.selectors import version_at_alias
 from apps.versions.services import version_update
 
@@ -301,14 +301,15 @@ def registered_model_alias(request):
     alias = _text(params, "alias")
     if request.method == "DELETE":
         model = model_for(request.user, params.get("name"))
-        if version_at_alias(model, canonical_alias_name(alias)) is None:
+        alias = checked_alias_name(alias)
+        if version_at_alias(model, alias) is None:
             raise not_found(f"Registered model alias {alias} not found.")
         alias_delete(model=model, alias=alias, actor=request.user, reason=MLFLOW_ALIAS_REASON)
         return Response({})
     version = version_for(request.user, params.get("name"), params.get("version"))
     transition_request = alias_point(model=version.model, alias=alias, version=version, actor=request.user)
     if transition_request is not None and transition_request.status == RequestStatus.PENDING:
-        move = f"@{canonical_alias_name(alias)} of '{version.model.name}' to version {version.number}"
+        move = f"@{checked_alias_name(alias)} of '{version.model.name}' to version {version.number}"
         return _awaiting_review(request, version, move, transition_request)
     return Response({})
 

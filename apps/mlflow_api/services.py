@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from apps.accounts.parsers import text_problem
 from apps.approvals.models import TransitionRequest
+from apps.approvals.selectors import pending_pointer_requests
 from apps.approvals.services import ApprovalRequired, alias_set, transition_request_create
 from apps.audit import services as audit
 from apps.catalog.services import version_register
@@ -23,7 +24,7 @@ from apps.models.permissions import Action, require, require_scope
 from apps.accounts.models import TokenScope
 from apps.versions.blobs import artifact_storage, blob_put, blob_reserve
 from apps.versions.document import metadata_from_dict
-from apps.versions.aliases import PRODUCTION_ALIAS, canonical_alias_name
+from apps.versions.aliases import checked_alias_name
 from apps.versions.lifecycle import Stage
 from apps.versions.models import BlobReservation, ModelVersion
 from apps.versions.paths import blob_key, canonical_artifact_path
@@ -267,14 +268,13 @@ def version_stage_request(*, version: ModelVersion, stage: str, actor, archive_e
 def alias_point(*, model: RegisteredModel, alias: str, version: ModelVersion, actor) -> TransitionRequest | None:
     """MLflow's set-alias through `alias_set`: an ungoverned free alias moves at once (None). A governed one (and
     `production`) is never set directly: its transition request is opened, or the pending one found, and returned."""
+    alias = checked_alias_name(alias)
     try:
         alias_set(model=model, alias=alias, version=version, actor=actor, reason=MLFLOW_ALIAS_REASON)
         return None
     except ApprovalRequired:
         pass
-    alias = canonical_alias_name(alias)
-    target = {"to_stage": Stage.PRODUCTION} if alias == PRODUCTION_ALIAS else {"alias": alias}
-    pending = TransitionRequest.objects.pending().filter(version=version, **target).first()
+    pending = pending_pointer_requests(model, alias).filter(version=version).first()
     if pending is not None:
         return pending
-    return transition_request_create(version=version, actor=actor, justification=MLFLOW_ALIAS_REASON, **({"alias": alias} if "alias" in target else target))
+    return transition_request_create(version=version, alias=alias, actor=actor, justification=MLFLOW_ALIAS_REASON)

@@ -12,7 +12,8 @@ from rest_framework.test import APIClient
 
 from apps.accounts.models import TokenScope
 from apps.accounts.services import api_token_create
-from apps.approvals.services import alias_set
+from apps.approvals.selectors import pending_pointer_requests
+from apps.approvals.services import alias_policy_update, alias_set
 from apps.mlflow_api.models import StagedArtifact
 from apps.mlflow_api.search import parse_filter
 from apps.mlflow_api.services import StoredBlob
@@ -125,3 +126,20 @@ def test_the_version_page_shows_what_the_mlflow_client_recorded(owner, model, we
     assert 'id="mlflow"' in page and "mlflow-artifacts:/uploads/run" in page and "&lt;b&gt;sklearn&lt;/b&gt;" in page
     register_version(model, owner)
     assert 'id="mlflow"' not in web_for(owner).get(f"/models/{model.name}/versions/2/").content.decode()  # nothing recorded: no card
+
+
+def test_deleting_an_alias_no_alias_may_have_says_the_name_is_invalid(owner, model, version):
+    answer = _client(owner).delete(f"{API}/registered-models/alias", {"name": model.name, "alias": "staging"}, format="json")
+    assert answer.status_code == 400 and answer.json()["error_code"] == "INVALID_PARAMETER_VALUE" and "reserved" in answer.json()["message"]
+    absent = _client(owner).delete(f"{API}/registered-models/alias", {"name": model.name, "alias": "champion"}, format="json")
+    assert absent.status_code == 404 and absent.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_setting_a_governed_alias_again_names_its_pending_request_and_opens_no_other(owner, model, version):
+    alias_policy_update(model=model, alias="champion", actor=owner, required_approvals=1)
+    body = {"name": model.name, "alias": "champion", "version": str(version.number)}
+    first = _client(owner).post(f"{API}/registered-models/alias", body, format="json")
+    (pending,) = pending_pointer_requests(model, "champion")
+    again = _client(owner).post(f"{API}/registered-models/alias", body, format="json")
+    assert first.status_code == again.status_code == 403 and f"#{pending.pk}" in again.json()["message"]
+    assert pending_pointer_requests(model, "champion").count() == 1
