@@ -82,6 +82,19 @@ class Client:
         finally:
             connection.close()
 
+    def get_all(self, path: str, rows: str) -> dict:
+        """GET a paged list and every page its `next` links lead to: the first page's answer, with `rows` (its list's
+        key, e.g. "results") holding the rows of all pages and no `next` or `previous` left to follow."""
+        first = answer = self.request("GET", path)
+        collected = list(answer[rows])
+        while answer.get("next"):
+            parts = urlsplit(answer["next"])
+            if (parts.scheme, parts.hostname, parts.port) != (self.scheme, self.host, self.port) or not parts.path.startswith(self.prefix + "/"):
+                raise CliError(f"The registry's next page {answer['next']!r} is not on REGISTRY_URL; not following it.")
+            answer = self.request("GET", parts.path[len(self.prefix):] + (f"?{parts.query}" if parts.query else ""))
+            collected.extend(answer[rows])
+        return {**first, rows: collected, "next": None, "previous": None}
+
     def open(self, path: str, *, headers: dict | None = None) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """Start a GET whose body the caller reads (and then closes the connection). Redirects and errors are the caller's."""
         connection = connection_for(self.parts)

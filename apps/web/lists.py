@@ -88,14 +88,32 @@ def _keyset_response(request, items, keyset: tuple[str, bool], position: Positio
     """The page at `position` with the same keys as a numbered page: count (exact), next and previous (cursor links)."""
     key, descending = keyset
     page = keyset_page(items, key=key, descending=descending, size=paginator.get_page_size(request), position=position)
+    return Response({"count": items.count(), **_cursor_links(request, page, paginator), "results": render_page(page.items)})
+
+
+def _cursor_links(request, page, paginator) -> dict[str, str | None]:
     url = remove_query_param(request.build_absolute_uri(), paginator.page_query_param)
 
     def link(where: Position | None) -> str | None:
         return replace_query_param(url, CURSOR, where.encode()) if where is not None else None
 
-    return Response({
-        "count": items.count(),
-        "next": link(page.next_position),
-        "previous": link(page.previous_position),
-        "results": render_page(page.items),
-    })
+    return {"next": link(page.next_position), "previous": link(page.previous_position)}
+
+
+def cursor_page(request, queryset, *, key: str, descending: bool) -> tuple[list, dict[str, str | None]]:
+    """For an answer that is more than a list (a history beside its model's name): the keyset page of `queryset` at the
+    request's `cursor`, `page_size` rows (the API's default without it), and its `next` and `previous` links. A bad
+    cursor or page size is a 400 naming it, like `paginated`'s."""
+    paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+    params = request.query_params
+    errors = {name: messages for name, messages in _paging_errors(params, paginator).items() if name != paginator.page_query_param}
+    position = Position()
+    if CURSOR in params:
+        try:
+            position = Position.decode(params[CURSOR])
+        except ValueError as exc:
+            errors[CURSOR] = [str(exc)]
+    if errors:
+        raise ValidationError(errors)
+    page = keyset_page(queryset, key=key, descending=descending, size=paginator.get_page_size(request), position=position)
+    return page.items, _cursor_links(request, page, paginator)

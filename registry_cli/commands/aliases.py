@@ -34,12 +34,13 @@ def command_alias_get(client: Client, args) -> dict:
 
 
 def command_alias_list(client: Client, args) -> dict:
-    return client.request("GET", f"/api/v1/models/{quote(args.model, safe='')}/aliases/")
+    return client.get_all(f"/api/v1/models/{quote(args.model, safe='')}/aliases/", "results")
 
 
 def command_alias_history(client: Client, args) -> dict:
-    query = f"?{urlencode({'at': args.at})}" if args.at else ""
-    return client.request("GET", f"{_alias_path(args)}history/{query}")
+    if args.at:
+        return client.request("GET", f"{_alias_path(args)}history/?{urlencode({'at': args.at})}")
+    return client.get_all(f"{_alias_path(args)}history/", "history")
 
 
 def add_commands(commands) -> None:
@@ -61,10 +62,10 @@ def add_commands(commands) -> None:
     get.add_argument("model")
     get.add_argument("alias")
     get.set_defaults(run=command_alias_get)
-    listing = actions.add_parser("list", help="list a model's free aliases")
+    listing = actions.add_parser("list", help="list all of a model's free aliases")
     listing.add_argument("model")
     listing.set_defaults(run=command_alias_list)
-    history = actions.add_parser("history", help="an alias's history, or with --at the version it pointed at then")
+    history = actions.add_parser("history", help="an alias's whole history, newest first, or with --at the version it pointed at then")
     history.add_argument("model")
     history.add_argument("alias")
     history.add_argument("--at", help="an ISO 8601 instant with a time zone, e.g. 2026-11-27T10:00:00Z")

@@ -140,3 +140,18 @@ def test_deleting_production_is_taking_it_down_under_production_rules(api_for, o
     assert refused.status_code == 409 and "out of production needs 1 approval(s)" in refused.json()["error"]["message"]
     assert api_for(owner).delete(url, {"comment": "incident"}, format="json").status_code == 204  # a manager, at once
     assert api_for(owner).get(url).status_code == 404 and model.versions.get().stage == "archived"
+
+
+def test_the_history_comes_a_page_at_a_time_with_next_links(api_for, owner, model):
+    register_version(model, owner), register_version(model, owner)
+    api = api_for(owner)
+    url = f"/api/v1/models/{model.name}/aliases/canary/"
+    for number in (1, 2, 1):
+        api.put(url, {"version": number}, format="json")
+    first = api.get(url + "history/", {"page_size": 2}).json()
+    assert [(h["version"], h["previous_version"]) for h in first["history"]] == [(1, 2), (2, 1)] and first["previous"] is None
+    second = api.get(first["next"]).json()
+    assert [(h["version"], h["previous_version"]) for h in second["history"]] == [(1, None)] and second["next"] is None
+    assert api.get(second["previous"]).json()["history"] == first["history"]
+    bad = api.get(url + "history/", {"cursor": "nonsense"})
+    assert bad.status_code == 400 and "cursor" in bad.json()["error"]["fields"]

@@ -15,7 +15,7 @@ from apps.versions.api import VERSION_SCHEMA, pointer_response
 from apps.versions.models import ModelAlias
 from apps.versions.selectors import alias_at, alias_history, alias_pointer, version_or_404
 from apps.web.errors import error_body
-from apps.web.lists import paginated
+from apps.web.lists import cursor_page, paginated
 from apps.web.serializers import instant_parameter, validated_body
 from apps.web.openapi import documented, filter_parameters, page_schema
 
@@ -127,15 +127,25 @@ def alias_policy_detail(request, name: str, alias: str):
 
 
 @documented(
-    summary="An alias's history, or (with ?at=) the version it pointed at, at an instant",
-    parameters=[OpenApiParameter("at", OpenApiTypes.DATETIME, description="ISO 8601 instant with a time zone.")],
+    summary="An alias's history, newest first, a page at a time (follow `next`), or (with ?at=) the version it pointed at, at an instant",
+    parameters=[
+        OpenApiParameter("at", OpenApiTypes.DATETIME, description="ISO 8601 instant with a time zone."),
+        OpenApiParameter("cursor", OpenApiTypes.STR, description="Where the page starts: take it from a `next` or `previous` link."),
+        OpenApiParameter("page_size", OpenApiTypes.INT, description="Rows a page (50 by default, at most 500)."),
+    ],
     responses={
         200: PolymorphicProxySerializer(
             component_name="AliasHistoryAnswer",
             serializers=[
                 inline_serializer(
                     name="AliasHistory",
-                    fields={"model": serializers.CharField(), "alias": serializers.CharField(), "history": PointerChangeSerializer(many=True)},
+                    fields={
+                        "model": serializers.CharField(),
+                        "alias": serializers.CharField(),
+                        "history": PointerChangeSerializer(many=True),
+                        "next": serializers.URLField(allow_null=True),
+                        "previous": serializers.URLField(allow_null=True),
+                    },
                 ),
                 inline_serializer(
                     name="AliasAt",
@@ -155,8 +165,8 @@ def alias_history_view(request, name: str, alias: str):
     if when is not None:
         version = alias_at(model, alias, when)
         return Response({"alias": alias, "at": when.isoformat(), "version": version.number if version else None})
-    history = alias_history(model, alias)[:500]
-    return Response({"model": model.name, "alias": alias, "history": PointerChangeSerializer(history, many=True).data})
+    history, links = cursor_page(request, alias_history(model, alias), key="id", descending=True)
+    return Response({"model": model.name, "alias": alias, "history": PointerChangeSerializer(history, many=True).data, **links})
 
 
 @documented(
