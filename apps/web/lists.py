@@ -66,14 +66,10 @@ def paginated(
     items, errors = _filtered(params, queryset, filterset_class, request, accepted)
     errors.update(_paging_errors(params, paginator))
     position = Position()
-    if keyset and CURSOR in params:
-        if paginator.page_query_param in params:
-            errors[CURSOR] = [f"give '{CURSOR}' or '{paginator.page_query_param}', not both."]
-        else:
-            try:
-                position = Position.decode(params[CURSOR])
-            except ValueError as exc:
-                errors[CURSOR] = [str(exc)]
+    if keyset and CURSOR in params and paginator.page_query_param in params:
+        errors[CURSOR] = [f"give '{CURSOR}' or '{paginator.page_query_param}', not both."]
+    elif keyset:
+        position = _cursor_position(params, errors)
     if errors:
         raise ValidationError(errors)
     if keyset and paginator.page_query_param not in params:
@@ -82,6 +78,15 @@ def paginated(
         items = Seeking(items, key=keyset[0], descending=keyset[1])  # numbered pages without a deep OFFSET over full rows
     page = paginator.paginate_queryset(items, request)
     return paginator.get_paginated_response(render_page(page) if render_page is not None else [render(item) for item in page])
+
+
+def _cursor_position(params, errors: dict) -> Position:
+    """Where the `cursor` parameter says the page starts (the first page without one); a bad cursor goes into `errors`."""
+    try:
+        return Position.decode(params[CURSOR]) if CURSOR in params else Position()
+    except ValueError as exc:
+        errors[CURSOR] = [str(exc)]
+        return Position()
 
 
 def _keyset_response(request, items, keyset: tuple[str, bool], position: Position, paginator, render_page) -> Response:
@@ -107,12 +112,7 @@ def cursor_page(request, queryset, *, key: str, descending: bool) -> tuple[list,
     paginator = api_settings.DEFAULT_PAGINATION_CLASS()
     params = request.query_params
     errors = {name: messages for name, messages in _paging_errors(params, paginator).items() if name != paginator.page_query_param}
-    position = Position()
-    if CURSOR in params:
-        try:
-            position = Position.decode(params[CURSOR])
-        except ValueError as exc:
-            errors[CURSOR] = [str(exc)]
+    position = _cursor_position(params, errors)
     if errors:
         raise ValidationError(errors)
     page = keyset_page(queryset, key=key, descending=descending, size=paginator.get_page_size(request), position=position)
