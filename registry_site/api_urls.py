@@ -18,6 +18,9 @@ def _open(view):
 
 
 urlpatterns = [
+    # What deployment pipelines poll first: Django tries the patterns in order.
+    path("models/<str:name>/stages/<str:stage>/", _open(version_api.version_by_stage), name="stage"),
+    path("", include("apps.approvals.aliases.api_urls")),  # aliases: lookup (ETag), set/move/delete, policy, history, rollback
     path("models/", _open(model_api.models_collection), name="models"),
     path("models/<str:name>/", _open(model_api.model_detail), name="model"),
     path("models/<str:name>/versions/", _open(version_api.versions_collection), name="versions"),
@@ -26,7 +29,6 @@ urlpatterns = [
     path("models/<str:name>/versions/<int:number>/", _open(version_api.version_detail), name="version"),
     path("models/<str:name>/versions/<int:number>/transitions/", _open(approval_api.transition_request_collection), name="version-transitions"),
     path("models/<str:name>/versions/<int:number>/artifacts/<path:path>", _open(version_api.artifact_download), name="artifact-download"),
-    path("models/<str:name>/stages/<str:stage>/", _open(version_api.version_by_stage), name="stage"),
     path("models/<str:name>/rollback/", _open(approval_api.rollback), name="rollback"),
     path("models/<str:name>/history/production/", _open(approval_api.production_pointer_history), name="production-history"),
     path("models/<str:name>/deployments/<str:environment>/", _open(version_api.deployment_report_view), name="deployment"),
@@ -39,7 +41,6 @@ urlpatterns = [
     path("", include("apps.lineage.api_urls")),  # datasets, impact, version lineage (each view is login_not_required itself)
     path("", include("apps.cards.api_urls")),  # model and version cards (each view is login_not_required itself)
     path("", include("apps.versions.pull_urls")),  # whole-version manifests and archives (each view is login_not_required itself)
-    path("", include("apps.approvals.aliases.api_urls")),  # aliases: lookup (ETag), set/move/delete, policy, history, rollback
     path("", include("apps.signing.api_urls")),  # signed manifests (each view is login_not_required itself)
     # The OpenAPI 3 schema (JSON; YAML with ?format=yaml) and its docs pages, for logged-in users and token holders.
     path("schema/", _open(SpectacularAPIView.as_view()), name="schema"),

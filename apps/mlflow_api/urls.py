@@ -5,6 +5,8 @@ from django.urls import path
 from . import api, artifacts_api
 
 urlpatterns = [
+    # What serving code asks first (`models:/name@alias`): Django tries the patterns in order.
+    path("api/2.0/mlflow/registered-models/alias", api.registered_model_alias),
     path("api/2.0/mlflow/registered-models/create", api.registered_model_create_view),
     path("api/2.0/mlflow/registered-models/get", api.registered_model_get),
     path("api/2.0/mlflow/registered-models/search", api.registered_model_search),
@@ -12,7 +14,6 @@ urlpatterns = [
     path("api/2.0/mlflow/registered-models/set-tag", api.tag_change, {"of_version": False, "delete": False}),
     path("api/2.0/mlflow/registered-models/delete-tag", api.tag_change, {"of_version": False, "delete": True}),
     path("api/2.0/mlflow/registered-models/get-latest-versions", api.latest_versions_view),
-    path("api/2.0/mlflow/registered-models/alias", api.registered_model_alias),
     path("api/2.0/mlflow/model-versions/create", api.model_version_create),
     path("api/2.0/mlflow/model-versions/get", api.model_version_get),
     path("api/2.0/mlflow/model-versions/search", api.model_version_search),
