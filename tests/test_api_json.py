@@ -115,4 +115,17 @@ def test_the_production_pointer_change_json_is_pinned(api_for, owner, reviewer, 
             {"changed_at": "<timestamp>", "kind": "promotion", "version": 2, "previous_version": 1, "actor": "reviewer", "reason": "Better"},
             {"changed_at": "<timestamp>", "kind": "promotion", "version": 1, "previous_version": None, "actor": "reviewer", "reason": "Ready for users"},
         ],
+        "next": None,
+        "previous": None,
     }
+
+
+def test_the_production_history_is_paged_by_cursor_to_its_first_change(api_for, owner, reviewer, model):
+    for _ in range(3):
+        promote(register_version(model, owner), requester=owner, approver=reviewer)
+    api = api_for(owner)
+    page = api.get(f"/api/v1/models/{model.name}/history/production/?page_size=2").json()
+    seen = [change["version"] for change in page["history"]]
+    assert seen == [3, 2] and page["previous"] is None
+    last = api.get(page["next"]).json()
+    assert [change["version"] for change in last["history"]] == [1] and last["next"] is None and last["previous"]

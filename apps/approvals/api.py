@@ -6,7 +6,8 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from apps.accounts.idempotency import idempotent_response
-from apps.web.openapi import documented
+from apps.web.lists import cursor_page
+from apps.web.openapi import cursor_parameters, documented
 from apps.web.serializers import instant_parameter, validated_body
 from apps.models.permissions import Action, get_model_for, require, require_rollback
 from apps.versions.aliases import PRODUCTION_ALIAS
@@ -124,13 +125,21 @@ def rollback_response(request, model, alias: str):
 
 
 @documented(
-    summary="The production pointer's history, or (with ?at=) the version in production at an instant",
-    parameters=[OpenApiParameter("at", OpenApiTypes.DATETIME, description="ISO 8601 instant with a time zone.")],
+    summary="The production pointer's history, newest first, a page at a time (follow `next`), or (with ?at=) the version in production at an instant",
+    parameters=[OpenApiParameter("at", OpenApiTypes.DATETIME, description="ISO 8601 instant with a time zone."), *cursor_parameters()],
     responses={
         200: PolymorphicProxySerializer(
             component_name="ProductionHistoryAnswer",
             serializers=[
-                inline_serializer(name="ProductionHistory", fields={"model": serializers.CharField(), "history": PointerChangeSerializer(many=True)}),
+                inline_serializer(
+                    name="ProductionHistory",
+                    fields={
+                        "model": serializers.CharField(),
+                        "history": PointerChangeSerializer(many=True),
+                        "next": serializers.URLField(allow_null=True),
+                        "previous": serializers.URLField(allow_null=True),
+                    },
+                ),
                 inline_serializer(name="ProductionAt", fields={"at": serializers.DateTimeField(), "version": serializers.IntegerField(allow_null=True)}),
             ],
             resource_type_field_name=None,
@@ -145,4 +154,5 @@ def production_pointer_history(request, name: str):
     if when is not None:
         version = production_at(model, when)
         return Response({"at": when.isoformat(), "version": version.number if version else None})
-    return Response({"model": model.name, "history": PointerChangeSerializer(production_history(model)[:500], many=True).data})
+    history, links = cursor_page(request, production_history(model), key="id", descending=True)
+    return Response({"model": model.name, "history": PointerChangeSerializer(history, many=True).data, **links})

@@ -79,6 +79,18 @@ def page_parameters() -> list[OpenApiParameter]:
     ]
 
 
+def cursor_parameters() -> list[OpenApiParameter]:
+    """The parameters of a keyset-paged answer (`apps.web.lists.cursor_page`)."""
+    paginator = api_settings.DEFAULT_PAGINATION_CLASS
+    return [
+        OpenApiParameter("cursor", OpenApiTypes.STR, description="Where the page starts: take it from a `next` or `previous` link."),
+        OpenApiParameter(
+            paginator.page_size_query_param, OpenApiTypes.INT,
+            description=f"Rows a page ({paginator.page_size} by default, at most {paginator.max_page_size}).",
+        ),
+    ]
+
+
 def filter_parameters(filterset_class: type[django_filters.FilterSet] | None) -> list[OpenApiParameter]:
     """One query parameter per filter of the FilterSet, then the paginator's."""
     parameters = []

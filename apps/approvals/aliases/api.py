@@ -17,7 +17,7 @@ from apps.versions.selectors import alias_at, alias_history, alias_pointer, vers
 from apps.web.errors import error_body
 from apps.web.lists import cursor_page, paginated
 from apps.web.serializers import instant_parameter, validated_body
-from apps.web.openapi import documented, filter_parameters, page_schema
+from apps.web.openapi import cursor_parameters, documented, filter_parameters, page_schema
 
 from ..api import rollback_response
 from ..selectors import alias_policies, alias_policy
@@ -130,8 +130,7 @@ def alias_policy_detail(request, name: str, alias: str):
     summary="An alias's history, newest first, a page at a time (follow `next`), or (with ?at=) the version it pointed at, at an instant",
     parameters=[
         OpenApiParameter("at", OpenApiTypes.DATETIME, description="ISO 8601 instant with a time zone."),
-        OpenApiParameter("cursor", OpenApiTypes.STR, description="Where the page starts: take it from a `next` or `previous` link."),
-        OpenApiParameter("page_size", OpenApiTypes.INT, description="Rows a page (50 by default, at most 500)."),
+        *cursor_parameters(),
     ],
     responses={
         200: PolymorphicProxySerializer(
