@@ -11,6 +11,21 @@ from django.core.management import CommandError, call_command
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.parametrize(
+    "module, variables, message",
+    [
+        ("local", {"DJANGO_DEBUG": "ture"}, "DJANGO_DEBUG must be true or false, got 'ture'"),
+        ("base", {"LOGIN_THROTTLING": "flase"}, "LOGIN_THROTTLING must be true or false, got 'flase'"),
+        ("production", {"DJANGO_SECURE_SSL_REDIRECT": "of", "DJANGO_SECRET_KEY": "x7" * 30}, "DJANGO_SECURE_SSL_REDIRECT must be true or false, got 'of'"),
+        ("base", {"API_TOKEN_CACHE_SECONDS": "-1"}, "API_TOKEN_CACHE_SECONDS"),
+    ],
+)
+def test_a_misspelt_setting_stops_start_up_naming_the_variable(module, variables, message):
+    env = {**os.environ, **variables}
+    result = subprocess.run([sys.executable, "-c", f"import registry_site.settings.{module}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and f"ImproperlyConfigured: {message}" in result.stderr
+
+
 @pytest.mark.django_db
 def test_migrations_match_the_models():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)

@@ -28,6 +28,15 @@ def env_bytes(name: str, default: int) -> int:
     return value
 
 
+def env_flag(name: str, default: bool) -> bool:
+    """true/false (also 1/0, yes/no, on/off), failing fast with the variable's name on anything
+    else (django-environ's `env.bool` reads a misspelt `flase` as false, silently)."""
+    raw = env.str(name, default=str(default)).strip().lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+    return raw in ("true", "1", "yes", "on")
+
+
 def _env_positive_int(name: str, default: int) -> int:
     raw = env.str(name, default=str(default)).strip()
     if not raw.isdigit() or int(raw) <= 0:
@@ -53,7 +62,7 @@ def _outbox_settings(prefix: str, *, max_attempts: int, retry_base_seconds: int,
 
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-local-development-key-change-me")
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
+DEBUG = env_flag("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
@@ -156,14 +165,6 @@ DATABASE_KEEPALIVES = {
     "keepalives_interval": int(env_seconds("DATABASE_KEEPALIVES_INTERVAL_SECONDS", 10, minimum=1, whole=True)),
     "keepalives_count": int(env_seconds("DATABASE_KEEPALIVES_COUNT", 3, minimum=1, whole=True)),
 }
-
-
-def env_flag(name: str, default: bool) -> bool:
-    """true/false (also 1/0, yes/no, on/off), failing fast with the variable's name on anything else."""
-    raw = env.str(name, default=str(default)).strip().lower()
-    if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-        raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
-    return raw in ("true", "1", "yes", "on")
 
 
 # Statement planning (PostgreSQL). Django sends each statement with its parameters inlined (client-side binding), so
@@ -471,7 +472,7 @@ UPLOAD_PART_URL_EXPIRY_SECONDS = _env_positive_int("UPLOAD_PART_URL_EXPIRY_SECON
 # address, are refused (even with the right password) until LOGIN_COOLOFF_MINUTES after the last failure. A success
 # does not wipe the count: with a reset, an attacker holding any account could clear an address's count by logging in.
 # Administrators see and clear lockouts under Admin > Axes, or with `manage.py axes_reset_username <name>`.
-AXES_ENABLED = env.bool("LOGIN_THROTTLING", default=True)
+AXES_ENABLED = env_flag("LOGIN_THROTTLING", True)
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_FAILURE_LIMIT = _env_positive_int("LOGIN_FAILURE_LIMIT", 10)
 AXES_COOLOFF_TIME = timedelta(minutes=_env_positive_int("LOGIN_COOLOFF_MINUTES", 15))

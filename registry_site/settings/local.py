@@ -4,7 +4,7 @@ from pathlib import Path
 
 from .base import *  # noqa: F403
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)  # noqa: F405
+DEBUG = env_flag("DJANGO_DEBUG", True)  # noqa: F405
 # WhiteNoise serves static/ and the apps' static files straight from their folders, also with DEBUG off (scripts/run
 # runs the demo that way, so it shows the real 404/500 pages), without a collectstatic step.
 WHITENOISE_USE_FINDERS = True
