@@ -111,7 +111,7 @@ def main() -> None:
         same = {key: (answers["ours"].get(key), answers["mlflow"].get(key)) for key in ("name", "version", "aliases", "status", "current_stage")}
         assert all(a == b for a, b in same.values()), f"the two answers differ: {same}"
         print(f"both answer @champion = v{answers['ours']['version']} with {len(answers['ours']['tags'])} tags; ours runs "
-              f"{seeded['queries']} queries per lookup (token, lookup)")
+              f"{seeded['queries']} queries per lookup (the token is remembered after its first use)")
         print(f"load: wrk -t2 -c32 --latency, {seconds:g} s per server, {rounds} round(s), alternating order; wrk shares the CPUs")
 
         results: dict[str, list[dict]] = {"ours": [], "mlflow": []}
