@@ -8,9 +8,10 @@ measured in the same run on the same bytes:
   memory -> the gunicorn worker's peak RSS growth during each upload (flat: the bytes never sit in it)
   resume -> the CLI killed halfway, then run again: bytes sent twice / file size (target: < 10 %)
 
-The session time is the whole command: hashing the files to declare them, opening the session, sending, completing
-(on S3 the server-side copies that compute the SHA-256), registering. Each repetition registers as a new user with a
-model of their own, so nothing is deduplicated. Ratios are medians over the repetitions with [min..max] as spread.
+The session time is the whole command: opening the session, sending while hashing, completing (on S3 the
+server-side copy that computes the SHA-256 and places the blob), registering. Each repetition registers as a new user
+with a model of their own and an empty CLI cache (no remembered digests), so nothing is deduplicated: the first upload
+of new files. Ratios are medians over the repetitions with [min..max] as spread.
 
 gunicorn (1 gthread worker, production settings) and moto_server run on loopback ports, on a throwaway SQLite
 database in a temp dir; everything is stopped and removed at the end.
@@ -215,7 +216,7 @@ def main() -> None:
                     model, token = next(next_user)
                     reference = baseline(store, files, client)
                     with shared.PeakRss(worker) as rss:
-                        elapsed, sent, phases = register(base, token, model, files, workdir / "cache")
+                        elapsed, sent, phases = register(base, token, model, files, workdir / f"cache-{model}")
                     assert sent == size, (sent, size)
                     ratios.append(reference / elapsed)
                     growths.append(rss.growth_mb)

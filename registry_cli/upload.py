@@ -1,17 +1,25 @@
-"""`register` through an upload session: the metadata and the files' digests first, then only the bytes the registry
-lacks, in parallel and resumable, then one registration.
+"""`register` through an upload session: the metadata first, then only the bytes the registry lacks, in parallel and
+resumable, hashed while they are sent, then one registration.
 
-1. Every file is hashed (the digests of unchanged files are kept from an earlier run of the same upload).
-2. The session is opened with the metadata and the declared files: a refused document (bad flavor, bad metric, unknown
-   parent) or path stops here, before any byte is sent. Files the caller can already read on the registry are
-   answered "stored" and not sent.
-3. The other files go up `--parallel` at a time: on S3 as parts straight to the bucket (presigned URLs, each bound to
-   the part's SHA-256), on local disk in offsets through the registry. A failed part or request is retried.
-4. The session is registered with an Idempotency-Key, retried safely.
+1. The session is opened with the metadata and the declared files (path and size, and the SHA-256 when the CLI
+   already knows it: from its digest cache, or with `--hash-first`): a refused document (bad flavor, bad metric,
+   unknown parent) or path stops here, before any byte is read or sent. Files declared with a digest that the caller
+   can already read on the registry are answered "stored" and not sent.
+2. The other files go up `--parallel` at a time: on S3 as parts straight to the bucket (presigned URLs, each bound to
+   the part's SHA-256), on local disk in offsets through the registry. A failed part or request is retried. Beside
+   the sending, each file is hashed (one local read, `--parallel` files at a time), and each file is completed with
+   the SHA-256 the CLI computed: the registry, which hashed what it received, refuses a mismatch.
+3. The session is registered with an Idempotency-Key, retried safely.
 
-The session id, the key and the digests are kept in a state file under the cache folder, named after the registry,
-the model, the files (path, size, modification time) and the metadata. Running the same command again after a crash
-or a kill resumes that session: only the parts or bytes the registry does not hold are sent.
+Digests are kept in a cache (`<cache>/digests/`) keyed by the file's absolute path, size, modification time and
+inode, so a file that did not change is declared with its digest next time (and deduplicated when the registry has
+it) without being read again. `--hash-first` hashes every file before declaring it: worth it when most files are
+probably on the registry already but not in the cache (another machine, a fresh checkout), as Hugging Face Hub and
+W&B clients always do; otherwise it costs a whole read of the files before the first byte is sent.
+
+The session id and the key are kept in a state file under the cache folder, named after the registry, the model, the
+files (path, size, modification time) and the metadata. Running the same command again after a crash or a kill
+resumes that session: only the parts or bytes the registry does not hold are sent.
 """
 
 import hashlib
@@ -68,10 +76,47 @@ class Meter:
             time.sleep(wait)
 
 
+class DigestCache:
+    """SHA-256s of local files, one small file each under `<cache>/digests/`, named after the file's absolute path,
+    size, modification time (ns) and inode: any change to the file names another entry. Losing it costs a re-read."""
+
+    def __init__(self, root: Path):
+        self.root = root / "digests"
+
+    def _entry(self, path: Path, stat: os.stat_result) -> Path:
+        key = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev])
+        return self.root / hashlib.sha256(key.encode()).hexdigest()[:40]
+
+    def get(self, path: Path, stat: os.stat_result) -> str | None:
+        try:
+            digest = self._entry(path, stat).read_text().strip()
+        except OSError:
+            return None
+        return digest if len(digest) == 64 else None
+
+    def put(self, path: Path, stat: os.stat_result, digest: str) -> None:
+        try:
+            now = path.stat()
+        except OSError:
+            return
+        if (now.st_size, now.st_mtime_ns, now.st_ino) != (stat.st_size, stat.st_mtime_ns, stat.st_ino):
+            return  # changed while it was read: that digest may be of neither version
+        entry = self._entry(path, stat)
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            partial = entry.with_name(f"{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            partial.write_text(digest)
+            os.replace(partial, entry)
+        except OSError:
+            pass  # a cache: the next run hashes again
+
+
 class Upload:
-    def __init__(self, client: Client, model: str, files: list[tuple[Path, str]], metadata: dict, *, parallel: int, rate, environ):
+    def __init__(
+        self, client: Client, model: str, files: list[tuple[Path, str]], metadata: dict, *, parallel: int, rate, environ, hash_first: bool = False
+    ):
         self.client, self.model, self.metadata = client, model, metadata
-        self.parallel, self.rate = max(1, parallel), rate
+        self.parallel, self.rate, self.hash_first = max(1, parallel), rate, hash_first
         self.files = {artifact: disk for disk, artifact in files}
         try:
             self.stats = {artifact: disk.stat() for disk, artifact in files}
@@ -83,6 +128,7 @@ class Upload:
             sort_keys=True,
         )
         self.state_path = cache_root(environ) / "uploads" / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"
+        self.digests = DigestCache(cache_root(environ))
         self.base = f"/api/v1/models/{quote(model, safe='')}/uploads/"
 
     # -- the state file: what a later run of the same command resumes --
@@ -105,19 +151,21 @@ class Upload:
     def run(self) -> dict:
         started = time.monotonic()
         state = self._state()
-        known = state.get("digests", {})
-        digests = dict(zip(self.files, self._hashes([None if known.get(a) else self.files[a] for a in self.files])))
-        digests = {artifact: known.get(artifact) or digests[artifact] for artifact in self.files}
+        known = {artifact: self.digests.get(self.files[artifact], self.stats[artifact]) for artifact in self.files}
+        if self.hash_first:
+            missing = [artifact for artifact in self.files if not known[artifact]]
+            known.update(zip(missing, self._hashes([self.files[artifact] for artifact in missing])))
         hashed = time.monotonic()
         session = self._resumed(state.get("session"))
         if session is None:
-            declared = [{"path": a, "size": self.stats[a].st_size, "sha256": digests[a]} for a in self.files]
+            declared = [{"path": a, "size": self.stats[a].st_size, **({"sha256": known[a]} if known[a] else {})} for a in self.files]
             body = json.dumps({"metadata": self.metadata, "files": declared}).encode()
             session = self.client.request_with_retries("POST", self.base, body=lambda: body, headers={"Content-Type": "application/json"})
-            state = {"session": session["id"], "idempotency_key": str(uuid.uuid4()), "digests": digests}
+            state = {"session": session["id"], "idempotency_key": str(uuid.uuid4())}
             self._save(state)
         self.session_path = f"{self.base}{session['id']}/"
         pending = [item for item in session["files"] if item["status"] != "stored"]
+        self.timings = {"sending": 0.0, "completing": 0.0}
         if session["status"] == "open" and pending:
             self._send(session, pending)
         sent = time.monotonic()
@@ -127,7 +175,8 @@ class Upload:
         stored = len(session["files"]) - len(pending)
         print(
             f"model-registry: sent {self.meter.sent if pending else 0} bytes for {len(pending)} file(s); {stored} already on the registry"
-            f" (hashing {hashed - started:.1f} s, sending {sent - hashed:.1f} s, registering {time.monotonic() - sent:.1f} s).",
+            f" (hashing first {hashed - started:.1f} s, sending {self.timings['sending']:.1f} s, completing {self.timings['completing']:.1f} s,"
+            f" registering {time.monotonic() - sent:.1f} s).",
             file=sys.stderr,
         )
         try:
@@ -136,16 +185,20 @@ class Upload:
             pass
         return version
 
-    def _hashes(self, paths: list[Path | None]) -> list[str | None]:
-        """SHA-256 of each path (None stays None), `--parallel` files at a time: hashlib lets go of the GIL."""
-        wanted = [path for path in paths if path is not None]
-        if len(wanted) < 2:
-            return [sha256_of(path) if path is not None else None for path in paths]
+    def _hash(self, artifact: str) -> str:
+        digest = sha256_of(self.files[artifact])
+        self.digests.put(self.files[artifact], self.stats[artifact], digest)
+        return digest
+
+    def _hashes(self, paths: list[Path]) -> list[str]:
+        """SHA-256 of each path, `--parallel` files at a time (hashlib lets go of the GIL); remembered in the cache."""
+        by_path = {disk: artifact for artifact, disk in self.files.items()}
+        if len(paths) < 2:
+            return [self._hash(by_path[path]) for path in paths]
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            found = dict(zip(wanted, pool.map(sha256_of, wanted)))
-        return [found[path] if path is not None else None for path in paths]
+            return list(pool.map(lambda path: self._hash(by_path[path]), paths))
 
     def _resumed(self, session_id: str | None) -> dict | None:
         if not session_id:
@@ -175,15 +228,34 @@ class Upload:
         from concurrent.futures import ThreadPoolExecutor  # here, not at start-up: `get` and `pull` need no threads
 
         self.meter = Meter(remaining, self.rate)
-        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+        started = time.monotonic()
+        # Files declared without a digest are hashed beside the sending (a local read, mostly from the page cache):
+        # their completion then tells the registry what the CLI read, and the registry refuses other bytes.
+        with ThreadPoolExecutor(max_workers=self.parallel) as hashing, ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            digests = {item["index"]: hashing.submit(self._hash, item["path"]) for item in pending if not item.get("sha256")}
             for future in [pool.submit(function, item, number) for function, item, number in tasks]:
                 future.result()
-            for future in [pool.submit(self._complete, item) for item in pending if item["status"] != "stored"]:
+            self.meter.progress.close()
+            sent = time.monotonic()
+            completions = [
+                pool.submit(self._complete, item, digests[item["index"]].result() if item["index"] in digests else None)
+                for item in pending
+                if item["status"] != "stored" or item["index"] in digests
+            ]
+            for future in completions:
                 future.result()
-        self.meter.progress.close()
+        self.timings = {"sending": sent - started, "completing": time.monotonic() - sent}
 
-    def _complete(self, item: dict) -> None:
-        self.client.request_with_retries("POST", f"{self.session_path}files/{item['index']}/complete/", body=lambda: b"", headers={})
+    def _complete(self, item: dict, digest: str | None) -> None:
+        body = json.dumps({"sha256": digest}).encode() if digest else b""
+        try:
+            self.client.request_with_retries(
+                "POST", f"{self.session_path}files/{item['index']}/complete/", body=lambda: body, headers={"Content-Type": "application/json"}
+            )
+        except CliError as exc:
+            if "checksum_mismatch" in str(exc) or "SHA-256" in str(exc):
+                raise CliError(f"{exc} Did {self.files[item['path']]} change during the upload? Run the command again.") from exc
+            raise
 
     def _send_part(self, item: dict, number: int) -> None:
         start = (number - 1) * item["part_size"]
@@ -294,5 +366,7 @@ class Upload:
             connection.close()
 
 
-def upload_version(client: Client, model: str, files: list[tuple[Path, str]], metadata: dict, *, parallel: int, rate, environ) -> dict:
-    return Upload(client, model, files, metadata, parallel=parallel, rate=rate, environ=environ).run()
+def upload_version(
+    client: Client, model: str, files: list[tuple[Path, str]], metadata: dict, *, parallel: int, rate, environ, hash_first: bool = False
+) -> dict:
+    return Upload(client, model, files, metadata, parallel=parallel, rate=rate, environ=environ, hash_first=hash_first).run()

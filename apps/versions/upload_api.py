@@ -210,18 +210,31 @@ def upload_parts(request, name: str, session_id, index: int):
         return _conflict(exc)
 
 
+class CompleteBody(serializers.Serializer):
+    sha256 = serializers.RegexField(
+        SHA256_HEX,
+        required=False,
+        error_messages={"invalid": "Give the file's SHA-256 as 64 lowercase hexadecimal characters, or leave it out."},
+        help_text="The SHA-256 of the bytes the client sent (required in practice when the file was declared without one): "
+        "the stored bytes must have it.",
+    )
+
+
 @documented(
-    summary="Finish a file: on S3 the parts are joined and the SHA-256 checked; stored, or discarded (409 checksum_mismatch)",
-    request=None,
+    summary="Finish a file: on S3 the parts are joined and the SHA-256 checked; stored, or discarded (409 checksum_mismatch). "
+    "A file declared without a SHA-256 gets its digest here: send the one you computed while sending",
+    request=CompleteBody,
     responses={200: SESSION_SCHEMA},
-    errors=[403, 404, 409],
+    errors=[400, 403, 404, 409, 415],
 )
 @api_view(["POST"])
+@parser_classes([CheckedJSONParser])
 def upload_complete(request, name: str, session_id, index: int):
     session = session_for(request, name, session_id)
     file = _file_of(session, index)
+    digest = validated_body(CompleteBody, request).get("sha256", "") if request.body else ""
     try:
-        file_complete(file=file)
+        file_complete(file=file, sha256=digest)
     except UploadConflict as exc:
         return _conflict(exc)
     return Response({"index": file.index, "path": file.path, "status": file.status, "sha256": file.sha256})

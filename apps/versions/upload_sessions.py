@@ -6,15 +6,23 @@ Two ways for the bytes, picked by the artifact store:
 - S3 (any S3-compatible store): one multipart upload per file under `uploads/<session>/<index>`; the client gets
   presigned part URLs (each bound to the part's SHA-256 when it gives one, which S3 then enforces) and sends the
   parts straight to the bucket, retrying or resuming any part (ListParts says which arrived). Completion checks the
-  parts, completes the upload and has S3 compute the object's full SHA-256 with a server-side CopyObject (S3 offers
-  only composite checksums for multipart objects), so no byte passes through the web server. Objects over 5 GiB
-  (CopyObject's limit) are hashed by reading them back once, streamed.
+  parts, completes the upload and copies it once, server-side, to its blob key with a SHA-256 checksum: S3 computes
+  the object's full SHA-256 as it copies (it keeps only composite checksums for multipart objects), so no byte passes
+  through the web server and one copy both verifies and places. A copy that does not have the expected digest is
+  deleted. That needs the digest before the copy: declared, or sent by the client with its completion; without either
+  (the browser form) a first copy to a scratch key learns it. Objects over 5 GiB (CopyObject's limit) are hashed by
+  reading them back once, streamed.
 - Local disk: tus-style offsets through the server (PATCH with Upload-Offset appends, HEAD tells the offset),
   written to a spool file under an exclusive `flock` and hashed as they arrive.
 
 Verified bytes are stored under their digest at once, with a blob reservation lasting as long as the session, so the
 garbage collector keeps them until the session registers (artifact rows then keep them) or expires (then they are
 collected like any unused blob). Bytes that do not match the declared SHA-256 are discarded and the file starts over.
+
+A file may be declared without its SHA-256 (the client hashes while it sends): its digest is then fixed when it is
+completed, by the SHA-256 the client sends then, which must be the one the registry computed; a mismatch un-stores the
+file (409 checksum_mismatch, sent again from the start). Such a file is never deduplicated: dedup needs the digest up
+front, and only ever for blobs the caller could already read (`apps.catalog.upload_sessions`).
 """
 
 import base64
@@ -270,17 +278,45 @@ def file_uploaded_parts(file: UploadSessionFile) -> list[dict]:
         marker = page["NextPartNumberMarker"]
 
 
-def file_complete(*, file: UploadSessionFile) -> None:
-    """Check that the whole file arrived, then verify its SHA-256 and store it. Does nothing for a stored file."""
+def file_complete(*, file: UploadSessionFile, sha256: str = "") -> None:
+    """Check that the whole file arrived, then verify its SHA-256 and store it.
+
+    `sha256` is the client's digest of what it sent: the stored bytes must have it too (as they must have a declared
+    one). A stored file is left as it is when it matches, and un-stored (sent again from the start) when it does not.
+    """
     if file.status == UploadFileStatus.STORED:
+        if sha256 and sha256 != file.sha256:
+            _file_unstore(file, sha256)
         return
     if blob_is_local():
-        _local_complete(file)
+        _local_complete(file, sha256)
         return
-    _s3_complete(file)
+    _s3_complete(file, sha256)
 
 
-def _local_complete(file: UploadSessionFile) -> None:
+def _mismatch(file: UploadSessionFile, digest: str, expected: str) -> UploadConflict:
+    return UploadConflict(
+        "checksum_mismatch",
+        f"The bytes received for {file.path} have SHA-256 {digest}, not the {expected} the client gave. They were "
+        "discarded; send the file again from the start.",
+        offset=0,
+    )
+
+
+def _file_unstore(file: UploadSessionFile, expected: str) -> None:
+    """A stored file whose client now says it sent other bytes: back to pending (the blob it made stays under its own
+    digest, reserved until the session expires, then collected like any unused blob)."""
+    digest = file.sha256
+    upload_id = file.upload_id
+    if not blob_is_local():
+        storage, client, bucket = _s3()
+        upload_id = client.create_multipart_upload(Bucket=bucket, Key=_s3_key(storage, staging_key(file)), ChecksumAlgorithm="SHA256")["UploadId"]
+    UploadSessionFile.objects.filter(pk=file.pk).update(sha256="", status=UploadFileStatus.PENDING, deduplicated=False, upload_id=upload_id)
+    file.sha256, file.status, file.deduplicated, file.upload_id = "", UploadFileStatus.PENDING, False, upload_id
+    raise _mismatch(file, digest, expected)
+
+
+def _local_complete(file: UploadSessionFile, expected: str) -> None:
     """Finish a whole spool whose finishing request died (hash it again), under the lock its writer holds: a completion
     racing the last PATCH answers 409 upload_in_progress at once, or finds the file stored and does nothing."""
     path = _spool_path(file)
@@ -301,10 +337,10 @@ def _local_complete(file: UploadSessionFile) -> None:
         held = os.fstat(handle.fileno()).st_size
         if held != file.size:
             raise UploadConflict("incomplete", f"The registry holds {held} of {file.size} bytes of {file.path}; send the rest from {held}.", offset=held)
-        _file_finish(file, _sha256_of(handle), content=handle, local_path=path)
+        _file_finish(file, _sha256_of(handle), expected=expected, content=handle, local_path=path)
 
 
-def _s3_complete(file: UploadSessionFile) -> None:
+def _s3_complete(file: UploadSessionFile, expected: str) -> None:
     storage, client, bucket = _s3()
     staging = _s3_key(storage, staging_key(file))
     parts = file_uploaded_parts(file)
@@ -323,15 +359,56 @@ def _s3_complete(file: UploadSessionFile) -> None:
         UploadId=file.upload_id,
         MultipartUpload={"Parts": [{"PartNumber": p["number"], "ETag": p["etag"], **({"ChecksumSHA256": p["sha256"]} if p["sha256"] else {})} for p in parts]},
     )
-    digest, source = _s3_sha256(client, bucket, staging, file.size)
+    wanted = file.declared_sha256 or expected
     try:
-        _file_finish(file, digest, s3_source=source)
+        if wanted and file.size <= S3_MAX_COPY_BYTES:
+            _s3_place_checked(file, client, bucket, staging, wanted, expected)
+            return
+        digest, source = _s3_sha256(client, bucket, staging, file.size)
+        try:
+            _file_finish(file, digest, expected=expected, s3_source=source)
+        finally:
+            if source != staging:
+                client.delete_object(Bucket=bucket, Key=source)
     except UploadConflict:
         _s3_restart(file, client, bucket, staging)
         raise
     finally:
-        for key in {staging, source}:
-            client.delete_object(Bucket=bucket, Key=key)
+        client.delete_object(Bucket=bucket, Key=staging)
+
+
+def _s3_place_checked(file: UploadSessionFile, client, bucket: str, staging: str, wanted: str, expected: str) -> None:
+    """One server-side copy that both verifies and places: staging -> the blob key of `wanted`, S3 computing the full
+    SHA-256 as it copies. The copy never replaces a blob (checked first, and `If-None-Match: *` where S3 honours it on
+    CopyObject); when the blob is there already a scratch copy verifies the bytes instead. A copy of other bytes is
+    deleted (only if it is still the one this call made) and the file refused."""
+    storage, _, _ = _s3()
+    blob_reserve(digests=[wanted], until=file.session.expires_at)  # before the store is looked at, as in _file_finish
+    target = _s3_key(storage, blob_key(wanted))
+    placed = not storage.exists(blob_key(wanted))
+    if placed:
+        try:
+            result = client.copy_object(
+                Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": staging}, ChecksumAlgorithm="SHA256", IfNoneMatch="*"
+            )
+        except client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise
+            placed = False  # another upload placed the blob meanwhile
+    if not placed:
+        target = f"{staging}.sha256"
+        result = client.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": staging}, ChecksumAlgorithm="SHA256")
+    checksum = result.get("CopyObjectResult", {}).get("ChecksumSHA256", "")
+    digest = base64.b64decode(checksum).hex() if checksum and "-" not in checksum else None
+    if digest is None:  # the store did not compute it: read the copy back once
+        digest = _sha256_of(client.get_object(Bucket=bucket, Key=target)["Body"])
+    if not placed or digest != wanted:
+        etag = result.get("CopyObjectResult", {}).get("ETag")
+        client.delete_object(Bucket=bucket, Key=target, **({"IfMatch": etag} if placed and etag else {}))
+    for given in (wanted, expected):
+        if given and digest != given:
+            raise _mismatch(file, digest, given)
+    _file_stored(file, digest)
 
 
 def _s3_sha256(client, bucket: str, key: str, size: int) -> tuple[str, str]:
@@ -382,17 +459,16 @@ class _SpoolFile(File):
         return str(self._path)
 
 
-def _file_finish(file: UploadSessionFile, digest: str, *, content=None, local_path: Path | None = None, s3_source: str | None = None) -> None:
-    """Store bytes whose SHA-256 is `digest` as the file's blob, or discard them when they are not what was declared."""
-    if file.declared_sha256 and digest != file.declared_sha256:
-        if local_path is not None:
-            local_path.unlink(missing_ok=True)
-        raise UploadConflict(
-            "checksum_mismatch",
-            f"The bytes received for {file.path} have SHA-256 {digest}, not the declared {file.declared_sha256}. They were "
-            "discarded; send the file again from the start.",
-            offset=0,
-        )
+def _file_finish(
+    file: UploadSessionFile, digest: str, *, expected: str = "", content=None, local_path: Path | None = None, s3_source: str | None = None
+) -> None:
+    """Store bytes whose SHA-256 is `digest` as the file's blob, or discard them when they are not what was declared
+    (or what the client says it sent: `expected`)."""
+    for wanted in (file.declared_sha256, expected):
+        if wanted and digest != wanted:
+            if local_path is not None:
+                local_path.unlink(missing_ok=True)
+            raise _mismatch(file, digest, wanted)
     session = file.session
     # Reserved until the session expires (committed before the store is looked at, like a registration's reservations).
     blob_reserve(digests=[digest], until=session.expires_at)
@@ -410,6 +486,10 @@ def _file_finish(file: UploadSessionFile, digest: str, *, content=None, local_pa
         content.seek(0)
         blob_put(sha256=digest, content=_SpoolFile(content, local_path))
         local_path.unlink(missing_ok=True)  # moved already, or a copy of a blob that was there
+    _file_stored(file, digest)
+
+
+def _file_stored(file: UploadSessionFile, digest: str) -> None:
     with transaction.atomic():
         UploadSessionFile.objects.filter(pk=file.pk).update(sha256=digest, status=UploadFileStatus.STORED)
     file.sha256, file.status = digest, UploadFileStatus.STORED

@@ -1,8 +1,9 @@
 """`register`, `get` and `download`: one version at a time.
 
-`register` goes through an upload session (registry_cli/upload.py): the metadata and the files' SHA-256s are declared
-first, so a refusal comes before any byte; only files the registry lacks are sent, in parallel, straight to S3 or in
-offsets to the registry; a killed run resumes when run again; the registration carries an Idempotency-Key and is
+`register` goes through an upload session (registry_cli/upload.py): the metadata and the files (with the SHA-256s the
+CLI already knows) are declared first, so a refusal comes before any byte; only files the registry lacks are sent, in
+parallel, straight to S3 or in offsets to the registry, hashed while they are sent and checked by the registry at
+completion; a killed run resumes when run again; the registration carries an Idempotency-Key and is
 retried with it when the connection fails or the registry answers 502, 503, 504 or 409 "in progress" (at most
 REGISTRY_RETRIES times, default 5): never a second version.
 """
@@ -74,7 +75,9 @@ def _metadata(args) -> dict:
 
 def command_register(client: Client, args) -> dict:
     metadata, files = _metadata(args), _files_to_upload(args.paths)
-    return upload_version(client, args.model, files, metadata, parallel=args.parallel, rate=parse_rate(args.limit_rate), environ=args.environ)
+    return upload_version(
+        client, args.model, files, metadata, parallel=args.parallel, rate=parse_rate(args.limit_rate), environ=args.environ, hash_first=args.hash_first
+    )
 
 
 def command_get(client: Client, args) -> dict:
@@ -101,7 +104,14 @@ def command_download(client: Client, args) -> dict:
 
 
 def add_commands(commands) -> None:
-    register = commands.add_parser("register", help="register a new version from files and folders")
+    register = commands.add_parser(
+        "register",
+        help="register a new version from files and folders",
+        description="Register a new version through an upload session: the metadata is checked before any byte is sent; "
+        "files are hashed while they are sent (the registry checks each SHA-256 at completion); files whose digest the CLI "
+        "remembers from an earlier run (same path, size, modification time, inode) are declared with it, and not sent when "
+        "you can already read those bytes on the registry. Running the same command again after a kill resumes the upload.",
+    )
     register.add_argument("model")
     register.add_argument("paths", nargs="+", help="files, or folders whose files keep their relative paths")
     register.add_argument("--metadata", help="a JSON file in the API's metadata format (datasets, code, run, parents, ...)")
@@ -111,6 +121,13 @@ def add_commands(commands) -> None:
     register.add_argument("--description")
     register.add_argument("--parallel", type=int, default=4, help="files or parts sent at once (default 4)")
     register.add_argument("--limit-rate", help="at most this many bytes per second, e.g. 20M (default: no limit)")
+    register.add_argument(
+        "--hash-first",
+        action="store_true",
+        help="hash every file before declaring it, so files the registry already holds (and you may read) are not sent; "
+        "worth a full read of the files when most of them are likely there already but this machine has not hashed them "
+        "(default: hash while sending, dedup only files hashed by an earlier run)",
+    )
     register.set_defaults(run=command_register)
     get = commands.add_parser("get", help="print a version's JSON, by number or by stage")
     get.add_argument("model")
