@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -149,3 +150,44 @@ def test_on_s3_parts_go_straight_to_the_bucket_and_a_killed_upload_sends_only_mi
     assert json.loads(out)["artifacts"][0]["sha256"] == sha256(weights)
     assert s3.keys() == [f"sha256/{sha256(weights)[:2]}/{sha256(weights)[2:4]}/{sha256(weights)}"]
     assert s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
+
+
+def test_hash_first_finds_files_the_caller_can_read_though_this_machine_never_hashed_them(cli, model, tmp_path):
+    export = tmp_path / "export"
+    export.mkdir()
+    weights = os.urandom(MiB)
+    (export / "model.bin").write_bytes(weights)
+    assert cli("register", model.name, str(export))[0] == 0
+    shutil.rmtree(tmp_path / "cache" / "digests")  # as on another machine or a fresh checkout
+    (export / "README.md").write_text("v2")
+
+    code, _, err = cli("register", model.name, str(export), "--hash-first")
+    assert code == 0, err
+    assert sent(err) == (2, 1, 1), "model.bin was declared with its digest and not sent again"
+
+
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_a_file_that_changes_while_it_is_sent_is_refused_at_completion_and_nothing_registered(cli, model, tmp_path, request, settings, store):
+    if store == "s3":
+        s3 = request.getfixturevalue("s3")
+        settings.UPLOAD_PART_BYTES = 5 * MiB
+
+        def arriving() -> bool:
+            uploads = s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", [])
+            return bool(uploads and s3.client.list_parts(Bucket=s3.bucket, Key=uploads[0]["Key"], UploadId=uploads[0]["UploadId"]).get("Parts"))
+    else:
+
+        def arriving() -> bool:
+            return any(path.stat().st_size for path in spool_dir().glob("session-*.part"))
+
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(os.urandom(15 * MiB))
+    process = cli.start("register", model.name, str(weights), "--limit-rate", "8M", "--parallel", "1")
+    wait_until(arriving)  # hashed by now (a local read of 15 MiB beside a send at 8 MB/s); the last MiB not sent yet
+    with open(weights, "r+b") as handle:
+        handle.seek(14 * MiB)
+        handle.write(os.urandom(MiB))
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1 and "checksum_mismatch" not in err, err
+    assert "SHA-256" in err and "change during the upload" in err, err
+    assert not ModelVersion.objects.exists()

@@ -125,6 +125,39 @@ def test_bytes_that_differ_from_the_declared_digest_are_discarded_and_the_file_s
     assert register(api, session).status_code == 201
 
 
+def complete(api, item: dict, digest: str | None = None):
+    return api.post(urlsplit(item["complete_url"]).path, {"sha256": digest} if digest else None, format="json" if digest else None)
+
+
+def test_a_file_declared_without_its_digest_is_fixed_by_the_one_the_client_sends_at_completion(api_for, owner, model):
+    api = api_for(owner)
+    meant, sent = os.urandom(4096), os.urandom(4096)
+    session = open_session(api, model.name, {"model.bin": meant}, declare=False).json()
+    item = session["files"][0]
+    assert patch(api, item["upload_url"], sent, 0).status_code == 204  # nothing to check against yet
+    refused = complete(api, item, sha256(meant))
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "checksum_mismatch" and refused["Upload-Offset"] == "0"
+    state = api.get(f"/api/v1/models/{model.name}/uploads/{session['id']}/").json()["files"][0]
+    assert (state["status"], state["sha256"], state["offset"]) == ("pending", None, 0), "un-stored: sent again from the start"
+    assert register(api, session).status_code == 400 and not ModelVersion.objects.exists()
+
+    bad = complete(api, item, "ABC")
+    assert bad.status_code == 400 and "sha256" in bad.json()["error"]["fields"]
+    assert patch(api, item["upload_url"], meant, 0).status_code == 204
+    done = complete(api, item, sha256(meant))
+    assert done.status_code == 200 and done.json()["sha256"] == sha256(meant)
+    assert complete(api, item, sha256(meant)).json() == done.json(), "completing again with the same digest changes nothing"
+    assert register(api, session).status_code == 201
+    assert Artifact.objects.get(version__model=model).sha256 == sha256(meant)
+
+
+def test_a_file_declared_without_its_digest_is_sent_even_when_the_caller_could_read_those_bytes(api_for, owner, model):
+    data = os.urandom(2048)
+    register_version(model, owner, files={"weights.bin": data})
+    session = open_session(api_for(owner), model.name, {"weights.bin": data}, declare=False).json()
+    assert (session["files"][0]["status"], session["files"][0]["deduplicated"]) == ("pending", False), "dedup needs the digest up front"
+
+
 def test_bytes_another_process_spooled_after_a_restart_are_hashed_as_they_are(api_for, owner, model):
     """This process keeps the hash state of the first attempt's prefix; the file then fails in another web process and
     is sent again there up to the same offset with other bytes. The suffix sent here must be hashed after the bytes
@@ -304,3 +337,38 @@ def test_on_s3_an_abandoned_session_aborts_its_multipart_uploads(api_for, owner,
     call_command("gc_artifact_blobs")
     assert s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
     assert not UploadSession.objects.exists()
+
+
+def test_on_s3_a_file_declared_without_its_digest_is_checked_at_completion_by_one_copy(api_for, owner, model, s3):
+    api = api_for(owner)
+    meant, sent = os.urandom(4096), os.urandom(4096)
+    session = open_session(api, model.name, {"model.bin": meant}, declare=False).json()
+    item = session["files"][0]
+    send_parts(api, item, sent)
+    refused = complete(api, item, sha256(meant))
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "checksum_mismatch"
+    assert s3.keys() == [], "the copy of other bytes under the claimed digest was deleted, the staging object too"
+    assert register(api, session).status_code == 400 and not ModelVersion.objects.exists()
+    send_parts(api, item, meant)  # a fresh multipart upload
+    done = complete(api, item, sha256(meant))
+    assert done.status_code == 200 and done.json()["sha256"] == sha256(meant), done.content
+    assert s3.keys() == [blob_key(sha256(meant))] and s3.body(blob_key(sha256(meant))) == meant
+    assert register(api, session).status_code == 201
+
+
+def test_on_s3_an_upload_never_replaces_a_blob_another_team_stored(api_for, owner, outsider, model, s3):
+    secret = os.urandom(4096)
+    register_version(model, owner, files={"weights.bin": secret})
+    theirs = model_create(name="outsider-model", actor=outsider)
+    api = api_for(outsider)
+    session = open_session(api, theirs.name, {"stolen.bin": secret}).json()
+    item = session["files"][0]
+    assert item["status"] == "pending", "the outsider may not read the owner's bytes: they must send them"
+    send_parts(api, item, os.urandom(4096))
+    refused = complete(api, item)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "checksum_mismatch"
+    assert s3.keys() == [blob_key(sha256(secret))] and s3.body(blob_key(sha256(secret))) == secret, "the owner's blob is untouched"
+    send_parts(api, item, secret)  # the real bytes: verified on a scratch copy, the blob already there is kept
+    assert complete(api, item).status_code == 200
+    assert s3.keys() == [blob_key(sha256(secret))] and s3.body(blob_key(sha256(secret))) == secret
+    assert register(api, session).status_code == 201
