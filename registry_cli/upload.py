@@ -230,21 +230,34 @@ class Upload:
         self.meter = Meter(remaining, self.rate)
         started = time.monotonic()
         # Files declared without a digest are hashed beside the sending (a local read, mostly from the page cache):
-        # their completion then tells the registry what the CLI read, and the registry refuses other bytes.
-        with ThreadPoolExecutor(max_workers=self.parallel) as hashing, ThreadPoolExecutor(max_workers=self.parallel) as pool:
+        # their completion then tells the registry what the CLI read, and the registry refuses other bytes. Each file
+        # is completed as soon as its own bytes are sent (on S3 the store's copy of one file overlaps the sending of
+        # the next).
+        with (
+            ThreadPoolExecutor(max_workers=self.parallel) as hashing,
+            ThreadPoolExecutor(max_workers=self.parallel) as pool,
+            ThreadPoolExecutor(max_workers=self.parallel) as finishing,
+        ):
             digests = {item["index"]: hashing.submit(self._hash, item["path"]) for item in pending if not item.get("sha256")}
-            for future in [pool.submit(function, item, number) for function, item, number in tasks]:
+            sends = {item["index"]: [] for item in pending}
+            for function, item, number in tasks:
+                sends[item["index"]].append(pool.submit(function, item, number))
+            completions = [finishing.submit(self._finish, item, sends[item["index"]], digests.get(item["index"])) for item in pending]
+            for future in [future for futures in sends.values() for future in futures]:
                 future.result()
             self.meter.progress.close()
             sent = time.monotonic()
-            completions = [
-                pool.submit(self._complete, item, digests[item["index"]].result() if item["index"] in digests else None)
-                for item in pending
-                if item["status"] != "stored" or item["index"] in digests
-            ]
             for future in completions:
                 future.result()
         self.timings = {"sending": sent - started, "completing": time.monotonic() - sent}
+
+    def _finish(self, item: dict, sends: list, digest) -> None:
+        """Once the file's bytes are sent, complete it: with the digest computed beside the sending, if it was declared
+        without one (also when its last bytes stored it, on local disk), else only if no PATCH stored it."""
+        for future in sends:
+            future.result()
+        if digest is not None or item["status"] != "stored":
+            self._complete(item, digest.result() if digest is not None else None)
 
     def _complete(self, item: dict, digest: str | None) -> None:
         body = json.dumps({"sha256": digest}).encode() if digest else b""
