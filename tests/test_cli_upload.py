@@ -181,11 +181,11 @@ def test_a_file_that_changes_while_it_is_sent_is_refused_at_completion_and_nothi
             return any(path.stat().st_size for path in spool_dir().glob("session-*.part"))
 
     weights = tmp_path / "model.bin"
-    weights.write_bytes(os.urandom(15 * MiB))
+    weights.write_bytes(os.urandom(11 * MiB))
     process = cli.start("register", model.name, str(weights), "--limit-rate", "8M", "--parallel", "1")
-    wait_until(arriving)  # hashed by now (a local read of 15 MiB beside a send at 8 MB/s); the last MiB not sent yet
+    wait_until(arriving)  # hashed by now (a local read of 11 MiB beside a send at 8 MB/s); the last MiB not sent yet
     with open(weights, "r+b") as handle:
-        handle.seek(14 * MiB)
+        handle.seek(10 * MiB)
         handle.write(os.urandom(MiB))
     _, err = process.communicate(timeout=60)
     assert process.returncode == 1 and "checksum_mismatch" not in err, err
