@@ -9,15 +9,21 @@ sees the reservation or the committed artifact row, or it deletes first and the 
 missing and stores it again.
 """
 
+import errno
+import io
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, storages
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
+from storages.backends.s3 import _filter_download_params
 
 from .models import Artifact, BlobReservation
 from .paths import BLOB_PREFIX, blob_key
@@ -26,6 +32,8 @@ logger = logging.getLogger(__name__)
 # Key of the PostgreSQL advisory lock between reservations (shared) and collection decisions (exclusive): "blobgcrs".
 RESERVATION_LOCK_KEY = int.from_bytes(b"blobgcrs", "big")
 BLOB_CHUNK = 1024 * 1024
+RANGE_BUFFER = 64 * 1024  # what one small read fetches: a safetensors header, a zip directory, an ONNX field's window
+RANGE_GROWTH_LIMIT = 64 * 1024 * 1024  # the largest single GET a run of sequential reads grows to
 
 
 class BlobReservationLost(OSError):
@@ -92,6 +100,108 @@ def blob_chunks(sha256: str, *, start: int = 0, length: int | None = None) -> It
         yield from body.iter_chunks(BLOB_CHUNK)
     finally:
         body.close()
+
+
+def blob_open(sha256: str) -> io.BufferedIOBase:
+    """A stored blob as a seekable, read-only, buffered binary file.
+
+    Local disk: the file itself. S3: ranged GETs of what is read (`S3RangedReader`), where django-storages' S3File
+    would first download the whole object to a temporary file, so reading a header costs a header's bytes.
+    Raises FileNotFoundError when the blob is not stored.
+    """
+    storage = artifact_storage()
+    if isinstance(storage, FileSystemStorage):
+        return storage.open(blob_key(sha256), "rb")
+    return io.BufferedReader(S3RangedReader(storage, blob_key(sha256)), RANGE_BUFFER)
+
+
+@contextmanager
+def _as_os_errors(key: str):
+    """S3's failures as the OSErrors local disk raises: callers (the validation job's retry) tell them apart alike."""
+    try:
+        yield
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            raise FileNotFoundError(f"blob {key} is not in the bucket") from exc
+        raise OSError(f"S3 could not read {key}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise OSError(f"S3 could not read {key}: {exc}") from exc
+
+
+class S3RangedReader(io.RawIOBase):
+    """One S3 object as a raw, seekable, read-only file, through the storage's own client, bucket, prefix and
+    download parameters (SSE-C keys).
+
+    A read where the previous GET's range ended, or inside it, goes on reading that response's body; any other read
+    opens a GET of exactly the bytes asked. Each GET that continues a finished one asks for twice as much (up to
+    RANGE_GROWTH_LIMIT), so a whole-file read streams the object once in a few large GETs, while reads after seeks
+    fetch only what they need. Storage errors are OSErrors (a missing object FileNotFoundError), as on local disk.
+    """
+
+    def __init__(self, storage, key: str):
+        self.name = key
+        self._object = storage.bucket.Object(storage._normalize_name(key))
+        self._params = _filter_download_params(storage.get_object_parameters(key))
+        with _as_os_errors(key):
+            self._object.load(**self._params)
+        self.size = self._object.content_length
+        self._position = 0
+        self._body = None
+        self._body_position = self._body_end = 0  # the open body's next byte and the end of its range
+        self._last_range = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise OSError(errno.EINVAL, f"negative seek position {base + offset}")  # as a file on disk: zipfile relies on it
+        self._position = base + offset
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        wanted = min(len(buffer), self.size - self._position)
+        if wanted <= 0:
+            return 0
+        if self._body is None or not self._body_position == self._position < self._body_end:
+            sequential = self._body is not None and self._position == self._body_end
+            length = max(wanted, min(2 * self._last_range, RANGE_GROWTH_LIMIT)) if sequential else wanted
+            self._get(self._position, min(length, self.size - self._position))
+        try:
+            with _as_os_errors(self.name):
+                data = self._body.read(min(wanted, self._body_end - self._position))
+        except OSError:
+            self._drop_body()
+            raise
+        if not data:
+            self._drop_body()
+            raise OSError(f"S3 ended {self.name} at byte {self._position} of {self.size}")
+        memoryview(buffer)[: len(data)] = data
+        self._position += len(data)
+        self._body_position = self._position
+        return len(data)
+
+    def _get(self, start: int, length: int) -> None:
+        self._drop_body()
+        with _as_os_errors(self.name):
+            response = self._object.get(Range=f"bytes={start}-{start + length - 1}", **self._params)
+        self._body, self._body_position, self._body_end, self._last_range = response["Body"], start, start + length, length
+
+    def _drop_body(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None
+
+    def close(self) -> None:
+        self._drop_body()
+        super().close()
 
 
 def _lock_reservations(*, exclusive: bool) -> None:

@@ -13,7 +13,7 @@ from typing import Callable
 
 from django.conf import settings
 
-from apps.versions.blobs import artifact_storage
+from apps.versions.blobs import blob_open
 from apps.versions.models import Artifact, ModelVersion
 
 CHUNK_SIZE = 8 * 1024 * 1024
@@ -140,7 +140,8 @@ class CheckContext:
             self._last_beat = now
 
     def open(self, artifact: Artifact) -> BudgetedReader:
-        return BudgetedReader(artifact_storage().open(artifact.blob_key, "rb"), self.check_budget)
+        """The artifact as a seekable binary file; on S3 each read fetches only its own bytes (`blob_open`)."""
+        return BudgetedReader(blob_open(artifact.sha256), self.check_budget)
 
     def read_chunks(self, artifact: Artifact):
         """Stream an artifact in chunks, honouring the optional read-rate limit; each read checks the budget."""
