@@ -143,6 +143,15 @@ class CheckContext:
         """The artifact as a seekable binary file; on S3 each read fetches only its own bytes (`blob_open`)."""
         return BudgetedReader(blob_open(artifact.sha256), self.check_budget)
 
+    def read_json(self, artifact: Artifact, limit: int, *, max_depth: int):
+        """An artifact's JSON, parsed with `loads_bounded` from at most `limit` bytes. Raises TooDeeplyNested, or a
+        ValueError (UnicodeDecodeError too) when it is longer than `limit` bytes or not JSON."""
+        with self.open(artifact) as handle:
+            raw = handle.read(limit + 1)
+        if len(raw) > limit:
+            raise ValueError(f"it is longer than {limit} bytes")
+        return loads_bounded(raw, max_depth=max_depth)
+
     def read_chunks(self, artifact: Artifact):
         """Stream an artifact in chunks, honouring the optional read-rate limit; each read checks the budget."""
         limit = settings.VALIDATION_READ_BYTES_PER_SECOND

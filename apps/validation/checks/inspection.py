@@ -217,8 +217,7 @@ def _read_configs(context: CheckContext, found: dict, problems: list, warnings: 
             warnings.append(f"{artifact.path} is too large to inspect")
             continue
         try:
-            with context.open(artifact) as handle:
-                config = loads_bounded(handle.read(MAX_CONFIG_BYTES + 1), max_depth=MAX_CONFIG_DEPTH)
+            config = context.read_json(artifact, MAX_CONFIG_BYTES, max_depth=MAX_CONFIG_DEPTH)
         except TooDeeplyNested as exc:
             problems.append(f"{artifact.path}: {exc}")
             continue

@@ -7,7 +7,7 @@ config is reported as what it is: a Pooling folder's config.json is pooling, not
 import posixpath
 from dataclasses import dataclass
 
-from .base import CheckContext, TooDeeplyNested, loads_bounded
+from .base import CheckContext, TooDeeplyNested
 
 MODULES_FILE = "modules.json"
 MAX_MODULES_BYTES = 1024 * 1024
@@ -61,8 +61,7 @@ def read_modules(context: CheckContext) -> list[Module] | None:
     if artifact.size > MAX_MODULES_BYTES:
         raise BadModules(f"{MODULES_FILE} is over {MAX_MODULES_BYTES // 1024} KiB")
     try:
-        with context.open(artifact) as handle:
-            listed = loads_bounded(handle.read(MAX_MODULES_BYTES + 1), max_depth=8)
+        listed = context.read_json(artifact, MAX_MODULES_BYTES, max_depth=8)
     except (TooDeeplyNested, UnicodeDecodeError, ValueError) as exc:
         raise BadModules(f"{MODULES_FILE} is not valid JSON: {exc}") from exc
     if not isinstance(listed, list) or len(listed) > MAX_MODULES:

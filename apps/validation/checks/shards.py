@@ -7,7 +7,7 @@ import re
 
 from apps.versions.models import Artifact
 
-from .base import CheckContext, TooDeeplyNested, loads_bounded
+from .base import CheckContext, TooDeeplyNested
 
 MAX_INDEX_BYTES = 50 * 1024 * 1024
 MAX_INDEX_DEPTH = 8  # a valid index nests 2 levels: index -> weight_map or metadata
@@ -22,8 +22,7 @@ def read_index(context: CheckContext, index: Artifact) -> dict:
     if index.size > MAX_INDEX_BYTES:
         raise BadIndex(f"{index.path} is too large to be a shard index")
     try:
-        with context.open(index) as handle:
-            document = loads_bounded(handle.read(MAX_INDEX_BYTES + 1), max_depth=MAX_INDEX_DEPTH)
+        document = context.read_json(index, MAX_INDEX_BYTES, max_depth=MAX_INDEX_DEPTH)
     except (TooDeeplyNested, UnicodeDecodeError, ValueError) as exc:
         raise BadIndex(f"{index.path} is not a valid shard index: {exc}") from exc
     if not isinstance(document, dict):
