@@ -62,25 +62,21 @@ def _element_count(tensor: str, shape) -> int:
     return count
 
 
-def parse_safetensors_header(head: bytes, file_size: int, read_more, check_budget=lambda: None, names: list | None = None) -> dict:
-    """Validate a safetensors header. `read_more(n)` returns the next n bytes after the first 8.
-
-    Every size is bounded before it is used: the header length by VALIDATION_SAFETENSORS_MAX_HEADER_BYTES, the
-    JSON's nesting by MAX_HEADER_DEPTH, each shape by MAX_RANK and by the data bytes the file actually has.
-    The tensors' names are appended to `names` when one is given.
-    """
-    return _parsed_safetensors_header(head, file_size, read_more, check_budget, names)[0]
-
-
 def safetensors_tensors(head: bytes, file_size: int, read_more) -> tuple[dict, list[tuple[str, str, list[int]]]]:
-    """The validated header's summary (as `parse_safetensors_header`) and its tensors: (name, dtype, shape) in the
+    """The validated header's summary (as `safetensors_header`) and its tensors: (name, dtype, shape) in the
     header's order. Raises CorruptSafetensors like it, so a page shows only what validation would accept."""
-    summary, header = _parsed_safetensors_header(head, file_size, read_more, lambda: None, None)
+    summary, header = safetensors_header(head, file_size, read_more)
     tensors = [(name, info["dtype"], info["shape"]) for name, info in header.items() if name != "__metadata__"]
     return summary, tensors
 
 
-def _parsed_safetensors_header(head: bytes, file_size: int, read_more, check_budget, names: list | None) -> tuple[dict, dict]:
+def safetensors_header(head: bytes, file_size: int, read_more, check_budget=lambda: None) -> tuple[dict, dict]:
+    """Validate a safetensors header: its summary and the header itself. `read_more(n)` returns the next n bytes
+    after the first 8; `head` holds those 8.
+
+    Every size is bounded before it is used: the header length by VALIDATION_SAFETENSORS_MAX_HEADER_BYTES, the
+    JSON's nesting by MAX_HEADER_DEPTH, each shape by MAX_RANK and by the data bytes the file actually has.
+    """
     if file_size < 8 or len(head) < 8:
         raise CorruptSafetensors("file is shorter than the 8-byte header length")
     (header_length,) = struct.unpack("<Q", head[:8])
@@ -107,8 +103,6 @@ def _parsed_safetensors_header(head: bytes, file_size: int, read_more, check_bud
             check_budget()
         if tensor == "__metadata__":
             continue
-        if names is not None:
-            names.append(tensor)
         tensor = tensor if len(tensor) <= 80 else tensor[:77] + "..."  # names go into messages
         if not isinstance(info, dict) or set(info) - {"dtype", "shape", "data_offsets"}:
             raise CorruptSafetensors(f"tensor '{tensor}' has a malformed entry")
@@ -149,18 +143,16 @@ def _read_safetensors(context: CheckContext, found: dict, problems: list, warnin
     """Each safetensors header into found["safetensors"]; returns the tensor names of each file."""
     names_by_path: dict[str, set[str]] = {}
     for artifact in context.by_suffix(".safetensors"):
-        names: list[str] = []
         try:
             with context.open(artifact) as handle:
-                head = handle.read(8)
-                summary = parse_safetensors_header(head, artifact.size, handle.read, context.check_budget, names)
+                summary, header = safetensors_header(handle.read(8), artifact.size, handle.read, context.check_budget)
         except CorruptSafetensors as exc:
             problems.append(f"{artifact.path}: {exc}")
             continue
         if summary["unreferenced_bytes"]:
             warnings.append(f"{artifact.path}: {summary['unreferenced_bytes']} data bytes belong to no tensor")
         found["safetensors"][artifact.path] = summary
-        names_by_path[artifact.path] = set(names)
+        names_by_path[artifact.path] = set(header) - {"__metadata__"}
     return names_by_path
 
 
