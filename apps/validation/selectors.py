@@ -16,14 +16,20 @@ def validation_policy(model: RegisteredModel) -> ValidationPolicy | None:
 def quality_gate(version: ModelVersion, policy: ValidationPolicy | None) -> tuple[str, ModelVersion | None, list[dict]]:
     """(QualityStatus, baseline, one result per rule): the rules evaluated now against the pinned baseline, or else the
     version in production now (none when that is the version itself)."""
-    baseline = (policy.pinned_baseline if policy and policy.pinned_baseline_id else None) or production_version(version.model)
-    if baseline is not None and baseline.pk == version.pk:
-        baseline = None
+    pinned = policy.pinned_baseline if policy and policy.pinned_baseline_id else None
+    baseline = _baseline(version.pk, pinned, production=None if pinned else production_version(version.model))
     rules = _rules(policy)
     candidate = dict(version.metrics.values_list("name", "value"))
     baseline_metrics = dict(baseline.metrics.values_list("name", "value")) if baseline else None
     status, results = quality.evaluate(rules, candidate, baseline_metrics)
     return status, baseline, results
+
+
+def _baseline(candidate_id: int, pinned, *, production):
+    """The one rule for what a gate compares with: the policy's pinned baseline, else the version in production now;
+    never the candidate itself. Versions or their ids alike (`quality_gates` reads ids for a whole page)."""
+    baseline = pinned or production
+    return None if baseline is None or getattr(baseline, "pk", baseline) == candidate_id else baseline
 
 
 def _rules(policy: ValidationPolicy | None) -> list[quality.Rule]:
@@ -44,8 +50,7 @@ def quality_gates(versions: list[ModelVersion]) -> dict:
     baselines = {}
     for version in versions:
         policy = policies.get(version.model_id)
-        baseline = (policy.pinned_baseline_id if policy and policy.pinned_baseline_id else None) or production.get(version.model_id)
-        baselines[version.pk] = baseline if baseline != version.pk else None
+        baselines[version.pk] = _baseline(version.pk, policy.pinned_baseline_id if policy else None, production=production.get(version.model_id))
     wanted = {version.pk for version in versions} | {pk for pk in baselines.values() if pk}
     metrics: dict = {pk: {} for pk in wanted}
     numbers = {}
