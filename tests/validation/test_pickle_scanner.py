@@ -3,10 +3,12 @@ passes, the opcode reader agrees with the real unpicklers (C `pickle.loads` and 
 and a zip bomb is flagged in bounded memory."""
 
 import io
+import json
 import os
 import pickle
 import random
 import resource
+import struct
 import subprocess
 import sys
 import zipfile
@@ -387,3 +389,16 @@ def test_a_plain_npy_array_whose_bytes_read_as_an_import_passes_and_an_object_ar
     header = "{'descr': [('weights', '<f4'), ('label', '|O')], 'fortran_order': False, 'shape': (1,), }"
     structured.write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + payload)
     assert _scan(structured.getvalue())["unsafe"], "an array holding objects is unpickled by numpy.load, so it is walked"
+
+
+def test_a_safetensors_file_whose_header_length_starts_with_pickles_put_is_not_a_pickle():
+    weights = bytes(1 << 20)  # a line (up to the first newline) far longer than the scanner reads
+    header = json.dumps({"embeddings": {"dtype": "F32", "shape": [1 << 18], "data_offsets": [0, len(weights)]}}, separators=(",", ":")).encode()
+    header += b" " * ((0x70 - len(header)) % 256)  # the header length's low byte is 0x70: b"p", pickle's PUT
+    data = struct.pack("<Q", len(header)) + header + weights
+    assert data[:1] == b"p" and b"\n" not in data
+    for loads in (pickle.loads, pickle._loads):  # what the loaders do with it: fail at the first opcode
+        with pytest.raises(Exception):
+            loads(data)
+    result = _scan(data)
+    assert result["format"] == "not a pickle" and result["unsafe"] == []

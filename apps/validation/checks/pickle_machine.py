@@ -1165,7 +1165,10 @@ def _get(m: Machine, index: int):
 
 @op(b"g")
 def load_get(m: Machine):
-    _get(m, parse_memo_index(*m.read_line()))
+    line = m.read_line()
+    if not m.memo:  # nothing memoized: both unpicklers fail whatever the index, however long its line
+        raise Rejected("Memo value not found")
+    _get(m, parse_memo_index(*line))
 
 
 @op(b"h")
@@ -1189,7 +1192,12 @@ def _put(m: Machine, index: int):
 
 @op(b"p")
 def load_put(m: Machine):
-    _put(m, parse_memo_index(*m.read_line()))
+    line = m.read_line()
+    # On an empty stack both unpicklers fail whatever the index says (C checks the stack before parsing the line, the
+    # Python one indexes the empty stack after): decided here, however long the line (a safetensors header length
+    # whose low byte is 0x70 starts with a "PUT" followed by kilobytes of JSON).
+    m.top()
+    _put(m, parse_memo_index(*line))
 
 
 @op(b"q")
