@@ -28,8 +28,8 @@ class DatabaseUnavailableMiddleware:
 
 class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
     """Django's, asking the view first: a view marked `login_not_required` (the API, which authenticates itself, health,
-    the public keys) never loads the session's user. Django's asks `request.user.is_authenticated` first, which read and
-    decoded the session on every API call, two fifths of the Python work of a stage lookup."""
+    the public keys) never loads the session's user. Django's asks `request.user.is_authenticated` first, which loaded
+    the session (a database read when the caller sends a session cookie) on every API call."""
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         if not getattr(view_func, "login_required", True):
