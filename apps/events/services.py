@@ -23,7 +23,6 @@ from apps.audit import services as audit
 from apps.models.models import RegisteredModel
 from apps.models.permissions import Action, require
 from apps.web.outbox import Outbox
-from registry_site import broker
 
 from . import safe_http
 from .models import RETRYABLE, Delivery, DeliveryStatus, Event, EventType, Webhook
@@ -70,12 +69,7 @@ def delivery_send(*, delivery_id: int, due_at=None) -> bool:
     (registry_site.broker.publish). False if the broker did not take it; `delivery_sweep` sends it later."""
     from .tasks import deliver_webhook
 
-    now = timezone.now()
-    due_at = max(due_at or now, now)
-    if not broker.publish(deliver_webhook, args=[delivery_id], countdown=(due_at - now).total_seconds()):
-        return False
-    Delivery.objects.filter(pk=delivery_id).update(message_due_at=due_at)
-    return True
+    return OUTBOX.publish(deliver_webhook, Delivery.objects, delivery_id, due_at=due_at)
 
 
 OUTBOX = Outbox(

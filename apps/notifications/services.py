@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from apps.models.models import RegisteredModel
 from apps.web.outbox import Outbox
-from registry_site import broker
 
 from .models import EMAIL_RETRYABLE, EmailPreference, EmailStatus, Kind, Notification
 
@@ -64,12 +63,7 @@ def email_send(*, notification_id: int, due_at=None) -> bool:
     raises (registry_site.broker.publish). False if the broker did not take it; the sweep sends it later."""
     from .tasks import send_notification_email
 
-    now = timezone.now()
-    due_at = max(due_at or now, now)
-    if not broker.publish(send_notification_email, args=[notification_id], countdown=(due_at - now).total_seconds()):
-        return False
-    Notification.objects.filter(pk=notification_id).update(email_message_due_at=due_at)
-    return True
+    return OUTBOX.publish(send_notification_email, Notification.objects, notification_id, due_at=due_at)
 
 
 OUTBOX = Outbox(

@@ -43,6 +43,19 @@ class Outbox:
         seconds = self.setting("RETRY_BASE_SECONDS") * 2 ** min(max(attempts - 1, 0), 32)
         return timedelta(seconds=min(seconds, self.setting("RETRY_MAX_SECONDS")))
 
+    def publish(self, task, rows: QuerySet, pk: int, *, due_at=None) -> bool:
+        """Hand row `pk` to the broker as `task`, to run at `due_at` (now by default): one bounded attempt that never
+        raises (registry_site.broker.publish), then the row's message_due_at. False if the broker did not take it;
+        the sweep sends it later."""
+        from registry_site import broker
+
+        now = timezone.now()
+        due_at = max(due_at or now, now)
+        if not broker.publish(task, args=[pk], countdown=(due_at - now).total_seconds()):
+            return False
+        rows.filter(pk=pk).update(**{self.column("message_due_at"): due_at})
+        return True
+
     def gives_up(self, attempts: int) -> bool:
         return attempts >= self.setting("MAX_ATTEMPTS")
 
