@@ -58,33 +58,29 @@ class _AcceptedTokens:
 
     def get(self, digest: str):
         with self._lock:
-            user = self._table().get(digest)
+            table = self._table()
+            user = table.get(digest) if table is not None else None
         return copy.copy(user) if user is not None else None  # each request may set attributes on its own user
 
     def put(self, digest: str, user, *, generation: int) -> None:
         with self._lock:
-            if generation == self.generation:
-                self._table()[digest] = copy.copy(user)
+            table = self._table()
+            if table is not None and generation == self.generation:
+                table[digest] = copy.copy(user)
 
     def clear(self, **_signal) -> None:
         with self._lock:
             self._entries = None
             self.generation += 1
 
-    def _table(self) -> TTLCache:
+    def _table(self) -> TTLCache | None:
+        """None when API_TOKEN_CACHE_SECONDS is 0: every token is looked up on every request."""
         seconds = settings.API_TOKEN_CACHE_SECONDS
+        if not seconds:
+            return None
         if self._entries is None or self._entries.ttl != seconds:  # built on first use, and again if the setting changes
-            self._entries = TTLCache(maxsize=self._maxsize, ttl=seconds) if seconds else _NeverKept()
+            self._entries = TTLCache(maxsize=self._maxsize, ttl=seconds)
         return self._entries
-
-
-class _NeverKept(dict):
-    """The table when API_TOKEN_CACHE_SECONDS is 0: every token is looked up on every request."""
-
-    ttl = 0
-
-    def __setitem__(self, key, value) -> None:
-        pass
 
 
 accepted_tokens = _AcceptedTokens()
