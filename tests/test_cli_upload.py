@@ -16,6 +16,7 @@ import pytest
 
 from apps.accounts.models import TokenScope
 from apps.accounts.services import api_token_create
+from apps.versions.blobs import blob_storage_key
 from apps.versions.models import ModelVersion, UploadSession
 from apps.versions.spool import spool_dir
 from tests.factories import sha256
@@ -148,7 +149,7 @@ def test_on_s3_parts_go_straight_to_the_bucket_and_a_killed_upload_sends_only_mi
     assert code == 0, err
     assert sent(err)[0] == len(weights) - held, "parts S3 held were not sent again"
     assert json.loads(out)["artifacts"][0]["sha256"] == sha256(weights)
-    assert s3.keys() == [f"sha256/{sha256(weights)[:2]}/{sha256(weights)[2:4]}/{sha256(weights)}"]
+    assert s3.keys() == [blob_storage_key(sha256(weights))] and s3.body(blob_storage_key(sha256(weights))) == weights, "one object: the upload itself"
     assert s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
 
 

@@ -22,12 +22,12 @@ from apps.models.names import canonical_model_name
 from apps.models.services import model_create
 from apps.models.permissions import Action, require, require_scope
 from apps.accounts.models import TokenScope
-from apps.versions.blobs import artifact_storage, blob_put, blob_reserve
+from apps.versions.blobs import blob_open, blob_put, blob_reserve
 from apps.versions.document import metadata_from_dict
 from apps.versions.aliases import checked_alias_name
 from apps.versions.lifecycle import Stage
 from apps.versions.models import BlobReservation, ModelVersion
-from apps.versions.paths import blob_key, canonical_artifact_path
+from apps.versions.paths import canonical_artifact_path
 from apps.versions.services import IncomingFile
 
 from .errors import ErrorCode, MlflowError, invalid, not_found
@@ -169,12 +169,12 @@ class StoredBlob:
     and these are stored (and reserved), so the blob is opened only if something does read it: a version of a
     thousand files does not hold a thousand open files."""
 
-    def __init__(self, key: str, size: int):
-        self.key, self.size, self._file = key, size, None
+    def __init__(self, sha256: str, size: int):
+        self.sha256, self.size, self._file = sha256, size, None
 
     def _opened(self):
         if self._file is None:
-            self._file = artifact_storage().open(self.key, "rb")
+            self._file = blob_open(self.sha256)
         return self._file
 
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -221,7 +221,7 @@ def source_files(*, actor, source: str) -> tuple[list[IncomingFile], list[Staged
         rows = [(s.path, s.sha256, s.size) for s in staged]
     if not rows:
         raise not_found(f"Nothing was uploaded by you under {source!r}; upload the files first (log_artifacts), then create the version.")
-    files = [IncomingFile(path=_relative(p, root), content=StoredBlob(blob_key(sha256), size), sha256=sha256, size=size) for p, sha256, size in rows]
+    files = [IncomingFile(path=_relative(p, root), content=StoredBlob(sha256, size), sha256=sha256, size=size) for p, sha256, size in rows]
     return files, staged
 
 

@@ -7,6 +7,9 @@ version commits (`blob_reservations_hold`). The garbage collector (`blob_collect
 candidate under a lock that excludes new reservations, and locks the candidate's reservations too, so it either
 sees the reservation or the committed artifact row, or it deletes first and the registration then finds the blob
 missing and stores it again.
+
+A blob's bytes are under its digest's key (`paths.blob_key`), or, for a file an upload session sent to S3, where the
+upload put them (`BlobLocation`): `blob_storage_key` says which, and every read goes through it.
 """
 
 import errno
@@ -21,11 +24,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, storages
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from storages.backends.s3 import _filter_download_params
 
-from .models import Artifact, BlobReservation
+from .models import Artifact, BlobLocation, BlobReservation
 from .paths import BLOB_PREFIX, blob_key
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,28 @@ def artifact_storage():
     return storages["artifacts"]
 
 
+def blob_storage_key(sha256: str) -> str:
+    """The storage key of a blob's bytes: where an upload session left them (S3 only), else under its digest."""
+    if not blob_is_local():
+        located = BlobLocation.objects.filter(sha256=sha256).values_list("key", flat=True).first()
+        if located:
+            return located
+    return blob_key(sha256)
+
+
+def blob_locate(*, sha256: str, key: str) -> bool:
+    """Make the verified bytes at `key` the blob of `sha256`, unless that blob is stored already. Returns True when
+    they became the blob; on False the caller deletes its copy. Reserve the digest first, as for `blob_put`."""
+    if artifact_storage().exists(blob_key(sha256)):
+        return False
+    try:
+        with transaction.atomic():
+            BlobLocation.objects.create(sha256=sha256, key=key)
+    except IntegrityError:  # another upload of the same bytes was located first, or this one by a completion racing
+        return BlobLocation.objects.filter(sha256=sha256, key=key).exists()
+    return True
+
+
 def blob_put(*, sha256: str, content: File) -> bool:
     """Store `content` under its digest unless already there. Returns True when this call created the blob.
 
@@ -54,7 +79,7 @@ def blob_put(*, sha256: str, content: File) -> bool:
     """
     storage = artifact_storage()
     key = blob_key(sha256)
-    if storage.exists(key):
+    if storage.exists(blob_storage_key(sha256)):
         return False
     saved = storage.save(key, content)
     if saved != key:
@@ -66,7 +91,7 @@ def blob_put(*, sha256: str, content: File) -> bool:
 
 def blob_exists(*, sha256: str) -> bool:
     """Whether the blob is stored (reserve it first, as for `blob_put`, for the answer to stay true)."""
-    return artifact_storage().exists(blob_key(sha256))
+    return artifact_storage().exists(blob_storage_key(sha256))
 
 
 def blob_is_local() -> bool:
@@ -81,7 +106,7 @@ def blob_chunks(sha256: str, *, start: int = 0, length: int | None = None) -> It
     """
     if length == 0:
         return
-    storage, key = artifact_storage(), blob_key(sha256)
+    storage, key = artifact_storage(), blob_storage_key(sha256)
     remaining = length
     if isinstance(storage, FileSystemStorage):
         with storage.open(key, "rb") as handle:
@@ -112,7 +137,7 @@ def blob_open(sha256: str) -> io.BufferedIOBase:
     storage = artifact_storage()
     if isinstance(storage, FileSystemStorage):
         return storage.open(blob_key(sha256), "rb")
-    return io.BufferedReader(S3RangedReader(storage, blob_key(sha256)), RANGE_BUFFER)
+    return io.BufferedReader(S3RangedReader(storage, blob_storage_key(sha256)), RANGE_BUFFER)
 
 
 @contextmanager
@@ -262,31 +287,33 @@ def _walk(storage, directory: str):
 
 
 def orphan_blobs(*, older_than: timedelta):
-    """Yield keys of stored blobs that no artifact references, no registration reserves, and that are older than the grace period.
+    """Yield (key, digest) of stored blobs that no artifact references, no registration reserves, and that are older
+    than the grace period: those under their digest's key and those located where an upload left them.
 
     A first pass over the whole store; `blob_collect_garbage` checks each one again under the lock before deleting it.
     """
     storage = artifact_storage()
     try:
-        candidates = list(_walk(storage, BLOB_PREFIX))
+        candidates = [(key, name) for key, name in _walk(storage, BLOB_PREFIX)]
     except FileNotFoundError:
-        return
+        candidates = []
     cutoff = timezone.now() - older_than
-    digests = [name for _, name in candidates]
+    located = list(BlobLocation.objects.filter(created_at__lte=cutoff).values_list("key", "sha256"))
+    digests = [digest for _, digest in candidates + located]
     kept = set()
     for start in range(0, len(digests), 1000):
         batch = digests[start : start + 1000]
         kept.update(Artifact.objects.filter(sha256__in=batch).values_list("sha256", flat=True))
         kept.update(BlobReservation.objects.filter(sha256__in=batch, expires_at__gt=timezone.now()).values_list("sha256", flat=True))
-    for key, name in candidates:
-        if name in kept:
-            continue
-        if storage.get_modified_time(key) <= cutoff:
-            yield key
+    for key, digest in candidates:
+        if digest not in kept and storage.get_modified_time(key) <= cutoff:
+            yield key, digest
+    for key, digest in located:
+        if digest not in kept:
+            yield key, digest
 
 
-def _blob_delete_if_unused(key: str) -> bool:
-    digest = key.rsplit("/", 1)[-1]
+def _blob_delete_if_unused(key: str, digest: str) -> bool:
     with transaction.atomic():
         _lock_reservations(exclusive=True)  # no reservation can commit from here until this decision is carried out
         reservations = list(BlobReservation.objects.select_for_update().filter(sha256=digest))  # waits for registrations committing
@@ -295,6 +322,7 @@ def _blob_delete_if_unused(key: str) -> bool:
         if Artifact.objects.filter(sha256=digest).exists():
             return False
         artifact_storage().delete(key)
+        BlobLocation.objects.filter(sha256=digest, key=key).delete()
         BlobReservation.objects.filter(pk__in=[reservation.pk for reservation in reservations]).delete()
     return True
 
@@ -305,7 +333,7 @@ def blob_collect_garbage(*, older_than: timedelta) -> list[str]:
     Each deletion is decided and carried out under the reservation lock, so a registration that reserved the blob
     keeps it, however long it takes to commit (up to its reservation's expiry). Expired reservations are dropped.
     """
-    deleted = [key for key in list(orphan_blobs(older_than=older_than)) if _blob_delete_if_unused(key)]
+    deleted = [key for key, digest in list(orphan_blobs(older_than=older_than)) if _blob_delete_if_unused(key, digest)]
     for key in deleted:
         logger.info("Deleted unused blob %s", key)
     BlobReservation.objects.filter(expires_at__lte=timezone.now()).delete()

@@ -18,7 +18,7 @@ from django.utils.http import content_disposition_header
 from apps.web.errors import error_body
 
 from .archive import ArchiveFormat, archive_stream
-from .blobs import artifact_storage, blob_chunks, blob_is_local, blob_key
+from .blobs import artifact_storage, blob_chunks, blob_is_local, blob_key, blob_storage_key
 from .models import Artifact
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -85,7 +85,7 @@ def artifact_response(request: HttpRequest, artifact: Artifact) -> HttpResponse:
         return HttpResponse(content_type=artifact.content_type, headers={**headers, "Content-Length": str(artifact.size)})
     if not local:
         url = artifact_storage().url(
-            artifact.blob_key,
+            blob_storage_key(artifact.sha256),
             parameters={
                 "ResponseContentDisposition": headers["Content-Disposition"],
                 "ResponseContentType": artifact.content_type,

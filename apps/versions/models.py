@@ -9,7 +9,6 @@ from apps.models.models import RegisteredModel
 from apps.models.permissions import visible_models
 
 from .lifecycle import Stage
-from .paths import blob_key
 
 
 class Flavor(models.TextChoices):
@@ -122,9 +121,21 @@ class Artifact(models.Model):
     def __str__(self) -> str:
         return self.path
 
-    @property
-    def blob_key(self) -> str:
-        return blob_key(self.sha256)
+
+class BlobLocation(models.Model):
+    """A blob whose bytes stay where an upload session sent them (S3), not under its digest's key (`paths.blob_key`).
+
+    A multipart upload's key is fixed before its bytes, and so their digest, are known; keeping the verified object
+    where it landed spares a server-side copy of every uploaded byte. One row per digest: a later upload of the same
+    bytes is deleted instead of located (apps.versions.blobs.blob_locate).
+    """
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    key = models.CharField(max_length=1024, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.sha256[:12]} at {self.key}"
 
 
 class BlobReservation(models.Model):
@@ -280,7 +291,8 @@ class UploadSession(models.Model):
 
 class UploadSessionFile(models.Model):
     """One declared file of a session: stored already (its blob is readable by the caller, or it arrived and matched)
-    or pending. On S3 `upload_id` is its multipart upload under `staging_key`; on local disk its bytes go to a spool file."""
+    or pending. On S3 `upload_id` is its multipart upload at `upload_key` (where a verified file then stays, as its blob's
+    location); on local disk its bytes go to a spool file."""
 
     session = models.ForeignKey(UploadSession, on_delete=models.CASCADE, related_name="files")
     index = models.PositiveIntegerField()
@@ -292,6 +304,7 @@ class UploadSessionFile(models.Model):
     deduplicated = models.BooleanField(default=False, help_text="Stored already: a version the caller may view holds these bytes.")
     part_size = models.BigIntegerField(default=0)
     upload_id = models.CharField(max_length=1024, blank=True)
+    upload_key = models.CharField(max_length=1024, blank=True, help_text="S3: the key of the current multipart upload, new for each attempt.")
 
     class Meta:
         ordering = ["index"]

@@ -3,19 +3,17 @@ what was declared. The session rows are in `models.py`; creating and registering
 and write the version) are in `apps.catalog.upload_sessions`.
 
 Two ways for the bytes, picked by the artifact store:
-- S3 (any S3-compatible store): one multipart upload per file under `uploads/<session>/<index>`; the client gets
-  presigned part URLs (each bound to the part's SHA-256 when it gives one, which S3 then enforces) and sends the
-  parts straight to the bucket, retrying or resuming any part (ListParts says which arrived). Completion checks the
-  parts, completes the upload and copies it once, server-side, to its blob key with a SHA-256 checksum: S3 computes
-  the object's full SHA-256 as it copies (it keeps only composite checksums for multipart objects), so no byte passes
-  through the web server and one copy both verifies and places. A copy that does not have the expected digest is
-  deleted. That needs the digest before the copy: declared, or sent by the client with its completion; without either
-  (the browser form) a first copy to a scratch key learns it. Objects over 5 GiB (CopyObject's limit) are hashed by
-  reading them back once, streamed.
+- S3 (any S3-compatible store): one multipart upload per file, at a key of its own for each attempt
+  (`uploads/<session>/<index>-<random>`); the client gets presigned part URLs (each bound to the part's SHA-256 when it
+  gives one, which S3 then enforces) and sends the parts straight to the bucket, retrying or resuming any part
+  (ListParts says which arrived). Completion checks the parts, completes the upload and reads the object back once,
+  streamed, to hash it: S3 keeps only composite checksums for multipart objects, so no store can vouch for the full
+  SHA-256. Bytes with the expected digest stay where they are, as their blob's location (`blobs.blob_locate`): no
+  server-side copy of every byte, which costs as much as the upload on some stores. Other bytes are deleted.
 - Local disk: tus-style offsets through the server (PATCH with Upload-Offset appends, HEAD tells the offset),
   written to a spool file under an exclusive `flock` and hashed as they arrive.
 
-Verified bytes are stored under their digest at once, with a blob reservation lasting as long as the session, so the
+Verified bytes are stored (local disk: under their digest) at once, with a blob reservation lasting as long as the session, so the
 garbage collector keeps them until the session registers (artifact rows then keep them) or expires (then they are
 collected like any unused blob). Bytes that do not match the declared SHA-256 are discarded and the file starts over.
 
@@ -30,6 +28,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import secrets
 import threading
 from collections import OrderedDict
 from datetime import datetime
@@ -41,17 +40,16 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from .blobs import artifact_storage, blob_is_local, blob_put, blob_reserve
+from .blobs import artifact_storage, blob_is_local, blob_locate, blob_put, blob_reserve
 from .models import UploadFileStatus, UploadSession, UploadSessionFile
-from .paths import blob_key
 from .spool import SpoolWriteFailed, spool_dir
 
 logger = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
+READ_BACK_CHUNK = 8 * 1024 * 1024
 S3_MIN_PART_BYTES = 5 * 1024 * 1024
 S3_MAX_PARTS = 10_000
-S3_MAX_COPY_BYTES = 5 * 1024**3  # CopyObject's limit: larger objects are hashed by reading them back
-STAGING_PREFIX = "uploads"
+UPLOAD_PREFIX = "uploads"
 
 
 class UploadConflict(Exception):
@@ -75,10 +73,6 @@ def part_count(file: UploadSessionFile) -> int:
     return max(1, -(-file.size // file.part_size))
 
 
-def staging_key(file: UploadSessionFile) -> str:
-    return f"{STAGING_PREFIX}/{file.session_id}/{file.index}"
-
-
 def _spool_path(file: UploadSessionFile) -> Path:
     return spool_dir() / f"session-{file.session_id}-{file.index}.part"
 
@@ -93,14 +87,19 @@ def _s3_key(storage, key: str) -> str:
 
 
 def session_files_prepare(files: list[UploadSessionFile]) -> None:
-    """Give each pending file its part size, and on S3 its multipart upload (with SHA-256 part checksums)."""
+    """Give each pending file its part size, and on S3 its multipart upload."""
     for file in files:
         file.part_size = part_size_for(file.size)
         if file.status == UploadFileStatus.PENDING and not blob_is_local():
-            storage, client, bucket = _s3()
-            file.upload_id = client.create_multipart_upload(
-                Bucket=bucket, Key=_s3_key(storage, staging_key(file)), ChecksumAlgorithm="SHA256"
-            )["UploadId"]
+            _upload_open(file)
+
+
+def _upload_open(file: UploadSessionFile) -> None:
+    """A fresh multipart upload (with SHA-256 part checksums) at a new key: a file sent again never lands on the key of
+    an earlier attempt, whose bytes may have become a blob. The caller saves the file's row."""
+    storage, client, bucket = _s3()
+    file.upload_key = f"{UPLOAD_PREFIX}/{file.session_id}/{file.index}-{secrets.token_hex(8)}"
+    file.upload_id = client.create_multipart_upload(Bucket=bucket, Key=_s3_key(storage, file.upload_key), ChecksumAlgorithm="SHA256")["UploadId"]
 
 
 # --- local disk: tus-style offsets ----------------------------------------------------------------------------------
@@ -250,7 +249,7 @@ def file_part_urls(*, file: UploadSessionFile, parts: list[tuple[int, str | None
     for number, digest in parts:
         if not 1 <= number <= count:
             raise ValidationError({"parts": [f"{file.path} has parts 1 to {count} ({file.part_size} bytes each, the last one shorter)."]})
-        params = {"Bucket": bucket, "Key": _s3_key(storage, staging_key(file)), "UploadId": file.upload_id, "PartNumber": number}
+        params = {"Bucket": bucket, "Key": _s3_key(storage, file.upload_key), "UploadId": file.upload_id, "PartNumber": number}
         headers = {}
         if digest:
             checksum = base64.b64encode(bytes.fromhex(digest)).decode()
@@ -271,7 +270,7 @@ def file_uploaded_parts(file: UploadSessionFile) -> list[dict]:
     storage, client, bucket = _s3()
     parts, marker = [], 0
     while True:
-        page = client.list_parts(Bucket=bucket, Key=_s3_key(storage, staging_key(file)), UploadId=file.upload_id, PartNumberMarker=marker)
+        page = client.list_parts(Bucket=bucket, Key=_s3_key(storage, file.upload_key), UploadId=file.upload_id, PartNumberMarker=marker)
         parts.extend({"number": p["PartNumber"], "size": p["Size"], "etag": p["ETag"], "sha256": p.get("ChecksumSHA256")} for p in page.get("Parts", ()))
         if not page.get("IsTruncated"):
             return parts
@@ -307,12 +306,12 @@ def _file_unstore(file: UploadSessionFile, expected: str) -> None:
     """A stored file whose client now says it sent other bytes: back to pending (the blob it made stays under its own
     digest, reserved until the session expires, then collected like any unused blob)."""
     digest = file.sha256
-    upload_id = file.upload_id
     if not blob_is_local():
-        storage, client, bucket = _s3()
-        upload_id = client.create_multipart_upload(Bucket=bucket, Key=_s3_key(storage, staging_key(file)), ChecksumAlgorithm="SHA256")["UploadId"]
-    UploadSessionFile.objects.filter(pk=file.pk).update(sha256="", status=UploadFileStatus.PENDING, deduplicated=False, upload_id=upload_id)
-    file.sha256, file.status, file.deduplicated, file.upload_id = "", UploadFileStatus.PENDING, False, upload_id
+        _upload_open(file)
+    UploadSessionFile.objects.filter(pk=file.pk).update(
+        sha256="", status=UploadFileStatus.PENDING, deduplicated=False, upload_id=file.upload_id, upload_key=file.upload_key
+    )
+    file.sha256, file.status, file.deduplicated = "", UploadFileStatus.PENDING, False
     raise _mismatch(file, digest, expected)
 
 
@@ -342,105 +341,51 @@ def _local_complete(file: UploadSessionFile, expected: str) -> None:
 
 def _s3_complete(file: UploadSessionFile, expected: str) -> None:
     storage, client, bucket = _s3()
-    staging = _s3_key(storage, staging_key(file))
-    parts = file_uploaded_parts(file)
-    count = part_count(file)
-    missing = sorted(set(range(1, count + 1)) - {p["number"] for p in parts})
-    if missing:
-        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
-        raise UploadConflict("incomplete", f"{file.path} still lacks parts {shown} (of {count}); send them, then complete again.")
-    wrong = [p["number"] for p in parts if p["size"] != _part_length(file, p["number"])]
-    if wrong:
-        _s3_restart(file, client, bucket, staging)
-        raise UploadConflict("part_size_mismatch", f"Parts {wrong} of {file.path} do not have the sizes the session gave; the file was discarded, send it again.")
-    client.complete_multipart_upload(
-        Bucket=bucket,
-        Key=staging,
-        UploadId=file.upload_id,
-        MultipartUpload={"Parts": [{"PartNumber": p["number"], "ETag": p["etag"], **({"ChecksumSHA256": p["sha256"]} if p["sha256"] else {})} for p in parts]},
-    )
-    wanted = file.declared_sha256 or expected
+    key = _s3_key(storage, file.upload_key)
     try:
-        if wanted and file.size <= S3_MAX_COPY_BYTES:
-            _s3_place_checked(file, client, bucket, staging, wanted, expected)
+        parts = file_uploaded_parts(file)
+        count = part_count(file)
+        missing = sorted(set(range(1, count + 1)) - {p["number"] for p in parts})
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            raise UploadConflict("incomplete", f"{file.path} still lacks parts {shown} (of {count}); send them, then complete again.")
+        wrong = [p["number"] for p in parts if p["size"] != _part_length(file, p["number"])]
+        if wrong:
+            _s3_restart(file, client, bucket, key)
+            raise UploadConflict("part_size_mismatch", f"Parts {wrong} of {file.path} do not have the sizes the session gave; the file was discarded, send it again.")
+        client.complete_multipart_upload(
+            Bucket=bucket,
+            Key=key,
+            UploadId=file.upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": p["number"], "ETag": p["etag"], **({"ChecksumSHA256": p["sha256"]} if p["sha256"] else {})} for p in parts]},
+        )
+    except client.exceptions.NoSuchUpload:  # another completion of this file finished the upload meanwhile
+        _status_reload(file)
+        if file.status == UploadFileStatus.STORED:
             return
-        digest, source = _s3_sha256(client, bucket, staging, file.size)
-        try:
-            _file_finish(file, digest, expected=expected, s3_source=source)
-        finally:
-            if source != staging:
-                client.delete_object(Bucket=bucket, Key=source)
-    except UploadConflict:
-        _s3_restart(file, client, bucket, staging)
-        raise
-    finally:
-        client.delete_object(Bucket=bucket, Key=staging)
-
-
-def _s3_place_checked(file: UploadSessionFile, client, bucket: str, staging: str, wanted: str, expected: str) -> None:
-    """One server-side copy that both verifies and places: staging -> the blob key of `wanted`, S3 computing the full
-    SHA-256 as it copies. The copy never replaces a blob (checked first, and `If-None-Match: *` where S3 honours it on
-    CopyObject); when the blob is there already a scratch copy verifies the bytes instead. A copy of other bytes is
-    deleted (only if it is still the one this call made) and the file refused."""
-    storage, _, _ = _s3()
-    blob_reserve(digests=[wanted], until=file.session.expires_at)  # before the store is looked at, as in _file_finish
-    target = _s3_key(storage, blob_key(wanted))
-    placed = not storage.exists(blob_key(wanted))
-    if placed:
-        try:
-            result = client.copy_object(
-                Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": staging}, ChecksumAlgorithm="SHA256", IfNoneMatch="*"
-            )
-        except client.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                raise
-            placed = False  # another upload placed the blob meanwhile
-    if not placed:
-        target = f"{staging}.sha256"
-        result = client.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": staging}, ChecksumAlgorithm="SHA256")
-    checksum = result.get("CopyObjectResult", {}).get("ChecksumSHA256", "")
-    digest = base64.b64decode(checksum).hex() if checksum and "-" not in checksum else None
-    if digest is None:  # the store did not compute it: read the copy back once
-        digest = _sha256_of(client.get_object(Bucket=bucket, Key=target)["Body"])
-    if not placed or digest != wanted:
-        etag = result.get("CopyObjectResult", {}).get("ETag")
-        client.delete_object(Bucket=bucket, Key=target, **({"IfMatch": etag} if placed and etag else {}))
-    for given in (wanted, expected):
-        if given and digest != given:
-            raise _mismatch(file, digest, given)
-    _file_stored(file, digest)
-
-
-def _s3_sha256(client, bucket: str, key: str, size: int) -> tuple[str, str]:
-    """The full SHA-256 of an object and the key of a copy that carries it as its checksum.
-
-    S3 keeps only a composite checksum (of the parts' checksums) for a multipart object. A server-side copy with a
-    SHA-256 checksum has S3 compute the full one, up to CopyObject's 5 GiB; larger objects are read back once, streamed.
-    """
-    if size <= S3_MAX_COPY_BYTES:
-        checked = f"{key}.sha256"
-        result = client.copy_object(Bucket=bucket, Key=checked, CopySource={"Bucket": bucket, "Key": key}, ChecksumAlgorithm="SHA256")
-        checksum = result.get("CopyObjectResult", {}).get("ChecksumSHA256", "")
-        if checksum and "-" not in checksum:
-            return base64.b64decode(checksum).hex(), checked
-        client.delete_object(Bucket=bucket, Key=checked)
-    return _sha256_of(client.get_object(Bucket=bucket, Key=key)["Body"]), key
-
-
-def _s3_restart(file: UploadSessionFile, client, bucket: str, staging: str) -> None:
-    """Discard what arrived for the file and open a fresh multipart upload for it."""
+        raise UploadConflict("upload_in_progress", f"Another request is finishing {file.path}; wait for it, then complete again.") from None
     try:
-        client.abort_multipart_upload(Bucket=bucket, Key=staging, UploadId=file.upload_id)
+        digest = _sha256_of(client.get_object(Bucket=bucket, Key=key)["Body"], read_size=READ_BACK_CHUNK)
+        _file_finish(file, digest, expected=expected, s3_key=file.upload_key)
+    except UploadConflict:
+        _s3_restart(file, client, bucket, key)
+        raise
+
+
+def _s3_restart(file: UploadSessionFile, client, bucket: str, key: str) -> None:
+    """Discard what arrived for the file and open a fresh multipart upload for it, at a new key."""
+    try:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=file.upload_id)
     except client.exceptions.NoSuchUpload:
         pass
-    client.delete_object(Bucket=bucket, Key=staging)
-    file.upload_id = client.create_multipart_upload(Bucket=bucket, Key=staging, ChecksumAlgorithm="SHA256")["UploadId"]
-    file.save(update_fields=["upload_id"])
+    client.delete_object(Bucket=bucket, Key=key)
+    _upload_open(file)
+    file.save(update_fields=["upload_id", "upload_key"])
 
 
-def _sha256_of(handle) -> str:
+def _sha256_of(handle, read_size: int = CHUNK) -> str:
     hasher = hashlib.sha256()
-    while chunk := handle.read(CHUNK):
+    while chunk := handle.read(read_size):
         hasher.update(chunk)
     return hasher.hexdigest()
 
@@ -460,10 +405,10 @@ class _SpoolFile(File):
 
 
 def _file_finish(
-    file: UploadSessionFile, digest: str, *, expected: str = "", content=None, local_path: Path | None = None, s3_source: str | None = None
+    file: UploadSessionFile, digest: str, *, expected: str = "", content=None, local_path: Path | None = None, s3_key: str | None = None
 ) -> None:
     """Store bytes whose SHA-256 is `digest` as the file's blob, or discard them when they are not what was declared
-    (or what the client says it sent: `expected`)."""
+    (or what the client says it sent: `expected`). The bytes are in `content` at `local_path`, or at `s3_key`."""
     for wanted in (file.declared_sha256, expected):
         if wanted and digest != wanted:
             if local_path is not None:
@@ -472,16 +417,9 @@ def _file_finish(
     session = file.session
     # Reserved until the session expires (committed before the store is looked at, like a registration's reservations).
     blob_reserve(digests=[digest], until=session.expires_at)
-    if s3_source is not None:
-        storage, client, bucket = _s3()
-        target = _s3_key(storage, blob_key(digest))
-        if not storage.exists(blob_key(digest)):
-            # The blob carries the full SHA-256 as its S3 checksum (not the staging object's composite one). One
-            # CopyObject up to its 5 GiB; beyond, s3transfer's multipart copy (UploadPartCopy).
-            if file.size <= S3_MAX_COPY_BYTES:
-                client.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": s3_source}, ChecksumAlgorithm="SHA256")
-            else:
-                client.copy({"Bucket": bucket, "Key": s3_source}, bucket, target, ExtraArgs={"ChecksumAlgorithm": "SHA256"})
+    if s3_key is not None:
+        if not blob_locate(sha256=digest, key=s3_key):
+            artifact_storage().delete(s3_key)  # the blob is stored already: these bytes are a second copy
     else:
         content.seek(0)
         blob_put(sha256=digest, content=_SpoolFile(content, local_path))
@@ -505,14 +443,15 @@ def session_discard(session: UploadSession) -> None:
         if local:
             _spool_path(file).unlink(missing_ok=True)
             continue
+        if not file.upload_key:
+            continue
         storage, client, bucket = _s3()
-        staging = _s3_key(storage, staging_key(file))
-        if file.upload_id:
-            try:
-                client.abort_multipart_upload(Bucket=bucket, Key=staging, UploadId=file.upload_id)
-            except client.exceptions.NoSuchUpload:
-                pass
-        client.delete_object(Bucket=bucket, Key=staging)
+        key = _s3_key(storage, file.upload_key)
+        try:
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=file.upload_id)
+        except client.exceptions.NoSuchUpload:
+            pass
+        client.delete_object(Bucket=bucket, Key=key)
 
 
 def upload_sessions_sweep(*, now: datetime | None = None) -> int:
@@ -531,4 +470,3 @@ def upload_sessions_sweep(*, now: datetime | None = None) -> int:
     if deleted:
         logger.info("Deleted %d expired upload sessions", deleted)
     return deleted
-

@@ -109,7 +109,7 @@ def test_a_stored_blob_is_opened_only_when_read(owner):
     client = _client(owner)
     client.generic("PUT", "/api/2.0/mlflow-artifacts/artifacts/uploads/run/a.bin", b"abc" * 1000)
     staged = StagedArtifact.objects.get()
-    blob = StoredBlob(blob_key(staged.sha256), staged.size)
+    blob = StoredBlob(staged.sha256, staged.size)
     assert blob.seek(0) == 0 and blob._file is None  # what registration does with a file it finds stored
     saved = artifact_storage().save("copies/a.bin", blob)  # and what storing it would read
     assert artifact_storage().open(saved).read() == b"abc" * 1000

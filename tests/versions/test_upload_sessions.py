@@ -18,8 +18,8 @@ from django.utils import timezone
 from apps.accounts.models import TokenScope
 from apps.accounts.services import api_token_create
 from apps.models.services import model_create
-from apps.versions.blobs import artifact_storage, blob_key
-from apps.versions.models import Artifact, ModelVersion, UploadSession
+from apps.versions.blobs import artifact_storage, blob_key, blob_storage_key
+from apps.versions.models import Artifact, BlobLocation, BlobReservation, ModelVersion, UploadSession
 from apps.versions.spool import spool_dir
 from tests.factories import register_version
 from tests.s3 import moto_endpoint_fixture, s3_fixture  # noqa: F401  (fixtures: a moto S3 server and a fresh bucket)
@@ -306,8 +306,9 @@ def test_on_s3_parts_go_to_the_bucket_resume_from_list_parts_and_register(api_fo
     for item in session["files"]:
         done = api.post(urlsplit(item["complete_url"]).path)
         assert done.status_code == 200 and done.json()["status"] == "stored", done.content
-    assert s3.keys() == sorted([blob_key(sha256(weights)), blob_key(sha256(config))]), "staging objects removed once stored"
-    assert s3.body(blob_key(sha256(weights))) == weights
+    located = [blob_storage_key(sha256(weights)), blob_storage_key(sha256(config))]
+    assert all(key.startswith(f"uploads/{session['id']}/") for key in located), "verified bytes stay where they were sent: no copy"
+    assert s3.keys() == sorted(located) and s3.body(located[0]) == weights
     response = register(api, session)
     assert response.status_code == 201, response.content
     assert {a.path for a in ModelVersion.objects.get(model=model).artifacts.all()} == {"model.bin", "config.json"}
@@ -339,7 +340,7 @@ def test_on_s3_an_abandoned_session_aborts_its_multipart_uploads(api_for, owner,
     assert not UploadSession.objects.exists()
 
 
-def test_on_s3_a_file_declared_without_its_digest_is_checked_at_completion_by_one_copy(api_for, owner, model, s3):
+def test_on_s3_a_file_declared_without_its_digest_is_checked_at_completion_by_reading_it_back(api_for, owner, model, s3):
     api = api_for(owner)
     meant, sent = os.urandom(4096), os.urandom(4096)
     session = open_session(api, model.name, {"model.bin": meant}, declare=False).json()
@@ -347,12 +348,12 @@ def test_on_s3_a_file_declared_without_its_digest_is_checked_at_completion_by_on
     send_parts(api, item, sent)
     refused = complete(api, item, sha256(meant))
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "checksum_mismatch"
-    assert s3.keys() == [], "the copy of other bytes under the claimed digest was deleted, the staging object too"
+    assert s3.keys() == [], "the other bytes were deleted"
     assert register(api, session).status_code == 400 and not ModelVersion.objects.exists()
     send_parts(api, item, meant)  # a fresh multipart upload
     done = complete(api, item, sha256(meant))
     assert done.status_code == 200 and done.json()["sha256"] == sha256(meant), done.content
-    assert s3.keys() == [blob_key(sha256(meant))] and s3.body(blob_key(sha256(meant))) == meant
+    assert s3.keys() == [blob_storage_key(sha256(meant))] and s3.body(blob_storage_key(sha256(meant))) == meant
     assert register(api, session).status_code == 201
 
 
@@ -368,7 +369,47 @@ def test_on_s3_an_upload_never_replaces_a_blob_another_team_stored(api_for, owne
     refused = complete(api, item)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "checksum_mismatch"
     assert s3.keys() == [blob_key(sha256(secret))] and s3.body(blob_key(sha256(secret))) == secret, "the owner's blob is untouched"
-    send_parts(api, item, secret)  # the real bytes: verified on a scratch copy, the blob already there is kept
+    send_parts(api, item, secret)  # the real bytes: verified, then dropped as a second copy of the blob already there
     assert complete(api, item).status_code == 200
     assert s3.keys() == [blob_key(sha256(secret))] and s3.body(blob_key(sha256(secret))) == secret
     assert register(api, session).status_code == 201
+
+
+def test_on_s3_a_second_upload_of_stored_bytes_is_not_kept_twice_and_a_retried_completion_keeps_the_blob(api_for, owner, model, s3):
+    api = api_for(owner)
+    weights = os.urandom(4096)
+    first = open_session(api, model.name, {"model.bin": weights}, declare=False).json()
+    send_parts(api, first["files"][0], weights)
+    assert complete(api, first["files"][0], sha256(weights)).status_code == 200
+    located = blob_storage_key(sha256(weights))
+    assert complete(api, first["files"][0], sha256(weights)).status_code == 200, "a completion sent again changes nothing"
+    assert s3.keys() == [located]
+    assert register(api, first).status_code == 201
+    second = open_session(api, model.name, {"model.bin": weights}, declare=False).json()  # undeclared: never deduplicated
+    send_parts(api, second["files"][0], weights)
+    assert complete(api, second["files"][0], sha256(weights)).status_code == 200
+    assert s3.keys() == [located], "the second copy was dropped: the first one is the blob"
+    assert register(api, second).status_code == 201
+    for version in ModelVersion.objects.filter(model=model):
+        redirect = api.get(f"/api/v1/models/{model.name}/versions/{version.number}/artifacts/model.bin")
+        assert redirect.status_code == 302 and urlsplit(redirect["Location"]).path == f"/{s3.bucket}/{located}"
+
+
+def test_on_s3_a_blob_left_where_it_was_uploaded_is_collected_only_when_unused(api_for, owner, model, s3):
+    api = api_for(owner)
+    kept, dropped = os.urandom(4096), os.urandom(4096)
+    used = open_session(api, model.name, {"model.bin": kept}).json()
+    send_parts(api, used["files"][0], kept)
+    assert complete(api, used["files"][0]).status_code == 200
+    assert register(api, used).status_code == 201
+    abandoned = open_session(api, model.name, {"other.bin": dropped}).json()
+    send_parts(api, abandoned["files"][0], dropped)
+    assert complete(api, abandoned["files"][0]).status_code == 200
+    assert len(s3.keys()) == 2 and BlobLocation.objects.count() == 2
+    past = timezone.now() - timedelta(hours=1)  # the sessions expired, and with them their blob reservations
+    UploadSession.objects.update(expires_at=past)
+    BlobReservation.objects.update(expires_at=past)
+    BlobLocation.objects.update(created_at=past)
+    call_command("gc_artifact_blobs", "--grace-minutes", "1")
+    assert s3.keys() == [blob_storage_key(sha256(kept))] and s3.body(blob_storage_key(sha256(kept))) == kept
+    assert list(BlobLocation.objects.values_list("sha256", flat=True)) == [sha256(kept)]

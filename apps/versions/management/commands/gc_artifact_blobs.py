@@ -31,7 +31,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, grace_minutes: int, spool_grace_minutes: int, spool_only: bool, dry_run: bool, **options):
         if dry_run:
-            keys = list(orphan_blobs(older_than=timedelta(minutes=grace_minutes)))
+            keys = [key for key, _ in orphan_blobs(older_than=timedelta(minutes=grace_minutes))]
             for key in keys:
                 self.stdout.write(f"would delete {key}")
             self.stdout.write(self.style.SUCCESS(f"would delete {len(keys)} orphan blob(s)"))
