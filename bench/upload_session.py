@@ -8,8 +8,8 @@ measured in the same run on the same bytes:
   memory -> the gunicorn worker's peak RSS growth during each upload (flat: the bytes never sit in it)
   resume -> the CLI killed halfway, then run again: bytes sent twice / file size (target: < 10 %)
 
-The session time is the whole command: opening the session, sending while hashing, completing (on S3 the
-server-side copy that computes the SHA-256 and places the blob), registering. Each repetition registers as a new user
+The session time is the whole command: opening the session, sending while hashing, completing (on S3 reading
+each object back once to hash it, where it then stays as the blob), registering. Each repetition registers as a new user
 with a model of their own and an empty CLI cache (no remembered digests), so nothing is deduplicated: the first upload
 of new files. Ratios are medians over the repetitions with [min..max] as spread.
 

@@ -46,7 +46,6 @@ from .spool import SpoolWriteFailed, spool_dir
 
 logger = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
-READ_BACK_CHUNK = 8 * 1024 * 1024
 S3_MIN_PART_BYTES = 5 * 1024 * 1024
 S3_MAX_PARTS = 10_000
 UPLOAD_PREFIX = "uploads"
@@ -365,7 +364,7 @@ def _s3_complete(file: UploadSessionFile, expected: str) -> None:
             return
         raise UploadConflict("upload_in_progress", f"Another request is finishing {file.path}; wait for it, then complete again.") from None
     try:
-        digest = _sha256_of(client.get_object(Bucket=bucket, Key=key)["Body"], read_size=READ_BACK_CHUNK)
+        digest = _sha256_of(client.get_object(Bucket=bucket, Key=key)["Body"])  # read back once, streamed
         _file_finish(file, digest, expected=expected, s3_key=file.upload_key)
     except UploadConflict:
         _s3_restart(file, client, bucket, key)
@@ -383,9 +382,9 @@ def _s3_restart(file: UploadSessionFile, client, bucket: str, key: str) -> None:
     file.save(update_fields=["upload_id", "upload_key"])
 
 
-def _sha256_of(handle, read_size: int = CHUNK) -> str:
+def _sha256_of(handle) -> str:
     hasher = hashlib.sha256()
-    while chunk := handle.read(read_size):
+    while chunk := handle.read(CHUNK):
         hasher.update(chunk)
     return hasher.hexdigest()
 
