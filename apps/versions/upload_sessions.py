@@ -358,11 +358,12 @@ def _s3_complete(file: UploadSessionFile, expected: str) -> None:
             UploadId=file.upload_id,
             MultipartUpload={"Parts": [{"PartNumber": p["number"], "ETag": p["etag"], **({"ChecksumSHA256": p["sha256"]} if p["sha256"] else {})} for p in parts]},
         )
-    except client.exceptions.NoSuchUpload:  # another completion of this file finished the upload meanwhile
+    except client.exceptions.NoSuchUpload:  # completed already: by a completion racing this one, or one that failed after
         _status_reload(file)
         if file.status == UploadFileStatus.STORED:
             return
-        raise UploadConflict("upload_in_progress", f"Another request is finishing {file.path}; wait for it, then complete again.") from None
+        if not artifact_storage().exists(file.upload_key):
+            raise UploadConflict("upload_in_progress", f"Another request is finishing {file.path}; wait for it, then complete again.") from None
     try:
         digest = _sha256_of(client.get_object(Bucket=bucket, Key=key)["Body"])  # read back once, streamed
         _file_finish(file, digest, expected=expected, s3_key=file.upload_key)

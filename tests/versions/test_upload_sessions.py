@@ -19,7 +19,7 @@ from apps.accounts.models import TokenScope
 from apps.accounts.services import api_token_create
 from apps.models.services import model_create
 from apps.versions.blobs import artifact_storage, blob_key, blob_storage_key
-from apps.versions.models import Artifact, BlobLocation, BlobReservation, ModelVersion, UploadSession
+from apps.versions.models import Artifact, BlobLocation, BlobReservation, ModelVersion, UploadSession, UploadSessionFile
 from apps.versions.spool import spool_dir
 from tests.factories import register_version
 from tests.s3 import moto_endpoint_fixture, s3_fixture  # noqa: F401  (fixtures: a moto S3 server and a fresh bucket)
@@ -413,3 +413,19 @@ def test_on_s3_a_blob_left_where_it_was_uploaded_is_collected_only_when_unused(a
     call_command("gc_artifact_blobs", "--grace-minutes", "1")
     assert s3.keys() == [blob_storage_key(sha256(kept))] and s3.body(blob_storage_key(sha256(kept))) == kept
     assert list(BlobLocation.objects.values_list("sha256", flat=True)) == [sha256(kept)]
+
+
+def test_on_s3_a_completion_that_died_after_the_store_joined_the_parts_is_finished_by_the_next(api_for, owner, model, s3):
+    api = api_for(owner)
+    weights = os.urandom(4096)
+    session = open_session(api, model.name, {"model.bin": weights}).json()
+    send_parts(api, session["files"][0], weights)
+    file = UploadSessionFile.objects.get()
+    parts = s3.client.list_parts(Bucket=s3.bucket, Key=file.upload_key, UploadId=file.upload_id)["Parts"]
+    s3.client.complete_multipart_upload(  # what the first completion did before its worker was killed
+        Bucket=s3.bucket, Key=file.upload_key, UploadId=file.upload_id, MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]}
+    )
+    done = complete(api, session["files"][0])
+    assert done.status_code == 200 and done.json()["status"] == "stored", done.content
+    assert s3.keys() == [file.upload_key] == [blob_storage_key(sha256(weights))]
+    assert register(api, session).status_code == 201
