@@ -72,6 +72,11 @@ def blob_locate(*, sha256: str, key: str) -> bool:
     return True
 
 
+def blob_is_located(*, key: str) -> bool:
+    """Whether the object at `key` is a blob's location (so not an upload's leftovers to delete)."""
+    return BlobLocation.objects.filter(key=key).exists()
+
+
 def blob_put(*, sha256: str, content: File) -> bool:
     """Store `content` under its digest unless already there. Returns True when this call created the blob.
 

@@ -40,7 +40,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from .blobs import artifact_storage, blob_is_local, blob_locate, blob_put, blob_reserve
+from .blobs import artifact_storage, blob_is_local, blob_is_located, blob_locate, blob_put, blob_reserve
 from .models import UploadFileStatus, UploadSession, UploadSessionFile
 from .spool import SpoolWriteFailed, spool_dir
 
@@ -373,12 +373,14 @@ def _s3_complete(file: UploadSessionFile, expected: str) -> None:
 
 
 def _s3_restart(file: UploadSessionFile, client, bucket: str, key: str) -> None:
-    """Discard what arrived for the file and open a fresh multipart upload for it, at a new key."""
+    """Discard what arrived for the file and open a fresh multipart upload for it, at a new key. What a racing
+    completion of the same file made a blob meanwhile stays."""
     try:
         client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=file.upload_id)
     except client.exceptions.NoSuchUpload:
         pass
-    client.delete_object(Bucket=bucket, Key=key)
+    if not blob_is_located(key=file.upload_key):
+        client.delete_object(Bucket=bucket, Key=key)
     _upload_open(file)
     file.save(update_fields=["upload_id", "upload_key"])
 

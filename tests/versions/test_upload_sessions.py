@@ -429,3 +429,18 @@ def test_on_s3_a_completion_that_died_after_the_store_joined_the_parts_is_finish
     assert done.status_code == 200 and done.json()["status"] == "stored", done.content
     assert s3.keys() == [file.upload_key] == [blob_storage_key(sha256(weights))]
     assert register(api, session).status_code == 201
+
+
+def test_on_s3_a_refused_completion_never_deletes_what_a_racing_completion_made_a_blob(api_for, owner, model, s3):
+    api = api_for(owner)
+    weights = os.urandom(4096)
+    session = open_session(api, model.name, {"model.bin": weights}, declare=False).json()
+    send_parts(api, session["files"][0], weights)
+    file = UploadSessionFile.objects.get()
+    # As if a completion with the right digest located the bytes while this one, sent with another digest, read them.
+    BlobLocation.objects.create(sha256=sha256(weights), key=file.upload_key)
+    refused = complete(api, session["files"][0], sha256(b"other bytes"))
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "checksum_mismatch"
+    assert s3.keys() == [file.upload_key] and s3.body(file.upload_key) == weights, "the blob stays"
+    file.refresh_from_db()
+    assert file.upload_key not in s3.keys(), "the file starts over at a new key"
