@@ -299,7 +299,7 @@ def orphan_blobs(*, older_than: timedelta):
     """
     storage = artifact_storage()
     try:
-        candidates = [(key, name) for key, name in _walk(storage, BLOB_PREFIX)]
+        candidates = list(_walk(storage, BLOB_PREFIX))
     except FileNotFoundError:
         candidates = []
     cutoff = timezone.now() - older_than
