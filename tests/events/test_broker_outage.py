@@ -5,6 +5,7 @@ The broker here is a real TCP listener that accepts each connection and drops it
 broken), counting the connections: what reaches it is exactly what the producer tried.
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -51,6 +52,8 @@ class BrokenBroker:
         return self
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone leaves join() its 5 s
         self.listener.close()
         self.thread.join(5)
 
