@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import zipfile
+import zlib
 from contextlib import contextmanager
 
 import pytest
@@ -223,10 +224,29 @@ def test_mutated_pickles_never_import_more_under_the_real_unpicklers_than_the_re
 # Containers and caps.
 
 
+class _SameDeflateForEveryMebibyte:
+    """zlib's level-9 deflate of 1 MiB of zeros, ended by a full flush (so it refers to nothing before it), handed out
+    for each 1 MiB the archive writes: a valid deflate stream of the whole (3.2 MB, as zlib's own is 3.1), without
+    deflating 3 GiB (10 s) to get it."""
+
+    def __init__(self, zeros: bytes):
+        deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+        self.zeros, self.block = zeros, deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH)
+
+    def compress(self, data: bytes) -> bytes:
+        assert data == self.zeros
+        return self.block
+
+    def flush(self) -> bytes:
+        return zlib.compressobj(9, zlib.DEFLATED, -15).flush()  # the final (empty) block
+
+
 def _zip_bomb(path, gigabytes: int = 3) -> None:
     zeros = b"\x00" * (1024 * 1024)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         with archive.open("model.pkl", "w", force_zip64=True) as member:
+            assert hasattr(member, "_compressor"), "zipfile's writer no longer keeps its compressor where this expects it"
+            member._compressor = _SameDeflateForEveryMebibyte(zeros)  # zipfile still counts the sizes and the CRC
             for _ in range(gigabytes * 1024):
                 member.write(zeros)
 
