@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 from rest_framework.test import APIClient
 
 from apps.accounts.models import TokenScope
@@ -38,6 +39,29 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if marker in item.keywords:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+_truncate_every_table = PostgresOperations.sql_flush
+
+
+def _sql_flush_by_delete(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+    """After each transactional test the tables are emptied by DELETE instead of one TRUNCATE of every table.
+
+    TRUNCATE gives each of the ~110 tables and their indexes a new file: 0.5 s after every such test, spent by
+    PostgreSQL on the file system, where DELETE on tables of a few rows takes milliseconds. Foreign keys are checked at
+    commit (Django declares them DEFERRABLE INITIALLY DEFERRED), when every table is empty. A table with triggers of its
+    own (the audit log refuses DELETE) is still truncated, and all of them are when sequences must restart.
+    """
+    if reset_sequences or allow_cascade or not tables:
+        return _truncate_every_table(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+    with self.connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal")
+        guarded = {name for (name,) in cursor.fetchall()} & set(tables)
+    deletes = [f"{style.SQL_KEYWORD('DELETE FROM')} {style.SQL_FIELD(self.quote_name(table))};" for table in sorted(set(tables) - guarded)]
+    return deletes + (_truncate_every_table(self, style, sorted(guarded)) if guarded else [])
+
+
+PostgresOperations.sql_flush = _sql_flush_by_delete
 
 
 @pytest.fixture(autouse=True)
