@@ -42,8 +42,18 @@ MiB = 1024 * 1024
 SEVEN_HOURS = 7 * 3600  # past the default UPLOAD_SPOOL_GRACE_MINUTES (6 h)
 
 
-def _children(pid: int) -> list[int]:
-    return [child for child, parent in _processes() if parent == pid]
+def _command_line(pid: int) -> bytes | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+
+
+def _workers(pid: int) -> list[int]:
+    """The gunicorn master's worker processes: its children forked with its own command line. gunicorn.conf.py's spool
+    sweep (`manage.py gc_artifact_blobs --spool-only`, run by the master when it is ready) is a child too, for a while."""
+    master = _command_line(pid)
+    return [child for child, parent in _processes() if parent == pid and _command_line(child) == master]
 
 
 class Gunicorn:
@@ -79,7 +89,7 @@ class Gunicorn:
     def wait_ready(self) -> None:
         def answers() -> bool:
             assert self.process.poll() is None, f"gunicorn exited: {self.log()}"
-            if len(_children(self.process.pid)) != 1:
+            if len(_workers(self.process.pid)) != 1:
                 return False
             try:
                 return self.request("GET", "/healthz")[0] == 200
@@ -89,7 +99,7 @@ class Gunicorn:
         wait_for(answers, timeout=60)
 
     def worker(self) -> int:
-        (pid,) = _children(self.process.pid)
+        (pid,) = _workers(self.process.pid)
         return pid
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None) -> tuple[int, dict, bytes]:
