@@ -137,7 +137,7 @@ def alive(pid: int) -> bool:
     return any(live == pid for live, _ in _processes())
 
 
-def wait_for(predicate, timeout: float = 60, interval: float = 0.2):
+def wait_for(predicate, timeout: float = 60, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
