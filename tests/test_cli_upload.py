@@ -149,8 +149,17 @@ def test_on_s3_parts_go_straight_to_the_bucket_and_a_killed_upload_sends_only_mi
     assert code == 0, err
     assert sent(err)[0] == len(weights) - held, "parts S3 held were not sent again"
     assert json.loads(out)["artifacts"][0]["sha256"] == sha256(weights)
-    assert s3.keys() == [blob_storage_key(sha256(weights))] and s3.body(blob_storage_key(sha256(weights))) == weights, "one object: the upload itself"
+    located = blob_storage_key(sha256(weights))
+    assert s3.keys() == [located] and s3.body(located) == weights, "one object: the upload itself"
     assert s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
+
+    # A deployer pulls it from where it stays, and every byte is still checked.
+    code, _, err = cli("pull", f"{model.name}/1", "-o", str(tmp_path / "pulled"))
+    assert code == 0, err
+    assert (tmp_path / "pulled" / "model.bin").read_bytes() == weights
+    s3.client.put_object(Bucket=s3.bucket, Key=located, Body=b"evil" + weights[4:])
+    code, _, err = cli("pull", f"{model.name}/1", "-o", str(tmp_path / "again"), "--cache-dir", str(tmp_path / "other-cache"))
+    assert code == 1 and "model.bin: SHA-256 mismatch" in err
 
 
 def test_hash_first_finds_files_the_caller_can_read_though_this_machine_never_hashed_them(cli, model, tmp_path):
