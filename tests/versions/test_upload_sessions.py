@@ -18,6 +18,8 @@ from django.utils import timezone
 from apps.accounts.models import TokenScope
 from apps.accounts.services import api_token_create
 from apps.models.services import model_create
+from apps.validation.models import Verdict
+from apps.validation.services import validation_run
 from apps.versions.blobs import artifact_storage, blob_key, blob_storage_key
 from apps.versions.models import Artifact, BlobLocation, BlobReservation, ModelVersion, UploadSession, UploadSessionFile
 from apps.versions.spool import spool_dir
@@ -444,3 +446,15 @@ def test_on_s3_a_refused_completion_never_deletes_what_a_racing_completion_made_
     assert s3.keys() == [file.upload_key] and s3.body(file.upload_key) == weights, "the blob stays"
     file.refresh_from_db()
     assert file.upload_key not in s3.keys(), "the file starts over at a new key"
+
+
+def test_on_s3_the_validation_job_reads_a_blob_where_its_upload_left_it(api_for, owner, model, s3):
+    api = api_for(owner)
+    weights = os.urandom(4096)
+    session = open_session(api, model.name, {"model.bin": weights}).json()
+    send_parts(api, session["files"][0], weights)
+    assert complete(api, session["files"][0]).status_code == 200
+    assert register(api, session).status_code == 201
+    job = ModelVersion.objects.get(model=model).validation_jobs.get()
+    validation_run(job_id=job.pk)
+    assert job.checks.get(name="integrity").verdict == Verdict.PASS
