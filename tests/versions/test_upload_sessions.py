@@ -291,6 +291,13 @@ def send_parts(api, item: dict, data: bytes, numbers=None) -> None:
         assert put_part(part, pieces[part["number"]]) == 200
 
 
+def s3_sent(api, model_name: str, data: bytes, *, declare=True) -> dict:
+    """A session of one file, model.bin, whose parts are all in the bucket (not completed)."""
+    session = open_session(api, model_name, {"model.bin": data}, declare=declare).json()
+    send_parts(api, session["files"][0], data)
+    return session
+
+
 def test_on_s3_parts_go_to_the_bucket_resume_from_list_parts_and_register(api_for, owner, model, s3, settings):
     settings.UPLOAD_PART_BYTES = 5 * MiB
     api = api_for(owner)
@@ -380,15 +387,13 @@ def test_on_s3_an_upload_never_replaces_a_blob_another_team_stored(api_for, owne
 def test_on_s3_a_second_upload_of_stored_bytes_is_not_kept_twice_and_a_retried_completion_keeps_the_blob(api_for, owner, model, s3):
     api = api_for(owner)
     weights = os.urandom(4096)
-    first = open_session(api, model.name, {"model.bin": weights}, declare=False).json()
-    send_parts(api, first["files"][0], weights)
+    first = s3_sent(api, model.name, weights, declare=False)
     assert complete(api, first["files"][0], sha256(weights)).status_code == 200
     located = blob_storage_key(sha256(weights))
     assert complete(api, first["files"][0], sha256(weights)).status_code == 200, "a completion sent again changes nothing"
     assert s3.keys() == [located]
     assert register(api, first).status_code == 201
-    second = open_session(api, model.name, {"model.bin": weights}, declare=False).json()  # undeclared: never deduplicated
-    send_parts(api, second["files"][0], weights)
+    second = s3_sent(api, model.name, weights, declare=False)  # undeclared: never deduplicated
     assert complete(api, second["files"][0], sha256(weights)).status_code == 200
     assert s3.keys() == [located], "the second copy was dropped: the first one is the blob"
     assert register(api, second).status_code == 201
@@ -400,12 +405,10 @@ def test_on_s3_a_second_upload_of_stored_bytes_is_not_kept_twice_and_a_retried_c
 def test_on_s3_a_blob_left_where_it_was_uploaded_is_collected_only_when_unused(api_for, owner, model, s3):
     api = api_for(owner)
     kept, dropped = os.urandom(4096), os.urandom(4096)
-    used = open_session(api, model.name, {"model.bin": kept}).json()
-    send_parts(api, used["files"][0], kept)
+    used = s3_sent(api, model.name, kept)
     assert complete(api, used["files"][0]).status_code == 200
     assert register(api, used).status_code == 201
-    abandoned = open_session(api, model.name, {"other.bin": dropped}).json()
-    send_parts(api, abandoned["files"][0], dropped)
+    abandoned = s3_sent(api, model.name, dropped)
     assert complete(api, abandoned["files"][0]).status_code == 200
     assert len(s3.keys()) == 2 and BlobLocation.objects.count() == 2
     past = timezone.now() - timedelta(hours=1)  # the sessions expired, and with them their blob reservations
@@ -420,8 +423,7 @@ def test_on_s3_a_blob_left_where_it_was_uploaded_is_collected_only_when_unused(a
 def test_on_s3_a_completion_that_died_after_the_store_joined_the_parts_is_finished_by_the_next(api_for, owner, model, s3):
     api = api_for(owner)
     weights = os.urandom(4096)
-    session = open_session(api, model.name, {"model.bin": weights}).json()
-    send_parts(api, session["files"][0], weights)
+    session = s3_sent(api, model.name, weights)
     file = UploadSessionFile.objects.get()
     parts = s3.client.list_parts(Bucket=s3.bucket, Key=file.upload_key, UploadId=file.upload_id)["Parts"]
     s3.client.complete_multipart_upload(  # what the first completion did before its worker was killed
@@ -436,8 +438,7 @@ def test_on_s3_a_completion_that_died_after_the_store_joined_the_parts_is_finish
 def test_on_s3_a_refused_completion_never_deletes_what_a_racing_completion_made_a_blob(api_for, owner, model, s3):
     api = api_for(owner)
     weights = os.urandom(4096)
-    session = open_session(api, model.name, {"model.bin": weights}, declare=False).json()
-    send_parts(api, session["files"][0], weights)
+    session = s3_sent(api, model.name, weights, declare=False)
     file = UploadSessionFile.objects.get()
     # As if a completion with the right digest located the bytes while this one, sent with another digest, read them.
     BlobLocation.objects.create(sha256=sha256(weights), key=file.upload_key)
@@ -451,8 +452,7 @@ def test_on_s3_a_refused_completion_never_deletes_what_a_racing_completion_made_
 def test_on_s3_the_validation_job_reads_a_blob_where_its_upload_left_it(api_for, owner, model, s3):
     api = api_for(owner)
     weights = os.urandom(4096)
-    session = open_session(api, model.name, {"model.bin": weights}).json()
-    send_parts(api, session["files"][0], weights)
+    session = s3_sent(api, model.name, weights)
     assert complete(api, session["files"][0]).status_code == 200
     assert register(api, session).status_code == 201
     job = ModelVersion.objects.get(model=model).validation_jobs.get()
