@@ -13,9 +13,9 @@ Two ways for the bytes, picked by the artifact store:
 - Local disk: tus-style offsets through the server (PATCH with Upload-Offset appends, HEAD tells the offset),
   written to a spool file under an exclusive `flock` and hashed as they arrive.
 
-Verified bytes are stored (local disk: under their digest) at once, with a blob reservation lasting as long as the session, so the
-garbage collector keeps them until the session registers (artifact rows then keep them) or expires (then they are
-collected like any unused blob). Bytes that do not match the declared SHA-256 are discarded and the file starts over.
+Verified bytes are stored at once (on local disk under their digest, on S3 where they landed), with a blob reservation
+lasting as long as the session, so the garbage collector keeps them until the session registers (artifact rows then
+keep them) or expires (then they are collected like any unused blob). Bytes that do not match the declared SHA-256 are discarded and the file starts over.
 
 A file may be declared without its SHA-256 (the client hashes while it sends): its digest is then fixed when it is
 completed, by the SHA-256 the client sends then, which must be the one the registry computed; a mismatch un-stores the
