@@ -329,8 +329,8 @@ def _mismatch(file: UploadSessionFile, digest: str, expected: str) -> UploadConf
 
 
 def _file_unstore(file: UploadSessionFile, expected: str) -> None:
-    """A stored file whose client now says it sent other bytes: back to pending (the blob it made stays under its own
-    digest, reserved until the session expires, then collected like any unused blob)."""
+    """A stored file whose client now says it sent other bytes: back to pending, on S3 under a new upload key (the blob
+    it made stays, reserved until the session expires, then collected like any unused blob)."""
     digest = file.sha256
     if not blob_is_local():
         _upload_open(file)
