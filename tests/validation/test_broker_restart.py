@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from apps.validation.services import validation_sweep
 from tests.events.receiver import Receiver, Reply
 from tests.factories import register_version
 
-from .workers import ROOT, RedisServer, Worker, producing_to, wait_for
+from .workers import ROOT, Log, RedisServer, Worker, producing_to, wait_for
 
 pytestmark = [
     pytest.mark.postgres,
@@ -33,26 +32,6 @@ pytestmark = [
 ]
 OUTAGE_VERSIONS = 5
 RETRY_SECONDS = 10
-
-
-class Log:
-    """Everything a process prints, read as it comes, so the test can wait for a line while the process runs."""
-
-    def __init__(self, process: subprocess.Popen):
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
-        self.reader.start()
-
-    def _read(self, stream) -> None:
-        for line in iter(stream.readline, b""):
-            self.lines.append(line.decode(errors="replace"))
-
-    def count(self, *parts: str) -> int:
-        """Lines that contain every one of `parts`."""
-        return sum(all(part in line for part in parts) for line in list(self.lines))
-
-    def text(self) -> str:
-        return "".join(self.lines)
 
 
 def _statuses(job_ids) -> set[str]:

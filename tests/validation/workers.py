@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +40,26 @@ def producing_to(broker_url: str):
         yield
     finally:
         switch(previous)
+
+
+class Log:
+    """Everything a process prints, read as it comes, so the test can wait for a line while the process runs."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        self.reader.start()
+
+    def _read(self, stream) -> None:
+        for line in iter(stream.readline, b""):
+            self.lines.append(line.decode(errors="replace"))
+
+    def count(self, *parts: str) -> int:
+        """Lines that contain every one of `parts`."""
+        return sum(all(part in line for part in parts) for line in list(self.lines))
+
+    def text(self) -> str:
+        return "".join(self.lines)
 
 
 class Worker:

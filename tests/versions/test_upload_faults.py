@@ -32,7 +32,7 @@ from apps.versions.spool import SPOOL_GLOB
 from apps.versions.tasks import collect_artifact_garbage
 from tests.factories import sha256, streamed, upload
 from tests.upload_spool import spool_fixture  # noqa: F401  (the `spool` fixture: uploads spool there, for the server and the cleanup)
-from tests.validation.workers import Worker, _processes, free_port, wait_for
+from tests.validation.workers import Log, Worker, _processes, free_port, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -258,12 +258,16 @@ def test_the_periodic_cleanup_task_on_a_worker_removes_an_abandoned_spool_file(o
         server.stop()
     _backdate(orphan, SEVEN_HOURS)
     worker = Worker(settings.CELERY_BROKER_URL, TMPDIR=spool).start()
+    log = Log(worker.process)
     try:
         collect_artifact_garbage.delay()
-        wait_for(lambda: not orphan.exists(), timeout=60)
+        # Until the task has finished, not only removed the file: stopping the worker sooner would kill it mid-task.
+        wait_for(lambda: log.count("collect_artifact_garbage", "succeeded"), timeout=60)
     finally:
-        log = worker.stop()
-    assert "collect_artifact_garbage" in log and "'spool_files_removed': 1" in log, log[-3000:]
+        worker.stop()
+        log.reader.join(5)
+    assert not orphan.exists()
+    assert log.count("collect_artifact_garbage", "'spool_files_removed': 1"), log.text()[-3000:]
 
 
 def test_a_full_disk_answers_507_deletes_the_partial_upload_at_once_and_the_next_upload_succeeds(owner, model, small_disk, tmp_path):
