@@ -106,12 +106,17 @@ def blob_is_local() -> bool:
 def blob_chunks(sha256: str, *, start: int = 0, length: int | None = None) -> Iterator[bytes]:
     """The stored bytes of a blob, `length` of them (all by default) from `start`, in chunks of at most 1 MiB.
 
-    Opened when first iterated, so a long list of these holds no file or connection open until its turn. On S3 the
-    object's body is read as it arrives: django-storages' S3File would first copy the whole object to a temporary file.
+    Opened when first iterated, so a long list of these holds no file or connection open until its turn.
     """
     if length == 0:
         return
-    storage, key = artifact_storage(), blob_storage_key(sha256)
+    yield from stored_chunks(blob_storage_key(sha256), start=start, length=length)
+
+
+def stored_chunks(key: str, *, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+    """The bytes at a storage key (a blob's, or an upload's before it is one), as `blob_chunks` reads them. On S3 the
+    object's body is read as it arrives: django-storages' S3File would first copy the whole object to a temporary file."""
+    storage = artifact_storage()
     remaining = length
     if isinstance(storage, FileSystemStorage):
         with storage.open(key, "rb") as handle:

@@ -32,7 +32,10 @@ import queue
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
+from contextlib import suppress
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -41,7 +44,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from .blobs import artifact_storage, blob_is_local, blob_is_located, blob_locate, blob_put, blob_reserve
+from .blobs import artifact_storage, blob_is_local, blob_is_located, blob_locate, blob_put, blob_reserve, stored_chunks
 from .models import UploadFileStatus, UploadSession, UploadSessionFile
 from .spool import SpoolWriteFailed, spool_dir
 
@@ -362,7 +365,7 @@ def _local_complete(file: UploadSessionFile, expected: str) -> None:
         held = os.fstat(handle.fileno()).st_size
         if held != file.size:
             raise UploadConflict("incomplete", f"The registry holds {held} of {file.size} bytes of {file.path}; send the rest from {held}.", offset=held)
-        _file_finish(file, _sha256_of(handle), expected=expected, content=handle, local_path=path)
+        _file_finish(file, _sha256_of(iter(partial(handle.read, CHUNK), b"")), expected=expected, content=handle, local_path=path)
 
 
 def _s3_complete(file: UploadSessionFile, expected: str) -> None:
@@ -377,7 +380,7 @@ def _s3_complete(file: UploadSessionFile, expected: str) -> None:
             raise UploadConflict("incomplete", f"{file.path} still lacks parts {shown} (of {count}); send them, then complete again.")
         wrong = [p["number"] for p in parts if p["size"] != _part_length(file, p["number"])]
         if wrong:
-            _s3_restart(file, client, bucket, key)
+            _s3_restart(file)
             raise UploadConflict("part_size_mismatch", f"Parts {wrong} of {file.path} do not have the sizes the session gave; the file was discarded, send it again.")
         client.complete_multipart_upload(
             Bucket=bucket,
@@ -392,29 +395,34 @@ def _s3_complete(file: UploadSessionFile, expected: str) -> None:
         if not artifact_storage().exists(file.upload_key):
             raise UploadConflict("upload_in_progress", f"Another request is finishing {file.path}; wait for it, then complete again.") from None
     try:
-        digest = _sha256_of(client.get_object(Bucket=bucket, Key=key)["Body"])  # read back once, streamed
+        digest = _sha256_of(stored_chunks(file.upload_key))  # read back once, streamed
         _file_finish(file, digest, expected=expected, s3_key=file.upload_key)
     except UploadConflict:
-        _s3_restart(file, client, bucket, key)
+        _s3_restart(file)
         raise
 
 
-def _s3_restart(file: UploadSessionFile, client, bucket: str, key: str) -> None:
-    """Discard what arrived for the file and open a fresh multipart upload for it, at a new key. What a racing
-    completion of the same file made a blob meanwhile stays."""
-    try:
-        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=file.upload_id)
-    except client.exceptions.NoSuchUpload:
-        pass
-    if not blob_is_located(key=file.upload_key):
-        client.delete_object(Bucket=bucket, Key=key)
+def _s3_restart(file: UploadSessionFile) -> None:
+    """Discard what arrived for the file and open a fresh multipart upload for it, at a new key."""
+    _upload_discard(file)
     _upload_open(file)
     file.save(update_fields=["upload_id", "upload_key"])
 
 
-def _sha256_of(handle) -> str:
+def _upload_discard(file: UploadSessionFile) -> None:
+    """Abort the file's multipart upload and delete the object it made, unless a completion of the same file (racing
+    the caller) made that object a blob."""
+    storage, client, bucket = _s3()
+    key = _s3_key(storage, file.upload_key)
+    with suppress(client.exceptions.NoSuchUpload):  # completed or aborted already
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=file.upload_id)
+    if not blob_is_located(key=file.upload_key):
+        client.delete_object(Bucket=bucket, Key=key)
+
+
+def _sha256_of(chunks: Iterable[bytes]) -> str:
     hasher = hashlib.sha256()
-    while chunk := handle.read(CHUNK):
+    for chunk in chunks:
         hasher.update(chunk)
     return hasher.hexdigest()
 
@@ -471,16 +479,8 @@ def session_discard(session: UploadSession) -> None:
     for file in session.files.exclude(status=UploadFileStatus.STORED):
         if local:
             _spool_path(file).unlink(missing_ok=True)
-            continue
-        if not file.upload_key:
-            continue
-        storage, client, bucket = _s3()
-        key = _s3_key(storage, file.upload_key)
-        try:
-            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=file.upload_id)
-        except client.exceptions.NoSuchUpload:
-            pass
-        client.delete_object(Bucket=bucket, Key=key)
+        elif file.upload_key:
+            _upload_discard(file)
 
 
 def upload_sessions_sweep(*, now: datetime | None = None) -> int:

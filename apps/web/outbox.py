@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from registry_site import broker
+
 SWEEP_BATCH = 500
 LOST = "The worker stopped during the attempt."
 
@@ -47,8 +49,6 @@ class Outbox:
         """Hand row `pk` to the broker as `task`, to run at `due_at` (now by default): one bounded attempt that never
         raises (registry_site.broker.publish), then the row's message_due_at. False if the broker did not take it;
         the sweep sends it later."""
-        from registry_site import broker
-
         now = timezone.now()
         due_at = max(due_at or now, now)
         if not broker.publish(task, args=[pk], countdown=(due_at - now).total_seconds()):
