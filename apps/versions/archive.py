@@ -1,6 +1,6 @@
 """A whole version as one zip or tar, streamed: every file under its path plus the manifest, no temporary file.
 
-Each file is read from the store in 1 MiB chunks while the archive is sent (`blob_chunks`), and its SHA-256 is
+Each file is read from the store in 1 MiB chunks while the archive is sent (`stored_chunks`), and its SHA-256 is
 checked on the way: if the stored bytes no longer match the manifest the stream stops there, so the client gets a
 truncated archive it cannot mistake for a good one (and the log says which blob is damaged). Sizes are known
 beforehand, so both formats answer with a Content-Length. Files are stored uncompressed: model weights barely
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from django.db import models
 from zipstream import ZIP_STORED, ZipStream
 
-from .blobs import blob_chunks
+from .blobs import blob_storage_keys, stored_chunks
 from .manifest import manifest_json, manifest_name
 
 logger = logging.getLogger(__name__)
@@ -33,9 +33,9 @@ class BlobDamaged(OSError):
     """A stored blob no longer matches its SHA-256 (or size): the archive stops before it would carry wrong bytes."""
 
 
-def _verified_chunks(entry: dict) -> Iterator[bytes]:
+def _verified_chunks(entry: dict, key: str) -> Iterator[bytes]:
     hasher, size = hashlib.sha256(), 0
-    for chunk in blob_chunks(entry["sha256"]):
+    for chunk in stored_chunks(key):
         hasher.update(chunk)
         size += len(chunk)
         yield chunk
@@ -47,8 +47,9 @@ def _verified_chunks(entry: dict) -> Iterator[bytes]:
 def _zip(manifest: dict) -> tuple[Iterator[bytes], int]:
     archive = ZipStream(compress_type=ZIP_STORED, sized=True)
     archive.add(manifest_json(manifest), manifest_name(manifest))
+    keys = blob_storage_keys([entry["sha256"] for entry in manifest["files"]])
     for entry in manifest["files"]:
-        archive.add(_verified_chunks(entry), entry["path"], size=entry["size"])
+        archive.add(_verified_chunks(entry, keys[entry["sha256"]]), entry["path"], size=entry["size"])
     return iter(archive), len(archive)
 
 
@@ -64,7 +65,11 @@ def _tar(manifest: dict) -> tuple[Iterator[bytes], int]:
     mtime = int(time.time())
     document = manifest_json(manifest)
     members = [(_tar_header(manifest_name(manifest), len(document), mtime), len(document), lambda: iter([document]))]
-    members += [(_tar_header(entry["path"], entry["size"], mtime), entry["size"], lambda entry=entry: _verified_chunks(entry)) for entry in manifest["files"]]
+    keys = blob_storage_keys([entry["sha256"] for entry in manifest["files"]])
+    members += [
+        (_tar_header(entry["path"], entry["size"], mtime), entry["size"], lambda entry=entry: _verified_chunks(entry, keys[entry["sha256"]]))
+        for entry in manifest["files"]
+    ]
     body = sum(len(header) + size + (-size) % TAR_BLOCK for header, size, _ in members) + 2 * TAR_BLOCK
     length = body + (-body) % TAR_RECORD
 

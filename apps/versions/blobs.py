@@ -52,11 +52,13 @@ def artifact_storage():
 
 def blob_storage_key(sha256: str) -> str:
     """The storage key of a blob's bytes: where an upload session left them (S3 only), else under its digest."""
-    if not blob_is_local():
-        located = BlobLocation.objects.filter(sha256=sha256).values_list("key", flat=True).first()
-        if located:
-            return located
-    return blob_key(sha256)
+    return blob_storage_keys([sha256])[sha256]
+
+
+def blob_storage_keys(digests) -> dict[str, str]:
+    """`blob_storage_key` of each digest, in one query."""
+    located = {} if blob_is_local() else dict(BlobLocation.objects.filter(sha256__in=set(digests)).values_list("sha256", "key"))
+    return {digest: located.get(digest) or blob_key(digest) for digest in digests}
 
 
 def blob_locate(*, sha256: str, key: str) -> bool:
